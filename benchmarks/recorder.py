@@ -1,0 +1,362 @@
+"""Benchmark of the recorder (issue 3): the same cell run plain vs inside ``gradmagic.trace()``.
+
+Run from the repository root::
+
+    python3 benchmarks/recorder.py               # full run (~1 min)
+    python3 benchmarks/recorder.py --quick       # smoke run
+    python3 benchmarks/recorder.py --only R1,MEM --json out.json
+
+Each cell is compiled with its own file name (as IPython does) and run on a fresh namespace;
+its set-up (data, parameters) runs untimed before it. Plain and traced runs take turns; the
+median of each is reported. Before timing, the traced run must leave exactly the values the
+plain run leaves (the recorder must not change the user's results) and its report should be
+``ok`` with nothing unsupported.
+
+Workloads
+    R1   W1-style tiny-op loop: 200 × ``(x*y + x).sum().backward()`` on 4 floats
+    R2   d2l linear regression from scratch: 1,000 synthetic examples, batch 10, 3 epochs
+    R3   one W4-size MLP training step (batch 256, 1024-1024-1024-10, cross-entropy, SGD)
+    MEM  RSS after 500 recorded W3-size training steps (784-256-10, batch 64) vs the peak RSS
+         of the same 500 steps run plain, each in a fresh subprocess (psutil RSS; peak = VmHWM)
+"""
+from __future__ import annotations
+
+import _harness as h  # first: pins BLAS threads before NumPy loads
+
+import argparse
+import contextlib
+import io
+import json
+import linecache
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+# ============================================================================ cells
+
+R1_SETUP = """
+import torch
+torch.manual_seed(0)
+x = torch.randn(4, requires_grad=True)
+y = torch.randn(4, requires_grad=True)
+"""
+R1_CELL = """
+for _ in range(n_iter):
+    x.grad = None
+    y.grad = None
+    (x * y + x).sum().backward()
+"""
+
+R2_SETUP = """
+import random
+import torch
+random.seed(0)
+torch.manual_seed(0)
+"""
+# d2l 3.2 "Linear Regression Implementation from Scratch", as a learner types it.
+R2_CELL = """
+def synthetic_data(w, b, num_examples):
+    X = torch.normal(0, 1, (num_examples, len(w)))
+    y = torch.matmul(X, w) + b
+    y += torch.normal(0, 0.01, y.shape)
+    return X, y.reshape((-1, 1))
+
+true_w = torch.tensor([2, -3.4])
+true_b = 4.2
+features, labels = synthetic_data(true_w, true_b, 1000)
+
+def data_iter(batch_size, features, labels):
+    num_examples = len(features)
+    indices = list(range(num_examples))
+    random.shuffle(indices)
+    for i in range(0, num_examples, batch_size):
+        batch_indices = torch.tensor(indices[i: min(i + batch_size, num_examples)])
+        yield features[batch_indices], labels[batch_indices]
+
+w = torch.normal(0, 0.01, size=(2, 1), requires_grad=True)
+b = torch.zeros(1, requires_grad=True)
+
+def linreg(X, w, b):
+    return torch.matmul(X, w) + b
+
+def squared_loss(y_hat, y):
+    return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
+
+def sgd(params, lr, batch_size):
+    with torch.no_grad():
+        for param in params:
+            param -= lr * param.grad / batch_size
+            param.grad.zero_()
+
+lr = 0.03
+batch_size = 10
+net = linreg
+loss = squared_loss
+for epoch in range(num_epochs):
+    for X, y in data_iter(batch_size, features, labels):
+        l = loss(net(X, w, b), y)
+        l.sum().backward()
+        sgd([w, b], lr, batch_size)
+    with torch.no_grad():
+        train_l = loss(net(features, w, b), labels)
+        print(f'epoch {epoch + 1}, loss {float(train_l.mean()):f}')
+"""
+
+
+def mlp_setup(sizes: tuple[int, ...], batch: int) -> str:
+    """Set-up source: data ``X``, ``labels`` and He-initialised ``layers = [(W, b), ...]``."""
+    return textwrap.dedent(f"""
+        import torch
+        torch.manual_seed(0)
+        sizes, batch, lr = {sizes!r}, {batch}, 0.01
+        X = torch.randn(batch, sizes[0])
+        labels = torch.randint(0, sizes[-1], (batch,))
+        layers = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            W = (torch.randn(fan_in, fan_out) * (2.0 / fan_in) ** 0.5).requires_grad_()
+            layers.append((W, torch.zeros(fan_out, requires_grad=True)))
+        """)
+
+
+MLP_STEP = """
+z = X
+for i, (W, b) in enumerate(layers):
+    z = z @ W + b
+    if i < len(layers) - 1:
+        z = torch.relu(z)
+l = torch.nn.functional.cross_entropy(z, labels)
+l.backward()
+with torch.no_grad():
+    for W, b in layers:
+        for p in (W, b):
+            p -= lr * p.grad
+            p.grad.zero_()
+"""
+MLP_LOOP = "for step in range(n_steps):\n" + textwrap.indent(MLP_STEP.strip("\n"), "    ") + "\n"
+
+
+@dataclass
+class Cell:
+    name: str
+    title: str
+    setup: str
+    source: str
+    params: Callable[[bool], dict[str, Any]]   # quick -> loop sizes put in the namespace
+    outputs: Callable[[dict], dict[str, Any]]  # namespace -> tensors to compare plain vs traced
+    limit: float
+
+
+def _layers_out(ns: dict) -> dict[str, Any]:
+    return {f"{kind}{i}": t for i, (W, b) in enumerate(ns["layers"]) for kind, t in (("W", W), ("b", b))}
+
+
+CELLS = [
+    Cell("R1", "tiny-op loop, 200 × (x*y+x).sum().backward()", R1_SETUP, R1_CELL,
+         lambda quick: {"n_iter": 20 if quick else 200},
+         lambda ns: {"x.grad": ns["x"].grad, "y.grad": ns["y"].grad}, 2.5),
+    Cell("R2", "d2l linear regression, 1,000 examples, batch 10, 3 epochs", R2_SETUP, R2_CELL,
+         lambda quick: {"num_epochs": 1 if quick else 3},
+         lambda ns: {"w": ns["w"], "b": ns["b"]}, 3.0),
+    Cell("R3", "W4-size MLP step (256 × 1024-1024-1024-10)",
+         mlp_setup((1024, 1024, 1024, 10), 256), MLP_STEP,
+         lambda quick: {}, _layers_out, 2.2),
+]
+MEM_SIZES, MEM_BATCH, MEM_STEPS, MEM_LIMIT = (784, 256, 10), 64, 500, 1.5
+
+
+# ============================================================================ running one cell
+
+class Tracer:
+    """``gradmagic.trace`` with a fresh ``Session`` per run (as one new shell would have)."""
+
+    def __init__(self) -> None:
+        import gradmagic.recorder as rec
+        self.trace = rec.trace
+        self.Session = getattr(rec, "Session", None)
+
+    def __call__(self, ns: dict, filename: str, source: str) -> Any:
+        session = self.Session() if self.Session is not None else None
+        return self.trace(session=session, namespace=ns, filename=filename, source=source)
+
+
+def run_cell(cell: Cell, quick: bool, tracer: Tracer | None) -> tuple[float, dict, Any]:
+    """Run ``cell`` once on a fresh namespace: ``(seconds of the cell, namespace, report)``."""
+    ns: dict[str, Any] = {"__name__": "__main__", **cell.params(quick)}
+    exec(compile(cell.setup, "<bench-setup>", "exec"), ns)
+    filename = f"<bench-cell-{cell.name}>"
+    linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True), filename)
+    code = compile(cell.source, filename, "exec")
+    report = None
+    with contextlib.redirect_stdout(io.StringIO()):
+        t0 = time.perf_counter()
+        if tracer is None:
+            exec(code, ns)
+        else:
+            with tracer(ns, filename, cell.source) as report:
+                exec(code, ns)
+        elapsed = time.perf_counter() - t0
+    return elapsed, ns, report
+
+
+def describe_report(report: Any) -> str:
+    """``"ok"`` or what is wrong with a report (not ok / unsupported ops)."""
+    problems = []
+    if not getattr(report, "ok", False):
+        problems.append(f"report not ok (first divergence {getattr(report, 'first_divergence', None)!r})")
+    unsupported = list(getattr(report, "unsupported", []) or [])
+    if unsupported:
+        problems.append(f"unsupported: {', '.join(map(str, unsupported[:5]))}")
+    return "; ".join(problems) or "ok"
+
+
+def verify(cell: Cell, quick: bool, tracer: Tracer) -> tuple[str, str]:
+    """``(values, report)`` statuses: traced values must equal plain ones exactly."""
+    _, plain_ns, _ = run_cell(cell, quick, None)
+    _, traced_ns, report = run_cell(cell, quick, tracer)
+    plain = {k: v.detach().numpy() for k, v in cell.outputs(plain_ns).items()}
+    traced = {k: v.detach().numpy() for k, v in cell.outputs(traced_ns).items()}
+    problems = h.compare_arrays(plain, traced, rtol=0.0, atol=0.0)
+    values = "ok" if not problems else "traced run changed the user's values: " + "; ".join(problems[:3])
+    return values, describe_report(report)
+
+
+def bench_cell(cell: Cell, quick: bool, tracer: Tracer | None, repeats: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"workload": cell.name, "title": cell.title, "limit": cell.limit}
+    runs = {"plain": lambda: run_cell(cell, quick, None)[0]}
+    if tracer is None:
+        result["status"] = "traced run skipped: gradmagic.recorder not importable"
+    else:
+        try:
+            values, report_status = verify(cell, quick, tracer)
+        except Exception as exc:
+            values, report_status = f"traced run failed: {type(exc).__name__}: {exc}", "n/a"
+        result["status"], result["report"] = values, report_status
+        if values == "ok":
+            runs["traced"] = lambda: run_cell(cell, quick, tracer)[0]
+    timings = h.time_turns(runs, repeats=repeats)
+    result["timings"] = {k: t.to_dict() for k, t in timings.items()}
+    ratio, verdict = h.Target(cell.name, "traced", "plain", cell.limit).evaluate(
+        {k: t.median_s for k, t in timings.items()})
+    result.update(ratio=ratio, verdict=verdict)
+    return result
+
+
+# ============================================================================ memory (subprocesses)
+
+def peak_rss(proc: Any) -> int:
+    """Peak RSS of this process image in bytes: ``VmHWM`` where Linux has it, else current RSS.
+
+    (``ru_maxrss`` is no good here: Linux carries the parent's peak across fork + exec.)
+    """
+    try:
+        with open(f"/proc/{proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return proc.memory_info().rss
+
+
+def memory_child(mode: str, steps: int) -> dict[str, Any]:
+    """Run ``steps`` W3-size training steps plain or traced in this process; RSS figures in bytes."""
+    import psutil
+    proc = psutil.Process()
+    cell = Cell("MEM", "", mlp_setup(MEM_SIZES, MEM_BATCH), MLP_LOOP, lambda q: {"n_steps": steps},
+                _layers_out, MEM_LIMIT)
+    ns: dict[str, Any] = {"__name__": "__main__", "n_steps": steps}
+    exec(compile(cell.setup, "<bench-setup>", "exec"), ns)
+    h.limit_threads()
+    rss_before = proc.memory_info().rss
+    tracer = Tracer() if mode == "traced" else None
+    _, ns, report = run_cell(cell, False, tracer)
+    rss_after = proc.memory_info().rss
+    return {"mode": mode, "steps": steps, "rss_before": rss_before, "rss_after": rss_after,
+            "peak_rss": peak_rss(proc),
+            "report": describe_report(report) if report is not None else None}
+
+
+def bench_memory(quick: bool, traced_ok: bool) -> dict[str, Any]:
+    steps = 30 if quick else MEM_STEPS
+    result: dict[str, Any] = {"workload": "MEM", "limit": MEM_LIMIT,
+                              "title": f"RSS after {steps} recorded W3-size steps / plain peak RSS"}
+    children = {}
+    for mode in ("plain", "traced") if traced_ok else ("plain",):
+        cmd = [sys.executable, __file__, "--memory-child", mode, "--steps", str(steps)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            result["status"] = f"{mode} child failed: {proc.stderr.strip().splitlines()[-1:]}"
+            break
+        children[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["children"] = children
+    if "traced" in children and "plain" in children:
+        result["ratio"] = children["traced"]["rss_after"] / children["plain"]["peak_rss"]
+        result["verdict"] = "PASS" if result["ratio"] <= MEM_LIMIT else "MISS"
+        result["report"] = children["traced"]["report"]
+        result.setdefault("status", "ok")
+    else:
+        result.update(ratio=None, verdict="n/a")
+        result.setdefault("status", "traced run skipped: gradmagic.recorder not importable")
+    return result
+
+
+# ============================================================================ main
+
+def print_table(results: list[dict[str, Any]], info: dict[str, Any]) -> None:
+    print(f"\ngradmagic recorder benchmark · {h.describe_machine(info)}")
+    rows = []
+    for r in results:
+        if r["workload"] == "MEM":
+            ch = r["children"]
+            plain = f"peak {ch['plain']['peak_rss'] / 2**20:.0f} MiB" if "plain" in ch else "—"
+            traced = f"after {ch['traced']['rss_after'] / 2**20:.0f} MiB" if "traced" in ch else "—"
+        else:
+            med = {k: t["median_s"] for k, t in r["timings"].items()}
+            plain, traced = h.fmt_time(med.get("plain")), h.fmt_time(med.get("traced"))
+        rows.append([r["workload"], r["title"], plain, traced, h.fmt_ratio(r["ratio"]),
+                     f"≤ {r['limit']:.1f}×", r["verdict"], r.get("report", "n/a")])
+    print(h.format_table(["", "workload", "plain", "traced", "ratio", "target", "verdict", "report"], rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = h.make_parser(__doc__.split("\n")[0])
+    parser.add_argument("--memory-child", choices=("plain", "traced"), help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=MEM_STEPS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args.steps)))
+        return 0
+    import torch  # noqa: F401  (before limit_threads, so torch is pinned too)
+    notes = h.limit_threads()
+    recorder, why = h.try_import("gradmagic.recorder")
+    tracer = None
+    if recorder is not None and hasattr(recorder, "trace"):
+        tracer = Tracer()
+    else:
+        print(f"traced runs skipped: {why or 'gradmagic.recorder has no trace() yet'}", file=sys.stderr)
+    repeats = args.repeats or (2 if args.quick else 9)
+    chosen = h.selected(args.only, [c.name for c in CELLS] + ["MEM"])
+    results = []
+    for cell in CELLS:
+        if cell.name in chosen:
+            print(f"running {cell.name}: {cell.title} ...", file=sys.stderr, flush=True)
+            results.append(bench_cell(cell, args.quick, tracer, repeats))
+    if "MEM" in chosen:
+        print("running MEM (two subprocesses) ...", file=sys.stderr, flush=True)
+        results.append(bench_memory(args.quick, tracer is not None))
+    info = h.machine_info(notes)
+    print_table(results, info)
+    for r in results:
+        if r.get("status", "ok") != "ok":
+            print(f"{r['workload']}: {r['status']}", file=sys.stderr)
+    h.write_json(args.json, {"benchmark": "recorder", "machine": info, "quick": args.quick,
+                             "repeats": repeats, "results": results})
+    failed = any(r.get("status", "ok") != "ok" and "not importable" not in r["status"] for r in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

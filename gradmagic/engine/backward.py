@@ -1,0 +1,253 @@
+"""Reverse mode: dependency-counted traversal, cotangent accumulation, the one ``sum_to``.
+
+Nodes run once all their consumers have run (as in torch); each node's VJPs come from
+the op table and are reduced to the input's shape and dtype here, in one place.
+
+>>> from gradmagic.engine import tensor
+>>> x = tensor([1.0, 2.0], requires_grad=True)
+>>> (x * x + x).sum().backward(); x.grad
+tensor([3., 5.])
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._state import STATE
+from .broadcast import sum_to
+from .node import FREED, MODIFIED, Node
+from .records import (BackwardRecord, BackwardStep, open_record,  # noqa: F401 (re-exported)
+                      record_backward, snapshot)
+from .tensor import RETAINED, Tensor, retained, run, wrap
+
+ndarray = np.ndarray
+
+
+def toposort(roots: Sequence[Any]) -> list:
+    """Vertices (Nodes and leaf Tensors) reachable from ``roots``, each before its parents."""
+    order, seen = [], set()
+    stack = [(r, False) for r in reversed(roots)]
+    while stack:
+        v, done = stack.pop()
+        if done:
+            order.append(v)
+            continue
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        stack.append((v, True))
+        if type(v) is Node:
+            for p in v.parents:
+                if p is not None and id(p) not in seen:
+                    stack.append((p, False))
+    order.reverse()
+    return order
+
+
+def _needed(order: list, sinks: dict) -> set:
+    """ids of vertices from which some sink is reachable (so only those run)."""
+    need: set = set()
+    for v in reversed(order):
+        if id(v) in sinks or (type(v) is Node and any(
+                p is not None and id(p) in need for p in v.parents)):
+            need.add(id(v))
+    return need
+
+
+def _check(v: Node) -> None:
+    """Raise torch's errors for a freed graph or a saved tensor modified in place."""
+    if v.vsum < 0:
+        if v.vsum == MODIFIED:
+            raise RuntimeError(f"one of the variables needed for gradient computation has been "
+                               f"modified by an inplace operation: the output of {v.name}")
+        if v.saved_idx or v.opdef.saves_ans:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved "
+                "tensors after they have already been freed). Saved intermediate values of the "
+                "graph are freed when you call .backward() or autograd.grad(). Specify "
+                "retain_graph=True if you need to backward through the graph a second time or "
+                "if you need to access saved tensors after calling backward.")
+        return
+    if v.version_sum() != v.vsum:
+        raise RuntimeError(f"one of the variables needed for gradient computation has been "
+                           f"modified by an inplace operation: an input of {v.name} is at a "
+                           f"newer version than the one saved for backward")
+
+
+def node_grads(v: Node, g: Any, create: bool, parents: tuple | None = None) -> list:
+    """Each input's gradient from node ``v`` (None where not needed), reduced to the
+    input's shape (``sum_to``, the one place broadcasting is undone) and dtype."""
+    op, params = v.opdef, v.params or _EMPTY
+    args, ans = _vjp_args(v, create)
+    out = []
+    for i, p in enumerate(v.parents if parents is None else parents):
+        if p is None:
+            out.append(None)
+            continue
+        if op.variadic:
+            gi = op.vjps[0](g, ans, *args, index=i, **params)
+        else:
+            gi = op.vjps[i](g, ans, *args, **params)
+        x = args[i].data if create else args[i]
+        if gi.shape != x.shape:
+            gi = sum_to(gi, x.shape)
+        if gi.dtype != x.dtype:
+            gi = gi.astype(x.dtype)
+        if not create and type(gi) is not ndarray:
+            gi = np.asarray(gi)
+        out.append(gi)
+    return out
+
+
+def _vjp_args(v: Node, create: bool) -> tuple[Any, Any]:
+    """(what the VJPs receive for the inputs, the output): arrays for a plain backward;
+    Tensors and a recomputed, differentiable output with ``create_graph``."""
+    raw = v.raw_inputs()
+    if v.vsum < 0 or (v.saved_idx and v.version_sum() != v.vsum):
+        _check(v)
+    if create:
+        inputs = v.inputs
+        return inputs, run(v.opdef, inputs, v.params or _EMPTY) if v.opdef.saves_ans else None
+    if len(raw) == 1:
+        a = raw[0]
+        return (a.data if type(a) is Tensor else a,), v.ans
+    if len(raw) == 2:
+        a, b = raw
+        return (a.data if type(a) is Tensor else a, b.data if type(b) is Tensor else b), v.ans
+    return [x.data if type(x) is Tensor else x for x in raw], v.ans
+
+
+_EMPTY: dict = {}
+
+
+def _accumulate(t: Tensor, g: Any, create: bool, steps: list | None, borrowed: bool) -> None:
+    """Add ``g`` into ``t.grad`` the way torch's AccumulateGrad does: the first time it
+    takes ``g`` itself unless someone else may still see it (``borrowed``: a copy)."""
+    before = None if t.grad is None or steps is None else t.grad.data.copy()
+    if t.grad is None:
+        if create:  # a constant cotangent (the seed) is copied; an op's output is fresh
+            t.grad = g if g.grad_fn is not None else wrap(g.data.copy())
+        else:
+            t.grad = wrap(own(g, borrowed))
+    elif create or t.grad.requires_grad:
+        t.grad = t.grad + g
+    else:
+        t.grad.data += g
+    if steps is not None:
+        steps.append(BackwardStep("accumulate", tensor=t, before=before, added=snapshot(g),
+                                  after=t.grad.data.copy()))
+
+
+def _dependencies(starts: list, need: set | None) -> dict:
+    """id(vertex) -> number of edges into it from the part of the graph that runs."""
+    deps = {id(v): 0 for v in starts}
+    stack = [v for v in starts if type(v) is Node]
+    while stack:
+        for p in stack.pop().parents:
+            if p is not None and (need is None or id(p) in need):
+                k = id(p)
+                if k in deps:
+                    deps[k] += 1
+                else:
+                    deps[k] = 1
+                    if type(p) is Node:
+                        stack.append(p)
+    return deps
+
+
+def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: bool,
+                 sinks: dict | None, capture: bool, kind: str) -> dict:
+    """The engine. ``sinks`` maps id(vertex) -> tensor receiving the gradient (None: all
+    leaves). With ``capture`` the gradients are returned (``grad()``), not accumulated.
+
+    Vertices run once all their consumers have run (dependency counts, as torch does).
+    """
+    steps = open_record(kind, roots, retain_graph, create_graph) if STATE.recorders else None
+    pending, starts = _start(roots, grads)
+    need = _needed(toposort(starts), sinks) if sinks is not None else None
+    deps = _dependencies(starts, need)
+    ready = [v for v in reversed(starts) if deps[id(v)] == 0]
+    borrowed = set(pending)  # ids whose pending array is not ours (seeds, pass-throughs)
+    captured: dict = {}
+    prev, STATE.grad_enabled = STATE.grad_enabled, create_graph
+    try:
+        while ready:
+            v = ready.pop()
+            g = pending.pop(id(v))
+            if sinks is not None or type(v) is Tensor or RETAINED:
+                _deliver(v, g, sinks, capture, captured, create_graph, steps, borrowed)
+            if type(v) is Node:
+                parents = v.parents
+                grads_in = node_grads(v, g, create_graph, parents)
+                _send(v, g, parents, grads_in, pending, deps, ready, need, borrowed, steps)
+                if not retain_graph:
+                    v.vsum, v.ans = FREED, None
+    finally:
+        STATE.grad_enabled = prev
+    return captured
+
+
+def _start(roots: list, grads: list) -> tuple[dict, list]:
+    """Pending cotangents of the roots' vertices (summed when a root repeats)."""
+    pending: dict = {}
+    starts: list = []
+    for r, g in zip(roots, grads):
+        v = r.grad_fn or r
+        if id(v) in pending:
+            pending[id(v)] = pending[id(v)] + g
+        else:
+            pending[id(v)] = g
+            starts.append(v)
+    return pending, starts
+
+
+def _deliver(v: Any, g: Any, sinks: dict | None, capture: bool, captured: dict, create: bool,
+             steps: list | None, borrowed: set) -> None:
+    """Give ``g`` to whoever receives it at vertex ``v``: a leaf's ``.grad``, a retained
+    tensor's, or (``grad()``) the captured results."""
+    key = id(v)
+    shared = key in borrowed or type(v) is Node  # a node's g also feeds its VJPs
+    if sinks is None:
+        t = v if type(v) is Tensor else retained(v)
+        if t is not None:
+            _accumulate(t, g, create, steps, shared)
+    elif key in sinks:
+        if not capture:
+            _accumulate(sinks[key], g, create, steps, shared)
+            return
+        captured[key] = g if create or not shared else np.array(g)
+        if steps is not None:
+            steps.append(BackwardStep("accumulate", tensor=sinks[key], before=None,
+                                      added=snapshot(g), after=snapshot(g)))
+
+
+def _send(v: Node, g: Any, parents: tuple, grads_in: list, pending: dict, deps: dict,
+          ready: list, need: set | None, borrowed: set, steps: list | None) -> None:
+    """Add each input's gradient to its parent's pending sum; a parent whose consumers
+    have all run becomes ready."""
+    if steps is not None:
+        steps.append(BackwardStep("node", node=v, grad_output=snapshot(g),
+                                  input_grads=tuple(snapshot(x) for x in grads_in)))
+    for p, gi in zip(parents, grads_in):
+        if gi is None or (need is not None and id(p) not in need):
+            continue
+        k = id(p)
+        if k in pending:
+            pending[k] = pending[k] + gi
+            borrowed.discard(k)
+        else:
+            pending[k] = gi
+            if gi is g or type(gi) is not Tensor and gi.base is not None:
+                borrowed.add(k)  # g itself or a view of it: others see this array too
+        deps[k] -= 1
+        if not deps[k]:
+            ready.append(p)
+
+
+def own(g: Any, borrowed: bool) -> np.ndarray:
+    """``g`` itself when it is a fresh array nobody else sees, else a copy (0-d sums of
+    NumPy arrays are NumPy scalars: those become arrays)."""
+    if type(g) is not ndarray:
+        return np.array(g)
+    return g.copy() if borrowed or not g.flags.writeable else g

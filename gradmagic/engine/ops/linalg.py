@@ -1,0 +1,83 @@
+"""Matrix products: matmul (all of NumPy's/torch's shape cases), dot, mv, mm, bmm, outer, linear.
+
+>>> from gradmagic.engine import tensor
+>>> A = tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+>>> (A @ A).sum().backward(); A.grad
+tensor([[ 7., 11.],
+        [ 9., 13.]])
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import defop
+
+
+def _matmul_a(g, ans, a, b):
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b
+    if b.ndim == 1:
+        return g[..., None] * b          # (…, n) ⊗ (k,) → (…, n, k)
+    gm = g[..., None, :] if a.ndim == 1 else g
+    out = gm @ b.swapaxes(-1, -2)
+    return out[..., 0, :] if a.ndim == 1 else out
+
+
+def _matmul_b(g, ans, a, b):
+    if a.ndim == 1 and b.ndim == 1:
+        return g * a
+    if a.ndim == 1:
+        return a[:, None] * g[..., None, :]   # (k,) ⊗ (…, m) → (…, k, m)
+    gm = g[..., None] if b.ndim == 1 else g
+    out = a.swapaxes(-1, -2) @ gm
+    return out[..., 0] if b.ndim == 1 else out
+
+
+def _matmul_name(inputs, params) -> str:
+    nd = tuple(x.ndim for x in inputs)
+    return {(1, 1): "DotBackward0", (2, 2): "MmBackward0", (2, 1): "MvBackward0",
+            (1, 2): "SqueezeBackward4", (3, 3): "BmmBackward0"}.get(nd, "UnsafeViewBackward0")
+
+
+def _checked(name: str, ndims: tuple[int, int], message: str):
+    def fwd(a, b):
+        if (a.ndim, b.ndim) != ndims:
+            raise RuntimeError(message.format(a=a.ndim, b=b.ndim))
+        return a @ b if name != "dot" else np.dot(a, b)
+    return fwd
+
+
+_MATMUL = dict(vjp=(_matmul_a, _matmul_b), formulas=("∂/∂a = g·bᵀ", "∂/∂b = aᵀ·g"),
+               saves=("b", "a"), promote="same")
+defop("matmul", np.matmul, _matmul_name, **_MATMUL)
+defop("dot", _checked("dot", (1, 1), "1D tensors expected, but got {a}D and {b}D tensors"),
+      "DotBackward0", **_MATMUL)
+defop("mv", _checked("mv", (2, 1), "vector + matrix @ vector expected, got {a}, {b}"),
+      "MvBackward0", **_MATMUL)
+defop("mm", _checked("mm", (2, 2), "self must be a matrix"), "MmBackward0", **_MATMUL)
+defop("bmm", _checked("bmm", (3, 3), "batch1 must be a 3D tensor"), "BmmBackward0", **_MATMUL)
+defop("outer", np.outer, "MulBackward0",
+      vjp=(lambda g, ans, a, b: g @ b, lambda g, ans, a, b: a @ g),
+      formulas=("∂/∂a = g·b", "∂/∂b = gᵀ·a"), saves=("b", "a"), promote="same")
+
+
+def _linear(x, w, b=None):
+    out = x @ w.T
+    if b is not None:
+        out += b
+    return out
+
+
+def _linear_w(g, ans, x, w, b=None):
+    return g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+
+
+def _linear_name(inputs, params) -> str:
+    if inputs[0].ndim != 2:
+        return "ViewBackward0" if inputs[0].ndim > 2 else "SqueezeBackward4"
+    return "AddmmBackward0" if len(inputs) > 2 and inputs[2] is not None else "MmBackward0"
+
+
+defop("linear", _linear, _linear_name,
+      vjp=(lambda g, ans, x, w, b=None: g @ w, _linear_w, lambda g, ans, x, w, b=None: g),
+      formulas=("∂/∂x = g·W", "∂/∂W = gᵀ·x", "∂/∂b = Σ g"), saves=("w", "x", ""))

@@ -1,0 +1,204 @@
+"""Reductions and normalisations: sum, mean, prod, var/std, max/min, norm, logsumexp,
+softmax, log_softmax, cumsum, argmax/argmin.
+
+Parameters use NumPy's names (``axis``, ``keepdims``); ``apply`` also accepts torch's
+``dim``/``keepdim``.
+
+>>> from gradmagic.engine import tensor
+>>> x = tensor([1.0, 3.0, 3.0], requires_grad=True)
+>>> x.max().backward(); x.grad   # ties share the gradient evenly, as torch's max()
+tensor([0.0000, 0.5000, 0.5000])
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import defop
+from . import call, data, norm_axis, unreduce
+
+
+def _reduced_name(full: str, with_dim: str):
+    return lambda inputs, params: full if params.get("axis") is None else with_dim
+
+
+def _count(shape: tuple[int, ...], axis) -> int:
+    axes = norm_axis(axis, len(shape))
+    return int(np.prod([shape[i] for i in axes] if axes is not None else shape))
+
+
+def _sum(a, axis=None, keepdims=False, dtype=None):
+    if axis is None and not keepdims and dtype is None:
+        return a.sum()
+    return a.sum(axis=norm_axis(axis, a.ndim), keepdims=keepdims, dtype=dtype)
+
+
+def _mean(a, axis=None, keepdims=False):
+    if a.dtype.kind not in "fc":
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
+                           f"floating point or complex dtype. Got: {a.dtype}")
+    ax = norm_axis(axis, a.ndim)  # add.reduce then divide, as np.mean, minus its wrapper
+    return a.sum(axis=ax, keepdims=keepdims) / (a.size if ax is None else _count(a.shape, ax))
+
+
+defop("sum", _sum, _reduced_name("SumBackward0", "SumBackward1"),
+      vjp=(lambda g, ans, a, axis=None, keepdims=False, dtype=None:
+           unreduce(g, a.shape, axis, keepdims),),
+      formulas=("∂/∂a = g (broadcast)",))
+defop("mean", _mean, _reduced_name("MeanBackward0", "MeanBackward1"),
+      vjp=(lambda g, ans, a, axis=None, keepdims=False:
+           unreduce(g, a.shape, axis, keepdims) / max(_count(a.shape, axis), 1),),
+      formulas=("∂/∂a = g / n (broadcast)",))
+
+
+def _prod_vjp(g, ans, a, axis=None, keepdims=False):
+    x = data(a)
+    if (x != 0).all():
+        return unreduce(g, a.shape, axis, keepdims) * unreduce(ans, a.shape, axis, keepdims) / a
+    # with zeros: product of the other elements via exclusive cumulative products
+    ax = norm_axis(axis, x.ndim)
+    flat = x.reshape(-1) if ax is None else np.moveaxis(x, ax[0], -1)
+    left = np.cumprod(np.concatenate([np.ones_like(flat[..., :1]), flat[..., :-1]], -1), -1)
+    right = np.flip(np.cumprod(np.concatenate(
+        [np.ones_like(flat[..., :1]), np.flip(flat, -1)[..., :-1]], -1), -1), -1)
+    others = left * right
+    others = others.reshape(x.shape) if ax is None else np.moveaxis(others, -1, ax[0])
+    return unreduce(g, a.shape, axis, keepdims) * others
+
+
+defop("prod", lambda a, axis=None, keepdims=False: a.prod(axis=norm_axis(axis, a.ndim),
+                                                           keepdims=keepdims),
+      _reduced_name("ProdBackward0", "ProdBackward1"), vjp=(_prod_vjp,),
+      formulas=("∂/∂a = g·∏(others)",), saves=("a ans",), quiet=True)
+
+
+def _var(a, axis=None, keepdims=False, correction=1):
+    return a.var(axis=norm_axis(axis, a.ndim), keepdims=keepdims, ddof=correction)
+
+
+def _var_vjp(g, ans, a, axis=None, keepdims=False, correction=1):
+    ax = norm_axis(axis, a.ndim)
+    centered = a - a.mean(axis=ax, keepdims=True)
+    return unreduce(g, a.shape, axis, keepdims) * centered * (2 / (_count(a.shape, axis) - correction))
+
+
+def _std_vjp(g, ans, a, axis=None, keepdims=False, correction=1):
+    ax = norm_axis(axis, a.ndim)
+    centered = a - a.mean(axis=ax, keepdims=True)
+    scale = unreduce(ans, a.shape, axis, keepdims) * (_count(a.shape, axis) - correction)
+    return unreduce(g, a.shape, axis, keepdims) * centered / scale
+
+
+defop("var", _var, "VarBackward0", vjp=(_var_vjp,),
+      formulas=("∂/∂a = g·2(a − mean) / (n − c)",), saves=("a",))
+defop("std", lambda a, axis=None, keepdims=False, correction=1:
+      np.sqrt(_var(a, axis, keepdims, correction)), "StdBackward0", vjp=(_std_vjp,),
+      formulas=("∂/∂a = g·(a − mean) / ((n − c)·out)",), saves=("a ans",))
+
+
+# ---------------------------------------------------------------- max / min
+def _even_vjp(g, ans, a, axis=None, keepdims=False):
+    """Ties share the gradient evenly (torch's amax/amin and full max()/min())."""
+    hit = data(a) == data(unreduce(ans, a.shape, axis, keepdims))
+    count = hit.sum(axis=norm_axis(axis, a.ndim), keepdims=True)
+    return unreduce(g, a.shape, axis, keepdims) * (hit / count).astype(data(a).dtype)
+
+
+def _extreme(fn):
+    return lambda a, axis=None, keepdims=False: fn(a, axis=norm_axis(axis, a.ndim),
+                                                   keepdims=keepdims)
+
+
+def _index_vjp(pick):
+    """max/min with dim: the whole gradient goes to the returned index."""
+    def vjp(g, ans, a, axis, keepdims=False):
+        x = data(a)
+        idx = np.expand_dims(pick(x, axis=axis), axis)
+        hit = np.zeros(x.shape, bool)
+        np.put_along_axis(hit, idx, True, axis)
+        return unreduce(g, a.shape, axis, keepdims) * hit
+    return vjp
+
+
+for _name, _np_fn, _pick, _torch in (("max", np.max, np.argmax, "Max"),
+                                     ("min", np.min, np.argmin, "Min")):
+    defop(_name, _extreme(_np_fn), f"{_torch}Backward1", vjp=(_even_vjp,),
+          formulas=("∂/∂a = g·[a = out] / #ties",), saves=("a ans",))
+    defop("a" + _name, _extreme(_np_fn), f"A{_name}Backward0", vjp=(_even_vjp,),
+          formulas=("∂/∂a = g·[a = out] / #ties",), saves=("a ans",))
+    defop(_name + "_dim",
+          lambda a, axis, keepdims=False, _f=_np_fn: _f(a, axis=axis, keepdims=keepdims),
+          f"{_torch}Backward0", vjp=(_index_vjp(_pick),),
+          formulas=("∂/∂a = g at the returned index",), saves=("a",))
+    defop("arg" + _name, lambda a, axis=None, keepdims=False, _p=_pick:
+          _p(a, axis=axis, keepdims=keepdims), "", nondiff=True, formulas=("not differentiable",))
+
+
+# ---------------------------------------------------------------- norms
+def _norm(a, ord=2, axis=None, keepdims=False):  # noqa: A002
+    ax, x = norm_axis(axis, a.ndim), np.abs(a)
+    if ord in (2, "fro"):
+        return np.sqrt((x * x).sum(axis=ax, keepdims=keepdims))
+    if ord == np.inf:
+        return x.max(axis=ax, keepdims=keepdims)
+    if ord == -np.inf:
+        return x.min(axis=ax, keepdims=keepdims)
+    if ord == 0:
+        return (x != 0).sum(axis=ax, keepdims=keepdims).astype(a.dtype)
+    return ((x ** ord).sum(axis=ax, keepdims=keepdims)) ** (1.0 / ord)
+
+
+def _norm_vjp(g, ans, a, ord=2, axis=None, keepdims=False):  # noqa: A002
+    gu, n = unreduce(g, a.shape, axis, keepdims), unreduce(ans, a.shape, axis, keepdims)
+    if ord in (2, "fro"):  # torch: 0 where the norm is 0
+        return gu * a / call("where", data(n) == 0, np.inf, n)
+    if ord in (np.inf, -np.inf):
+        return _even_vjp(g, ans, np.abs(a), axis, keepdims) * np.sign(data(a))
+    if ord == 0:
+        return gu * 0
+    sign = np.sign(data(a))
+    if ord == 1:
+        return gu * sign
+    return gu * sign * np.abs(a) ** (ord - 1) / call("where", data(n) == 0, np.inf, n) ** (ord - 1)
+
+
+defop("norm", _norm, "LinalgVectorNormBackward0", vjp=(_norm_vjp,),
+      formulas=("∂/∂a = g·a / ‖a‖  (p = 2)",), saves=("a ans",), promote="float", quiet=True)
+
+
+# ---------------------------------------------------------------- log-sum-exp and softmax
+def _logsumexp(a, axis, keepdims=False):
+    ax = norm_axis(axis, a.ndim)
+    m = a.max(axis=ax, keepdims=True) if a.size else np.zeros((1,) * a.ndim, a.dtype)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.exp(a - m).sum(axis=ax, keepdims=True)) + m
+    if keepdims:
+        return out
+    return out.reshape(()) if ax is None else out.squeeze(axis=ax)
+
+
+def _softmax(a, axis):
+    e = np.exp(a - a.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _log_softmax(a, axis):
+    s = a - a.max(axis=axis, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+defop("logsumexp", _logsumexp, "LogsumexpBackward0",
+      vjp=(lambda g, ans, a, axis, keepdims=False:
+           unreduce(g, a.shape, axis, keepdims) * np.exp(a - unreduce(ans, a.shape, axis, keepdims)),),
+      formulas=("∂/∂a = g·softmax(a)",), saves=("a ans",), promote="float", quiet=True)
+defop("softmax", _softmax, "SoftmaxBackward0",
+      vjp=(lambda g, ans, a, axis: ans * (g - (g * ans).sum(axis=axis, keepdims=True)),),
+      formulas=("∂/∂a = out·(g − Σ g·out)",), saves=("ans",), promote="float")
+defop("log_softmax", _log_softmax, "LogSoftmaxBackward0",
+      vjp=(lambda g, ans, a, axis: g - np.exp(ans) * g.sum(axis=axis, keepdims=True),),
+      formulas=("∂/∂a = g − exp(out)·Σ g",), saves=("ans",), promote="float")
+
+
+defop("cumsum", lambda a, axis: np.cumsum(a, axis=axis), "CumsumBackward0",
+      vjp=(lambda g, ans, a, axis: call("flip", call("cumsum", call("flip", g, dims=(axis,)),
+                                                     axis=axis), dims=(axis,)),),
+      formulas=("∂/∂a = reverse cumsum of g",))

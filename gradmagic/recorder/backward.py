@@ -1,0 +1,336 @@
+"""``backward()`` and ``torch.autograd.grad``: run the engine beside torch and compare.
+
+Part of the ``Recorder`` (see ``mode.py``). Before torch's backward the engine's leaf
+gradients are set to torch's; after it the engine runs the same backward (recorded
+step by step for the widget's replay when the graph is small) and every gradient it
+accumulated is compared with torch's ``.grad``; a difference triggers a search for
+the first node whose local rule disagrees with finite differences.
+
+>>> import torch
+>>> from gradmagic.recorder import Session, trace
+>>> with trace(session=Session()) as rep:
+...     x = torch.tensor([1.0, 2.0], requires_grad=True)
+...     (x ** 3).sum().backward()
+>>> rep.backward_calls[0].status, [s["kind"] for s in rep.backward_calls[0].steps]
+('agree', ['node', 'node', 'accumulate'])
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+import gradmagic.engine as ge
+from gradmagic.engine import Tensor as ETensor
+from gradmagic.engine.backward import record_backward
+
+from .block import BackRec
+from .crosscheck import compare, leaf_gradcheck, vjp_check
+from .twins import Session, copy_numpy, to_numpy
+
+_Tensor = torch.Tensor
+#: leaves larger than this are left out of ``gradcheck=True``
+GRADCHECK_LIMIT = 1_000_000
+#: backward calls whose leaves hold more elements than this are not recorded step by step
+STEPS_LIMIT = 1 << 18
+#: backward steps examined when locating a wrong rule
+LOCATE_LIMIT = 2000
+
+
+class BackwardHandlers:
+    """Mixin of ``Recorder``: handlers for ``Tensor.backward`` and ``autograd.grad``."""
+
+    def _pre_backward(self, args: tuple, kwargs: dict) -> Any:
+        """Before torch's backward: make the engine's leaf gradients equal torch's."""
+        b = _backward_args(args, kwargs)
+        t = b.get("tensors")
+        if isinstance(t, (list, tuple)) and len(t) == 1:
+            t = t[0]
+        if not isinstance(t, _Tensor):
+            self.b.note("torch.autograd.backward with several roots is not mirrored; its "
+                        "gradients are unchecked.")
+            return None
+        tw = self.tw(t)
+        leaves = _graph_leaves(self.s, tw.et)
+        for et, rec in leaves:
+            tt = rec.tref() if rec.tref is not None else None
+            if tt is None:
+                continue
+            g = tt.grad
+            et.grad = None if g is None else ETensor(copy_numpy(g))
+        return tw, leaves
+
+    def _backward(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        if pre is None:
+            return
+        src = self.where()
+        b = _backward_args(args, kwargs)
+        root_tw, leaves = pre
+        recs: list = []
+        gradient = b.get("gradient", b.get("grad_tensors"))
+        if isinstance(gradient, (list, tuple)) and len(gradient) == 1:
+            gradient = gradient[0]
+        grad = self.convert(gradient, recs, src)
+        inputs = self.convert(b.get("inputs"), recs, src)
+        create = bool(b.get("create_graph") or False)
+        retain = b.get("retain_graph")
+        call = self._new_call("backward", [root_tw.rec], src, grad, retain, create)
+        # small graphs are replayable step by step; big ones keep per-leaf summaries only
+        record = sum(et.data.size for et, _ in leaves) <= STEPS_LIMIT
+        befores = None if record else [(et, self.snap(et.grad.data) if et.grad is not None else None)
+                                        for et, _ in leaves]
+        try:
+            if record:
+                with record_backward() as calls:
+                    root_tw.et.backward(gradient=grad, retain_graph=retain, create_graph=create, inputs=inputs)
+            else:
+                root_tw.et.backward(gradient=grad, retain_graph=retain, create_graph=create, inputs=inputs)
+        except Exception as exc:
+            call.status = "differ"
+            call.note = f"the engine's backward raised {type(exc).__name__}: {exc}"
+            self.b.note(f"backward at {self._loc(src)}: {call.note}, torch's did not.")
+            self.b.count("differ", root_tw.rec.seq, root_tw.rec, "grad", ("differ", None, None, None, None, call.note))
+            self.b.seal()
+            return
+        if record:
+            call.steps = calls[0].steps if calls else []
+            accs = call.steps
+        else:
+            accs = [_Acc(et, before) for et, before in befores if et.grad is not None]
+            self.b.note("backward steps of large graphs are summarised per leaf, not recorded "
+                        "step by step.")
+        self._check_accumulations(call, src, accs)
+        if self.b.gradcheck and record:
+            self._gradcheck(call, root_tw.et, grad)
+        if call.status == "differ" and record:
+            self._locate(call)
+        self.b.seal()
+
+    def _new_call(self, kind: str, roots: list, src: Any, gradient: Any, retain: Any, create: bool) -> BackRec:
+        idx = self.s.calls
+        self.s.calls += 1
+        g = gradient.data if isinstance(gradient, ETensor) else None
+        call = BackRec(idx, kind, roots, src, g, bool(retain if retain is not None else create), create)
+        self.b.add_call(call)
+        for r in roots:
+            if r is not None and r.seq <= self.b.first_seq:
+                self.b.used[id(r)] = r
+        return call
+
+    def _check_accumulations(self, call: BackRec, src: Any, steps: list) -> None:
+        """Compare every gradient the engine accumulated with torch's .grad."""
+        unchecked = _below_opaque(self.s, steps) if self.s.opaque else ()
+        statuses = []
+        for step in steps:
+            if step.kind != "accumulate":
+                continue
+            rec = self.s.by_tensor.get(id(step.tensor))
+            tt = rec.tref() if rec is not None and rec.tref is not None else None
+            if tt is None:
+                continue
+            tg = tt.grad
+            if rec.kind in ("opaque",):
+                continue
+            if not self.b.check:
+                res = ("unchecked", None, None, None, None, "checking is off")
+            elif tg is None:
+                res = ("differ", None, None, None, None, "torch left .grad None")
+            elif id(rec) in unchecked:
+                res = ("unchecked", None, None, None, None, "an opaque or unrecorded node lies between")
+            else:
+                res = compare(step.after, to_numpy(tg), self.b.rtol, self.b.atol)
+            if tg is not None and tg.requires_grad:
+                self.s.grad_owner[tg] = rec
+            call.checks.append((rec, "grad", res))
+            statuses.append(res[0])
+            self.b.count(res[0], rec.seq, rec, "grad", res)
+            if rec.hist is not None:
+                after = self.snap(step.after, True)
+                added = after if step.added is step.after else self.snap(step.added, True)
+                self.event(rec, "backward", src, call=call.index, before=self.snap(step.before, True),
+                           added=added, after=after)
+        call.status = _fold(statuses)
+
+    def _gradcheck(self, call: BackRec, root: ETensor, grad: Any) -> None:
+        """float64 finite-difference check of each leaf's gradient (``gradcheck=True``)."""
+        if root.grad_fn is None:
+            return
+        seed_grad = grad.data if isinstance(grad, ETensor) else grad
+        for step in call.steps:
+            if step.kind != "accumulate":
+                continue
+            rec = self.s.by_tensor.get(id(step.tensor))
+            if rec is None or rec.kind != "leaf" or rec.upstream_opaque or step.tensor.data.size > GRADCHECK_LIMIT:
+                continue
+            res = leaf_gradcheck(root, seed_grad, step.tensor, step.added)
+            call.checks.append((rec, "gradcheck", res))
+            self.b.count(res[0], rec.seq, rec, "gradcheck", res)
+
+    def _locate(self, call: BackRec) -> None:
+        """A gradient differs: check each node's local rule (finite differences) and
+        report the first failing node in forward order."""
+        found = []
+        for step in call.steps[:LOCATE_LIMIT]:
+            if step.kind != "node":
+                continue
+            rec = self.s.by_node.get(id(step.node))
+            if rec is None:
+                continue
+            try:
+                res = vjp_check(step.node, step.grad_output, step.input_grads)
+            except Exception:
+                continue
+            if res is not None and res[0] == "differ":
+                found.append((rec.seq, rec, res, step.node.name))
+        if found:
+            seq, rec, res, label = min(found, key=lambda f: f[0])
+            call.checks.append((rec, "gradcheck", res))
+            self.b.count("differ", seq, rec, "gradcheck", res)
+            self.b.note(f"the first node whose local gradient rule disagrees with finite differences "
+                        f"is {label} ({rec.torch_op}).")
+
+    def _autograd_grad(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        b = _bind(args, kwargs, ("outputs", "inputs", "grad_outputs", "retain_graph", "create_graph",
+                                 "only_inputs", "allow_unused", "is_grads_batched", "materialize_grads"))
+        src = self.where()
+        if b.get("is_grads_batched"):
+            self.b.note("torch.autograd.grad(is_grads_batched=True) is not mirrored; its results are unchecked.")
+            self._opaque(spec, (), {}, out, src)
+            return
+        orecs: list = []
+        outs = self.convert(_as_list(b["outputs"]), orecs, src)
+        irecs: list = []
+        ins = self.convert(_as_list(b["inputs"]), irecs, src)
+        gout = b.get("grad_outputs")
+        grecs: list = []
+        gout = self.convert(list(gout) if isinstance(gout, (list, tuple)) else gout, grecs, src)
+        create = bool(b.get("create_graph") or False)
+        retain = b.get("retain_graph")
+        call = self._new_call("autograd.grad", orecs, src, None, retain, create)
+        try:
+            with record_backward() as calls:
+                res = ge.grad(outs, ins, grad_outputs=gout, retain_graph=retain, create_graph=create,
+                              allow_unused=b.get("allow_unused"),
+                              materialize_grads=bool(b.get("materialize_grads")))
+        except Exception as exc:
+            call.status = "differ"
+            call.note = f"the engine's autograd.grad raised {type(exc).__name__}: {exc}"
+            self.b.note(f"autograd.grad at {self._loc(src)}: {call.note}, torch's did not.")
+            self.b.seal()
+            return
+        call.steps = calls[0].steps if calls else []
+        statuses = []
+        for t, e, irec in zip(out, res, irecs):
+            if not isinstance(t, _Tensor) or e is None:
+                continue
+            r = ("unchecked", None, None, None, None, "an opaque or unrecorded node lies between") \
+                if irec.upstream_opaque else compare(e.data, to_numpy(t), self.b.rtol, self.b.atol)
+            call.checks.append((irec, "grad", r))
+            call.results.append((irec, e.data))
+            statuses.append(r[0])
+            self.b.count(r[0], irec.seq, irec, "grad", r)
+            rec = self.new_op("op", e, e.data, spec, [*orecs, irec], src)
+            rec.status, rec.err, rec.check = r[0], r[1], r
+            if e.data.shape == t.shape and e.data.dtype == to_numpy(t).dtype and e.data.flags.writeable:
+                np.copyto(e.data, to_numpy(t))  # lockstep, as for forward values
+            self.s.set_twin(t, e, rec)
+        call.status = _fold(statuses)
+        self.b.seal()
+
+    @staticmethod
+    def _loc(src: Any) -> str:
+        return f"line {src[1]}" if src else "an unknown line"
+
+
+class _Acc:
+    """A leaf's accumulation when the backward was not recorded step by step."""
+
+    __slots__ = ("kind", "tensor", "before", "added", "after")
+
+    def __init__(self, et: ETensor, before: Any) -> None:
+        self.kind = "accumulate"
+        self.tensor = et
+        self.before = before
+        self.after = et.grad.data
+        self.added = self.after if before is None else None
+
+
+def _as_list(x: Any) -> list:
+    return [x] if isinstance(x, _Tensor) else list(x)
+
+
+def _bind(args: tuple, kwargs: dict, names: tuple) -> dict:
+    """Positional + keyword arguments as a dict by parameter name."""
+    out = dict(zip(names, args))
+    out.update(kwargs)
+    return out
+
+
+def _backward_args(args: tuple, kwargs: dict) -> dict:
+    """Arguments of ``Tensor.backward(self, gradient, ...)`` or of
+    ``torch.autograd.backward(tensors, grad_tensors, ...)`` by name (root: ``tensors``)."""
+    if "tensors" in kwargs or (args and not isinstance(args[0], _Tensor)):
+        return _bind(args, kwargs, ("tensors", "grad_tensors", "retain_graph", "create_graph",
+                                    "grad_variables", "inputs"))
+    out = _bind(args[1:], kwargs, ("gradient", "retain_graph", "create_graph", "inputs"))
+    out["tensors"] = args[0] if args else kwargs.get("self")
+    return out
+
+
+def _fold(statuses: list) -> str:
+    if "differ" in statuses:
+        return "differ"
+    if statuses and all(s == "agree" for s in statuses):
+        return "agree"
+    return "unchecked"
+
+
+def _graph_leaves(s: Session, root: ETensor) -> list:
+    """(engine tensor, Rec) of every leaf and retained tensor reachable from ``root``."""
+    out = []
+    fn = root.grad_fn
+    if fn is None:
+        rec = s.by_tensor.get(id(root))
+        return [(root, rec)] if rec is not None and root.requires_grad else []
+    stack, seen = [fn], {id(fn)}
+    by_tensor, by_node = s.by_tensor, s.by_node
+    while stack:
+        node = stack.pop()
+        r = by_node.get(id(node))
+        if r is not None and r.retained and r.et is not None and r.tref is not None:
+            out.append((r.et, r))
+        for p in node.parents:
+            if p is None or id(p) in seen:
+                continue
+            seen.add(id(p))
+            if type(p) is ETensor:
+                rec = by_tensor.get(id(p))
+                if rec is not None:
+                    out.append((p, rec))
+            else:
+                stack.append(p)
+    return out
+
+
+def _below_opaque(s: Session, steps: list) -> set:
+    """ids of Recs whose torch gradient also flows through an opaque/unrecorded node.
+
+    The engine stops at an opaque node (a leaf on its side), so every leaf upstream
+    of one that the backward reached gets a gradient the engine cannot know.
+    """
+    starts = []
+    for step in steps:
+        if step.kind == "accumulate":
+            rec = s.by_tensor.get(id(step.tensor))
+            if rec is not None and rec.kind == "opaque":
+                starts.append(rec)
+    out: set = set()
+    stack = list(starts)
+    while stack:
+        rec = stack.pop()
+        for r in rec.inputs:
+            if r is not None and id(r) not in out:
+                out.add(id(r))
+                stack.append(r)
+    return out

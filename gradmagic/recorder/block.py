@@ -1,0 +1,110 @@
+"""What one ``trace()`` block recorded, before it becomes a ``GradReport``.
+
+``Block`` keeps the block's records in *segments* (the ops between two backward
+calls) so that a long training loop keeps full detail only for its last few
+backward calls; ``BackRec`` is one backward / ``autograd.grad`` call as recorded.
+
+>>> b = Block(cell=None, finder=None, keep_calls=1)
+>>> b.add_rec("r1"); b.seal(); b.add_rec("r2"); b.seal(); b.add_rec("r3")
+>>> b.kept_recs(), b.pruned
+(['r2', 'r3'], 1)
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Optional
+
+
+#: records per segment; with ``keep_calls`` this bounds the nodes a report draws
+MAX_SEGMENT = 2000
+
+
+class BackRec:
+    """One backward or ``autograd.grad`` call (raw; converted by ``build``)."""
+
+    __slots__ = ("index", "kind", "root", "roots", "src", "gradient", "retain", "create", "status",
+                 "steps", "checks", "cell", "results", "note")
+
+    def __init__(self, index: int, kind: str, roots: list, src: Any, gradient: Any,
+                 retain: bool, create: bool) -> None:
+        self.index = index  # session-wide
+        self.kind = kind  # "backward" | "autograd.grad"
+        self.roots = roots  # Recs
+        self.root = roots[0] if roots else None
+        self.src = src
+        self.gradient = gradient  # ndarray or None
+        self.retain = retain
+        self.create = create
+        self.status = "unchecked"
+        self.steps: Optional[list] = None  # engine BackwardStep list while kept
+        self.checks: list = []  # (Rec, what, result tuple)
+        self.cell: Optional[int] = None
+        self.results: list = []
+        self.note: Optional[str] = None
+
+
+class Block:
+    """Per-``trace()`` state (see module docstring)."""
+
+    def __init__(self, cell: Optional[int], finder: Any, keep_calls: int = 3,
+                 rtol: Optional[float] = None, atol: Optional[float] = None,
+                 check: bool = True, gradcheck: bool = False) -> None:
+        self.cell = cell
+        self.finder = finder
+        self.keep_calls = max(1, keep_calls)
+        self.rtol = rtol
+        self.atol = atol
+        self.check = check
+        self.gradcheck = gradcheck
+        self.segments: deque = deque([[]])
+        self.pruned = 0  # records dropped with old segments
+        self.calls: list = []  # BackRec, all of this block
+        self.used: dict = {}  # id(Rec) -> Rec of earlier records used as inputs here
+        self.touched: dict = {}  # id(Rec) -> leaf Rec that got an event in this block
+        self.notes: list = []
+        self.unsupported: dict = {}  # torch name -> None (ordered set)
+        self.differ: list = []  # (seq, Rec, what, result) of every disagreement, capped
+        self.counts = {"agree": 0, "differ": 0, "unchecked": 0}
+        self.disabled = False
+        self.t0 = time.perf_counter()
+        self.elapsed_ms = 0.0
+        self.error: Optional[dict] = None
+        self.first_seq = 0
+        self.ops = 0
+
+    def add_rec(self, rec: Any) -> None:
+        """Record created in this block, in forward order (a segment holds at most
+        ``MAX_SEGMENT`` records: a long loop without backward is cut the same way)."""
+        seg = self.segments[-1]
+        seg.append(rec)
+        if len(seg) >= MAX_SEGMENT:
+            self.seal()
+
+    def seal(self) -> None:
+        """Close the current segment (a backward call happened); drop the oldest."""
+        self.segments.append([])
+        while len(self.segments) > self.keep_calls + 1:
+            self.pruned += len(self.segments.popleft())
+
+    def kept_recs(self) -> list:
+        """Records of the kept segments, in forward order."""
+        return [r for seg in self.segments for r in seg]
+
+    def add_call(self, call: BackRec) -> None:
+        """A new backward call; older calls beyond ``keep_calls`` drop their steps."""
+        call.cell = self.cell
+        self.calls.append(call)
+        if len(self.calls) > self.keep_calls:
+            self.calls[-self.keep_calls - 1].steps = None
+
+    def note(self, text: str) -> None:
+        """Add a human sentence to the report (once)."""
+        if text not in self.notes and len(self.notes) < 50:
+            self.notes.append(text)
+
+    def count(self, status: str, seq: int, rec: Any, what: str, result: Any) -> None:
+        """Tally one check; keep disagreements (the first 100) for the report."""
+        self.counts[status] = self.counts.get(status, 0) + 1
+        if status == "differ" and len(self.differ) < 100:
+            self.differ.append((seq, rec, what, result))

@@ -1,0 +1,214 @@
+"""Compare gradmagic's engine against torch, value by value.
+
+Tolerance rule (documented, configurable through ``trace(rtol=, atol=)``):
+an engine array ``e`` agrees with torch's ``t`` when shapes match and
+
+    max |e - t|  <=  atol + rtol * max |t|     (norm-wise, per tensor)
+
+with NaN matching NaN and infinities matching the same infinity. After each value
+check the twin continues from torch's exact value (lockstep), so every node is
+checked on the same inputs torch used: errors do not accumulate along a chain and a
+value near a kink (relu at 0, ties of max) cannot flip between the two. The scale is the
+tensor's magnitude rather than each element's, because the engine recomputes
+every value from its own inputs: reductions and matrix products summed in another
+order differ by a few ulps *of the terms*, which can be large relative to an
+element that cancels to almost zero. Defaults per dtype (``DEFAULT_TOLERANCES``)
+leave room for that reordering and for errors growing along a chain of ops, while
+a wrong rule (a missing factor, a sign, a transposed product) is off by O(1).
+Integer and boolean results must match exactly.
+
+>>> import numpy as np
+>>> compare(np.float32([1.0, 2.0]), np.float32([1.0, 2.0 + 1e-7]))[0]
+'agree'
+>>> compare(np.float32([1.0, 2.0]), np.float32([1.0, 4.0]))[0]
+'differ'
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+#: dtype name → (rtol, atol), applied as described in the module docstring.
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float16": (2e-2, 1e-3),
+    "bfloat16": (5e-2, 1e-2),
+    "float32": (1e-4, 1e-6),
+    "float64": (1e-9, 1e-12),
+    "complex64": (1e-4, 1e-6),
+    "complex128": (1e-9, 1e-12),
+}
+#: tolerances for the float64 finite-difference check (central differences, h=1e-6).
+GRADCHECK_TOLERANCES = (1e-4, 1e-6)
+
+Result = tuple  # (status, max_abs_err, max_rel_err, rtol, atol, detail)
+
+
+_BY_DTYPE: dict = {}
+
+
+def tolerances(dtype_name: str, rtol: Optional[float] = None, atol: Optional[float] = None) -> tuple[float, float]:
+    """(rtol, atol) for a dtype, user overrides first; exact (0, 0) for ints and bools.
+
+    >>> tolerances("float32"), tolerances("int64"), tolerances("float32", rtol=1e-3)
+    ((0.0001, 1e-06), (0.0, 0.0), (0.001, 1e-06))
+    """
+    base = DEFAULT_TOLERANCES.get(dtype_name, (0.0, 0.0))
+    return (base[0] if rtol is None else rtol, base[1] if atol is None else atol)
+
+
+def compare(
+    engine: np.ndarray, ref: np.ndarray, rtol: Optional[float] = None, atol: Optional[float] = None
+) -> Result:
+    """Check ``engine`` against ``ref`` (torch's array) with the module's rule.
+
+    Returns ``(status, max_abs_err, max_rel_err, rtol, atol, detail)`` where status
+    is ``"agree"`` or ``"differ"`` and detail explains a shape or dtype mismatch.
+    """
+    e = np.asarray(engine)
+    r = np.asarray(ref)
+    base = _BY_DTYPE.get(r.dtype)
+    if base is None:
+        base = _BY_DTYPE[r.dtype] = tolerances(r.dtype.name)
+    rt = base[0] if rtol is None else rtol
+    at = base[1] if atol is None else atol
+    if e.shape == r.shape and e.dtype == r.dtype and (
+            e.tobytes() == r.tobytes() if e.size <= 4096 else bool(np.equal(e, r).all())):
+        return ("agree", 0.0, 0.0, rt, at, None)
+    if e.shape != r.shape:
+        return ("differ", None, None, rt, at, f"shape {list(e.shape)} vs torch {list(r.shape)}")
+    detail = None
+    if e.dtype != r.dtype:
+        detail = f"dtype {e.dtype.name} vs torch {r.dtype.name}"
+    if r.size == 0:
+        return ("differ" if detail else "agree", 0.0, 0.0, rt, at, detail)
+    kind = r.dtype.kind
+    if kind in "biu" and e.dtype.kind in "biu":
+        err = 0.0 if np.array_equal(e, r) else float(np.max(np.abs(e.astype(np.float64) - r)))
+        status = "agree" if err == 0.0 and detail is None else "differ"
+        return (status, err, err, rt, at, detail)
+    return _compare_float(e, r, rt, at, detail)
+
+
+def _compare_float(e: np.ndarray, r: np.ndarray, rt: float, at: float, detail: Optional[str]) -> Result:
+    """Float (or mixed) comparison: norm-wise tolerance, NaN/inf aware."""
+    with np.errstate(all="ignore"):
+        diff = np.subtract(e, r)
+        if type(diff) is np.ndarray and diff.dtype.kind in "fc" and diff.dtype == diff.real.dtype:
+            np.abs(diff, out=diff)
+        else:
+            diff = np.abs(diff)
+        err = float(diff.max())
+        if err != err or err == np.inf:  # NaN or inf somewhere: equal specials agree
+            same = (e == r) | (np.isnan(e) & np.isnan(r))
+            err = float(np.where(same, 0.0, diff).max())
+            if err != err or err == np.inf:
+                return ("differ", None, None, rt, at, detail or "NaN/inf where torch differs")
+            finite = np.abs(r[np.isfinite(r)])
+            scale = float(finite.max()) if finite.size else 0.0
+        else:
+            scale = max(float(r.max()), -float(r.min()))
+    rel = err / scale if scale > 0 else (0.0 if err == 0 else float("inf"))
+    ok = err <= at + rt * scale
+    status = "agree" if ok and detail is None else "differ"
+    return (status, _f(err), _f(rel), rt, at, detail)
+
+
+def _f(x: float) -> Optional[float]:
+    """Finite float or None (report dicts carry no NaN)."""
+    return x if x == x and x not in (np.inf, -np.inf) else None
+
+
+# ----- finite differences (float64) ---------------------------------------------------------
+def _f64(x: Any) -> Any:
+    """float64 copy of a float array; other inputs unchanged."""
+    a = getattr(x, "data", x)
+    if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+        return a.astype(np.float64)
+    return a
+
+
+def _agrees(lhs: float, rhs: float, scale: float) -> tuple[str, float, Optional[float]]:
+    rt, at = GRADCHECK_TOLERANCES
+    err = abs(lhs - rhs)
+    rel = err / abs(lhs) if lhs else None
+    return ("agree" if err <= at + rt * scale else "differ", err, rel)
+
+
+def vjp_check(node: Any, grad_output: np.ndarray, input_grads: tuple, seed: int = 0) -> Optional[Result]:
+    """Check one engine node's vector-Jacobian products by central differences.
+
+    For each differentiable float input ``i``: ⟨g, J_i u⟩ (finite differences of the
+    op's forward, float64) against ⟨vjp_i(g), u⟩ (what the engine computed), for a
+    random direction ``u``. Returns the worst result, or None when nothing applies.
+    """
+    op, params = node.opdef, node.params or {}
+    xs = [_f64(x) for x in node.inputs]
+    g = np.asarray(grad_output, np.float64)
+    rng = np.random.default_rng(seed)
+    worst: Optional[Result] = None
+    for i, gi in enumerate(input_grads):
+        x = xs[i]
+        if gi is None or not isinstance(x, np.ndarray) or x.dtype != np.float64 or not x.size:
+            continue
+        u = rng.standard_normal(x.shape)
+        h = 1e-6 * max(1.0, float(np.abs(x).max()))
+        plus, minus = list(xs), list(xs)
+        plus[i], minus[i] = x + h * u, x - h * u
+        with np.errstate(all="ignore"):
+            jvp = (np.asarray(op.fwd(*plus, **params), np.float64)
+                   - np.asarray(op.fwd(*minus, **params), np.float64)) / (2 * h)
+            lhs = float(np.sum(g * jvp))
+            gi64 = np.asarray(gi, np.float64)
+            rhs = float(np.sum(gi64 * u))
+            scale = float(np.linalg.norm(gi64) * np.linalg.norm(u)) + abs(lhs)
+        status, err, rel = _agrees(lhs, rhs, scale)
+        res = (status, _f(err), None if rel is None else _f(rel), *GRADCHECK_TOLERANCES,
+               f"input {i}: <g, J u> = {lhs:.6g} by finite differences, engine <vjp(g), u> = {rhs:.6g}")
+        if worst is None or (status == "differ" and worst[0] != "differ"):
+            worst = res
+    return worst
+
+
+def replay(root: Any, leaf: Any, value: np.ndarray) -> np.ndarray:
+    """Re-run the engine graph of ``root`` in float64 with ``leaf``'s value replaced."""
+    from gradmagic.engine.backward import toposort
+
+    order = toposort([root.grad_fn])
+    vals: dict = {}
+    for v in reversed(order):
+        if not hasattr(v, "opdef"):
+            continue
+        args = []
+        for x, p in zip(v.inputs, v.parents):
+            if p is leaf:
+                args.append(value)
+            elif p is not None and id(p) in vals:
+                args.append(vals[id(p)])
+            else:
+                args.append(_f64(x))
+        with np.errstate(all="ignore"):
+            vals[id(v)] = np.asarray(v.opdef.fwd(*args, **(v.params or {})))
+    return vals[id(root.grad_fn)]
+
+
+def leaf_gradcheck(root: Any, seed_grad: Optional[np.ndarray], leaf: Any, added: np.ndarray,
+                   seed: int = 0) -> Result:
+    """Directional finite-difference check of d⟨v, root⟩/d leaf (float64 replay).
+
+    ``added`` is the gradient the engine accumulated into ``leaf`` for this call.
+    """
+    rng = np.random.default_rng(seed)
+    x = leaf.data.astype(np.float64)
+    u = rng.standard_normal(x.shape)
+    h = 1e-6 * max(1.0, float(np.abs(x).max()) if x.size else 1.0)
+    v = np.ones(root.data.shape) if seed_grad is None else np.asarray(seed_grad, np.float64)
+    with np.errstate(all="ignore"):
+        fp = float(np.sum(v * replay(root, leaf, x + h * u)))
+        fm = float(np.sum(v * replay(root, leaf, x - h * u)))
+    lhs = (fp - fm) / (2 * h)
+    a = np.asarray(added, np.float64)
+    rhs = float(np.sum(a * u))
+    status, err, rel = _agrees(lhs, rhs, float(np.linalg.norm(a) * np.linalg.norm(u)) + abs(lhs))
+    return (status, _f(err), None if rel is None else _f(rel), *GRADCHECK_TOLERANCES,
+            f"directional derivative {lhs:.6g} by finite differences, engine gradient gives {rhs:.6g}")

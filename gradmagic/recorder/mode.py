@@ -1,0 +1,372 @@
+"""``Recorder``: the ``TorchFunctionMode`` that mirrors each torch call into the engine.
+
+For every call the cell makes, the real torch function runs first and its result is
+always returned unchanged; then, guarded, the recorder looks the callable up in the
+one mapping table (``mapping.lookup``) and handles it by kind: recompute an op from
+the twins of its inputs, copy a factory's value, mirror an in-place change, run the
+engine's backward beside torch's and compare, record ``.grad`` events, or draw an
+opaque node. Inside ``__torch_function__`` torch has popped the mode, so the torch
+calls made here are not recorded again.
+
+>>> import torch
+>>> from gradmagic.recorder.twins import Session
+>>> from gradmagic.recorder.block import Block
+>>> s = Session(); b = Block(cell=None, finder=None)
+>>> with Recorder(s, b):
+...     x = torch.arange(3.0, requires_grad=True)
+...     (x * x).sum().backward()
+>>> [r.torch_op for r in b.kept_recs()]
+['torch.arange', 'Tensor.mul', 'Tensor.sum']
+>>> b.calls[0].status
+'agree'
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+
+from gradmagic.engine import Tensor as ETensor
+from gradmagic.engine._state import STATE
+import gradmagic.engine as ge
+
+from . import mapping
+from .backward import BackwardHandlers
+from .block import Block
+from .crosscheck import compare
+from .history import LAZY_VALUE_LIMIT
+from .state import StateHandlers, _first_tensor
+from .twins import Rec, Session, Twin, copy_numpy, to_numpy
+from .values import summarize
+
+_Tensor = torch.Tensor
+
+
+class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
+    """Mirror torch calls into ``session``'s twins, recording into ``block``."""
+
+    def __init__(self, session: Session, block: Block) -> None:
+        super().__init__()
+        self.s = session
+        self.b = block
+        self.in_optimizer = 0
+        self.opt_handles: list = []
+        self.in_zero_grad = 0
+        self.zero_handles: list = []
+        self.handlers = {
+            "op": self._op, "factory": self._factory, "inplace": self._inplace,
+            "random": self._random, "grad_get": self._grad_get, "grad_set": self._grad_set,
+            "data_get": self._data_get, "data_set": self._data_set,
+            "requires_grad": self._requires_grad, "retain_grad": self._retain_grad,
+            "detach_": self._detach_, "backward": self._backward, "autograd_grad": self._autograd_grad,
+            "exposed": self._exposed, "profiler_enter": self._profiler_enter,
+            "profiler_exit": self._profiler_exit, "auto": self._auto,
+        }
+
+    # ----- dispatch --------------------------------------------------------------------
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        if kwargs is None:
+            kwargs = {}
+        spec = mapping.lookup(func)
+        kind = spec.kind
+        if kind == "ignore" or self.b.disabled or (self.in_optimizer and kind != "profiler_exit"):
+            return func(*args, **kwargs)
+        pre = None
+        if spec.pre:
+            try:
+                pre = self._pre(kind, args, kwargs)
+            except Exception as exc:  # gradmagic's failure never breaks the user's call
+                self._fail(exc, spec)
+        out = func(*args, **kwargs)
+        if not self.b.disabled:
+            try:
+                self.handlers[kind](spec, args, kwargs, out, pre)
+            except Exception as exc:
+                self._fail(exc, spec)
+        return out
+
+    def _fail(self, exc: BaseException, spec: Any) -> None:
+        """An internal error: stop mirroring for the rest of the block, with a note."""
+        self.b.disabled = True
+        self.b.note(f"gradmagic stopped checking at {spec.name} because of an internal error "
+                    f"({type(exc).__name__}: {exc}); the rest of the block ran unchecked.")
+
+    def _pre(self, kind: str, args: tuple, kwargs: dict) -> Any:
+        if kind == "backward":
+            return self._pre_backward(args, kwargs)
+        if kind == "random":
+            return torch.get_rng_state()
+        if kind == "inplace" and args and isinstance(args[0], _Tensor):
+            return args[0]._version
+        return None
+
+    # ----- helpers -------------------------------------------------------------------
+    def where(self) -> Any:
+        """(filename, line) of the user's code making the current call."""
+        finder = self.b.finder
+        return finder.find(3) if finder is not None else None
+
+    def tw(self, t: _Tensor, src: Any = None) -> Twin:
+        """Up-to-date twin of ``t``; earlier records used here are remembered."""
+        tw = self.s.twin(t, src, self.b.cell)
+        rec = tw.rec
+        if rec.seq <= self.b.first_seq:
+            self.b.used[id(rec)] = rec
+        elif rec.kind == "opaque" and rec.torch_op is None and rec.label and id(rec) not in self.b.used:
+            self.b.used[id(rec)] = rec  # drawn, and noted once
+            self.b.note(f"a tensor computed outside gradmagic ({rec.label[len('unrecorded '):]}) was "
+                        f"used here: its history was not recorded, so gradients below it are unchecked.")
+        return tw
+
+    def convert(self, obj: Any, recs: list, src: Any) -> Any:
+        """Replace torch tensors in ``obj`` (args, nested lists/tuples) by their twins,
+        torch dtypes by NumPy's; ``recs`` collects the Recs of the tensors, in order."""
+        if isinstance(obj, _Tensor):
+            tw = self.tw(obj, src)
+            recs.append(tw.rec)
+            return tw.et
+        cls = type(obj)
+        if cls is tuple or cls is list:
+            conv = [self.convert(o, recs, src) if isinstance(o, _CONVERTED) else o for o in obj]
+            return conv if cls is list else tuple(conv)
+        if cls is torch.dtype:
+            return _np_dtype(obj)
+        return obj
+
+    def run_engine(self, spec: Any, args: tuple, kwargs: dict, src: Any) -> tuple[Any, list]:
+        """The engine's result for a mapped call, with the Recs of its tensor inputs."""
+        recs: list = []
+        cargs = self.convert(args, recs, src)
+        ckw = {k: self.convert(v, recs, src) for k, v in kwargs.items()} if kwargs else kwargs
+        prev = STATE.grad_enabled
+        STATE.grad_enabled = torch.is_grad_enabled()
+        try:
+            return spec.adapt(cargs, ckw), recs
+        finally:
+            STATE.grad_enabled = prev
+
+    def check_value(self, rec: Rec, engine: np.ndarray, t: _Tensor, detail: Optional[str] = None) -> None:
+        """Compare a recomputed value with torch's, file the result on ``rec``, then
+        continue from torch's exact value (lockstep)."""
+        if not self.b.check:
+            return
+        ref = to_numpy(t)
+        same_layout = engine.shape == ref.shape and engine.dtype == ref.dtype
+        if same_layout and _equal(engine, ref):
+            res = ("agree", 0.0, 0.0, None, None, detail)
+        else:
+            res = compare(engine, ref, self.b.rtol, self.b.atol)
+            if detail:
+                res = res[:5] + ((res[5] + "; " if res[5] else "") + detail,)
+            if same_layout and engine.flags.writeable:
+                # lockstep: the next ops start from torch's exact value, so each node is
+                # checked on the same inputs as torch's (no drift, no kink flips)
+                np.copyto(engine, ref)
+        rec.status, rec.err, rec.check = res[0], res[1], res
+        self.b.count(res[0], rec.seq, rec, "value", res)
+
+    def new_op(self, kind: str, et: ETensor, arr: Any, spec: Any, recs: list, src: Any) -> Rec:
+        rec = self.s.new_rec(kind, et, arr, src, self.b.cell, op=spec.op, torch_op=spec.name,
+                             inputs=tuple(recs))
+        for r in recs:
+            if r.upstream_opaque:
+                rec.upstream_opaque = True
+                break
+        self.b.add_rec(rec)
+        self.b.ops += 1
+        if rec.enode is not None:
+            self._adopt_internal(rec, recs, src)
+        return rec
+
+    def _adopt_internal(self, rec: Rec, recs: list, src: Any) -> None:
+        """Give a Rec to engine nodes made inside one call (a composite, a
+        double-backward graph) so every node a backward reaches is drawn."""
+        by_node = self.s.by_node
+        for p in rec.enode.parents:  # fast path: every parent already known
+            if p is not None and type(p) is not ETensor and id(p) not in by_node:
+                break
+        else:
+            return
+        known_et = {id(r.et): r for r in recs if r is not None and r.et is not None}
+        fresh = []
+        stack = [rec.enode]
+        seen = {id(rec.enode)}
+        while stack:
+            node = stack.pop()
+            for p in node.parents:
+                if type(p) is ETensor or p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                if id(p) not in by_node:
+                    fresh.append(p)
+                    stack.append(p)
+        if not fresh:
+            return
+        made = {}
+        for node in reversed(fresh):  # parents before children, roughly forward order
+            r = self.s.new_rec("internal", None, None, src, self.b.cell, op=node.op,
+                               torch_op=rec.torch_op)
+            r.enode = node
+            by_node[id(node)] = r
+            made[id(node)] = r
+            self.b.add_rec(r)
+        for node_rec in [*made.values(), rec]:
+            node_rec.inputs = tuple(self._input_rec(node_rec.enode, i, known_et)
+                                    for i in range(len(node_rec.enode.inputs)))
+        rec.seq = self.s.seq = self.s.seq + 1  # the call's output comes after its internals
+
+    def _input_rec(self, node: Any, i: int, known_et: dict) -> Optional[Rec]:
+        """The Rec feeding input ``i`` of engine ``node`` (None for plain constants)."""
+        p = node.parents[i]
+        if p is not None:
+            return self.s.rec_of_engine(p)
+        x = node.inputs[i]
+        if isinstance(x, ETensor):
+            return known_et.get(id(x)) or self.s.by_tensor.get(id(x))
+        return None
+
+    def snap(self, arr: Any, owned: bool = False) -> Any:
+        """An event value: small arrays are kept (summarised when a report is built),
+        large ones summarised now so that histories stay small. ``owned``: the array
+        is a private copy nobody mutates (else small ones are copied)."""
+        if arr is None or isinstance(arr, dict):
+            return arr
+        if arr.size <= LAZY_VALUE_LIMIT:
+            return arr if owned else arr.copy()
+        return summarize(arr, self.s.value_limit)
+
+    def event(self, rec: Rec, kind: str, src: Any, call: Optional[int] = None, **values: Any) -> None:
+        """Add an accumulation/update event to a leaf's history."""
+        if rec.hist is None:
+            return
+        self.b.touched[id(rec)] = rec
+        self.s.seq += 1
+        rec.hist.add(kind, call=call, cell=self.b.cell, where=src, seq=self.s.seq, **values)
+
+    # ----- kinds: ops and values ---------------------------------------------------------
+    def _op(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        if kwargs and kwargs.get("inplace") and args and out is args[0]:
+            self._inplace(spec, args, kwargs, out, None)  # F.relu(x, inplace=True)
+            return
+        src = self.where()
+        try:
+            eout, recs = self.run_engine(spec, args, kwargs, src)
+        except Exception as exc:
+            self._opaque(spec, args, kwargs, out, src, exc)
+            return
+        if isinstance(out, _Tensor):
+            self._register(out, eout, spec, recs, src, args)
+        elif isinstance(out, (tuple, list)):
+            outs = eout if isinstance(eout, (tuple, list)) else (eout,)
+            for t, e in zip(out, outs):
+                if isinstance(t, _Tensor) and isinstance(e, ETensor):
+                    self._register(t, e, spec, recs, src, args)
+
+    def _register(self, t: _Tensor, et: ETensor, spec: Any, recs: list, src: Any, args: tuple) -> None:
+        for a in args:
+            if a is t:
+                return  # returned an input unchanged (e.g. dropout in eval mode)
+        rec = self.new_op("op", et, et.data, spec, recs, src)
+        self.check_value(rec, et.data, t)
+        self.s.set_twin(t, et, rec)
+
+    def _factory(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        if not isinstance(out, _Tensor):
+            return
+        src = self.where()
+        et = ETensor(copy_numpy(out), requires_grad=bool(out.requires_grad and out.grad_fn is None))
+        rec = self.s.leaf_rec(out, et, src, self.b.cell, torch_op=spec.name)
+        self.b.add_rec(rec)
+        self.s.twins[out] = Twin(et, out._version, rec)
+
+    def _random(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        """Dropout: replay torch's mask from the saved RNG state, recompute the rest."""
+        if not isinstance(out, _Tensor) or pre is None:
+            return
+        x = args[0] if args else kwargs.get("input")
+        if out is x or not isinstance(x, _Tensor):
+            return
+        p = float(kwargs.get("p", args[1] if len(args) > 1 else 0.5))
+        post = torch.get_rng_state()
+        torch.set_rng_state(pre)
+        try:
+            mask = torch.empty_like(x).bernoulli_(1 - p)
+        finally:
+            torch.set_rng_state(post)
+        src = self.where()
+        recs: list = []
+        ex = self.convert(x, recs, src)
+        prev = STATE.grad_enabled
+        STATE.grad_enabled = torch.is_grad_enabled()
+        try:
+            et = ge.apply("dropout", ex, to_numpy(mask).astype(bool), p=p)
+        finally:
+            STATE.grad_enabled = prev
+        self._register(out, et, spec, recs, src, (x,))
+
+    def _opaque(self, spec: Any, args: tuple, kwargs: dict, out: Any, src: Any,
+                exc: Optional[BaseException] = None) -> None:
+        """A call without an engine rule: copy torch's value, gradients below unchecked."""
+        outs = [out] if isinstance(out, _Tensor) else [o for o in out if isinstance(o, _Tensor)] \
+            if isinstance(out, (tuple, list)) else []
+        if not outs:
+            return
+        recs: list = []
+        self.convert((args, kwargs), recs, src)
+        self.b.unsupported.setdefault(spec.name, None)
+        if exc is not None:
+            self.b.note(f"{spec.name}: the engine could not recompute this call "
+                        f"({type(exc).__name__}: {exc}); its value was copied from torch.")
+        for t in outs:
+            if any(t is a for a in args if isinstance(a, _Tensor)):
+                continue
+            et = ETensor(copy_numpy(t))
+            if t.requires_grad and et.data.dtype.kind in "fc":
+                et.requires_grad_(True)
+            rec = self.s.new_rec("opaque", et, et.data, src, self.b.cell, torch_op=spec.name,
+                                 inputs=tuple(recs))
+            rec.upstream_opaque = True
+            self.s.opaque += 1
+            self.s.watch(rec, t)
+            self.b.add_rec(rec)
+            self.b.count("unchecked", rec.seq, rec, "value", None)
+            self.s.set_twin(t, et, rec)
+
+    def _auto(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        """An unmapped callable: nothing for non-tensor results, else in-place or opaque."""
+        if isinstance(out, _Tensor) or (isinstance(out, (tuple, list)) and any(isinstance(o, _Tensor) for o in out)):
+            target = _first_tensor(args, kwargs)
+            if spec.name.endswith("_") and target is not None and (out is target or out is None):
+                self._inplace_unknown(spec, target)
+            else:
+                self._opaque(spec, args, kwargs, out, self.where())
+        elif out is None and spec.name.endswith("_"):
+            target = _first_tensor(args, kwargs)
+            if target is not None:
+                self._inplace_unknown(spec, target)
+
+
+# ----- module helpers -------------------------------------------------------------------------
+_DTYPES: dict = {}
+_CONVERTED = (_Tensor, tuple, list, torch.dtype)
+
+
+def _np_dtype(dt: torch.dtype) -> Any:
+    """NumPy's dtype for a torch dtype (bfloat16 is mirrored as float32)."""
+    got = _DTYPES.get(dt)
+    if got is None:
+        got = _DTYPES[dt] = np.dtype("float32") if dt is torch.bfloat16 else \
+            torch.empty((), dtype=dt).numpy().dtype
+    return got
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bitwise-equal values (same shape and dtype already checked)."""
+    try:
+        if a.size <= 4096:
+            return a.tobytes() == b.tobytes()
+        return bool(np.equal(a, b).all())
+    except Exception:
+        return False

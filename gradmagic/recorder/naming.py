@@ -1,0 +1,106 @@
+"""Names and source lines for recorded tensors.
+
+``tensor_names(namespace)`` finds the variable names a user gave to tensors:
+plain variables (``x``, ``w``), parameters and buffers of ``nn.Module`` objects
+(``net.0.weight``) and items of top-level lists/tuples (``params[0]``).
+``SourceFinder`` finds the line of user code that made the current torch call by
+walking ``sys._getframe`` (cheap) rather than ``inspect.stack()`` (slow).
+
+>>> import torch
+>>> x = torch.zeros(2)
+>>> net = torch.nn.Linear(2, 1)
+>>> [name for _, name in tensor_names({"x": x, "net": net, "_hidden": x})]
+['x', 'net.weight', 'net.bias']
+"""
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+from typing import Any, Mapping, Optional
+
+import torch
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_GRADMAGIC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SKIP_PREFIXES = (_TORCH_DIR, _GRADMAGIC_DIR, os.path.dirname(os.__file__) + os.sep + "contextlib")
+
+
+def tensor_names(namespace: Mapping[str, Any]) -> list[tuple[torch.Tensor, str]]:
+    """``(tensor, name)`` pairs for the tensors ``namespace`` holds.
+
+    Names starting with ``_`` (IPython's ``_``, ``_3``, ``_i``) are skipped. Plain
+    names come first, then module parameters (``net.0.weight``) and list items.
+    """
+    plain: list[tuple[torch.Tensor, str]] = []
+    derived: list[tuple[torch.Tensor, str]] = []
+    for name, value in list(namespace.items()):
+        if not isinstance(name, str) or name.startswith("_"):
+            continue
+        if isinstance(value, torch.Tensor):
+            plain.append((value, name))
+        elif isinstance(value, torch.nn.Module):
+            derived.extend(_module_names(name, value))
+        elif isinstance(value, (list, tuple)) and 0 < len(value) <= 64:
+            derived.extend((v, f"{name}[{i}]") for i, v in enumerate(value) if isinstance(v, torch.Tensor))
+    return plain + derived
+
+
+def _module_names(prefix: str, module: torch.nn.Module) -> list[tuple[torch.Tensor, str]]:
+    """``(tensor, "net.0.weight")`` for the parameters and buffers of ``module``."""
+    try:
+        params = list(module.named_parameters(prefix=prefix, remove_duplicate=False))
+        buffers = list(module.named_buffers(prefix=prefix, remove_duplicate=False))
+    except Exception:  # a user's Module subclass may break named_parameters
+        return []
+    return [(t, name) for name, t in params + buffers if isinstance(t, torch.Tensor)]
+
+
+class SourceFinder:
+    """Locate the user's line for the torch call being recorded.
+
+    With ``filename``, the innermost frame whose code has that filename wins (the
+    recorded cell), so a call made inside a helper defined elsewhere is placed on
+    the cell's line that called the helper. Without it, the innermost frame
+    outside torch, gradmagic and contextlib wins.
+
+    >>> finder = SourceFinder(None)
+    >>> where = finder.find(0)
+    >>> where[0] == __file__ or where[0].startswith("<doctest")
+    True
+    """
+
+    __slots__ = ("filename", "lines")
+
+    def __init__(self, filename: Optional[str], source: Optional[str] = None) -> None:
+        self.filename = filename
+        self.lines = source.splitlines() if source is not None else None
+
+    def find(self, depth: int = 1) -> Optional[tuple[str, int]]:
+        """``(filename, line)`` of the user's frame, or ``None`` when not found."""
+        try:
+            frame = sys._getframe(depth + 1)
+        except ValueError:
+            return None
+        target = self.filename
+        if target is not None:
+            while frame is not None:
+                if frame.f_code.co_filename == target:
+                    return target, frame.f_lineno
+                frame = frame.f_back
+            return None
+        while frame is not None:
+            fn = frame.f_code.co_filename
+            if not fn.startswith(_SKIP_PREFIXES):
+                return fn, frame.f_lineno
+            frame = frame.f_back
+        return None
+
+    def code(self, filename: str, line: int) -> Optional[str]:
+        """The stripped text of ``line`` (from ``source`` when given, else linecache)."""
+        if self.lines is not None and filename == self.filename:
+            if 1 <= line <= len(self.lines):
+                return self.lines[line - 1].strip()
+            return None
+        text = linecache.getline(filename, line)
+        return text.strip() or None

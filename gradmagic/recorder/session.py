@@ -1,0 +1,154 @@
+"""``trace()``: the recording context manager, and ``last_report()``.
+
+>>> import torch
+>>> with trace() as rep:
+...     a = torch.ones(2, requires_grad=True)
+...     (a * 3).sum().backward()
+>>> rep.ok, last_report() is rep
+(True, True)
+"""
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from typing import Any, Mapping, Optional
+
+import torch
+
+from gradmagic.report import GradReport
+
+from .block import Block
+from .build import build_report
+from .mode import Recorder
+from .naming import SourceFinder
+from .twins import Session
+
+_DEFAULT: Optional[Session] = None
+_LAST: Optional[GradReport] = None
+
+
+def default_session() -> Session:
+    """The process-wide session used when ``trace()`` gets none."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Session()
+    return _DEFAULT
+
+
+def last_report() -> Optional[GradReport]:
+    """The ``GradReport`` of the most recent recorded block, or None."""
+    return _LAST
+
+
+def remove_leaked_modes() -> int:
+    """Take any gradmagic ``Recorder`` left on torch's mode stack off it; return how many."""
+    stack = torch.overrides._get_current_function_mode_stack()
+    if not any(isinstance(m, Recorder) for m in stack):
+        return 0
+    for _ in stack:
+        torch._C._pop_torch_function_stack()
+    removed = 0
+    for m in stack:
+        if isinstance(m, Recorder):
+            removed += 1
+        else:
+            torch._C._push_on_torch_function_stack(m)
+    return removed
+
+
+def _caller_names(frame: Any) -> dict:
+    """The globals and locals of ``frame``, without keeping its locals alive.
+
+    On Python < 3.13 reading ``f_locals`` of a function frame stores a snapshot dict
+    on the frame, which would keep every local tensor alive after a ``del``; the
+    snapshot is emptied again (CPython refreshes it from the real locals before any
+    write-back, so this never changes a variable).
+    """
+    names = dict(frame.f_globals)
+    local = frame.f_locals
+    if local is not frame.f_globals:
+        names.update(local)
+        if sys.version_info < (3, 13):
+            local.clear()
+    return names
+
+
+class trace:
+    """Context manager recording torch calls; yields a ``GradReport`` filled at exit.
+
+    ``session``: twins and histories shared across blocks (default: one per process);
+    ``namespace``: where variable names come from (default: the caller's globals and
+    locals); ``filename``: the code filename of the recorded cell (to find lines);
+    ``cell``: the execution count; ``source``: the cell text; ``check``: compare with
+    torch; ``rtol``/``atol``: override the tolerances of ``crosscheck``;
+    ``gradcheck``: also check leaf gradients by float64 finite differences.
+    """
+
+    def __init__(self, *, session: Optional[Session] = None, namespace: Optional[Mapping[str, Any]] = None,
+                 filename: Optional[str] = None, cell: Optional[int] = None, source: Optional[str] = None,
+                 check: bool = True, rtol: Optional[float] = None, atol: Optional[float] = None,
+                 gradcheck: bool = False) -> None:
+        self.session = session if session is not None else default_session()
+        self.namespace = namespace
+        self.frame = sys._getframe(1) if namespace is None else None
+        self.source = source
+        self.report = GradReport()
+        finder = SourceFinder(filename, source)
+        self.block = Block(cell, finder, self.session.keep_calls, rtol, atol, check, gradcheck)
+        self.recorder: Optional[Recorder] = None
+        self.froze = False
+
+    def __enter__(self) -> GradReport:
+        # Objects that exist before the block are moved out of the cyclic collector's
+        # way while it runs (undone at exit): with torch imported a full collection
+        # walks ~10^6 objects (~70 ms), and recording allocates enough to trigger them.
+        self.froze = gc.get_freeze_count() == 0
+        if self.froze:
+            gc.freeze()
+        leaked = remove_leaked_modes()
+        if leaked:
+            self.block.note(f"removed {leaked} gradmagic recorder(s) left active by an earlier block.")
+        self.block.first_seq = self.session.seq
+        self.session.blocks += 1
+        self.recorder = Recorder(self.session, self.block)
+        self.recorder.__enter__()
+        return self.report
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            self._pop()
+        finally:
+            try:
+                self._finish(exc_type, exc)
+            finally:
+                if self.froze:
+                    gc.unfreeze()
+        return False
+
+    def _pop(self) -> None:
+        """Leave torch's mode stack as it was, whatever happened inside the block."""
+        try:
+            self.recorder.__exit__(None, None, None)
+        except Exception:
+            pass
+        finally:
+            remove_leaked_modes()
+
+    def _finish(self, exc_type: Any, exc: Any) -> None:
+        global _LAST
+        b = self.block
+        b.elapsed_ms = (time.perf_counter() - b.t0) * 1000.0
+        if exc_type is not None:
+            b.error = {"type": exc_type.__name__, "message": str(exc)}
+        namespace = self.namespace
+        if namespace is None and self.frame is not None:
+            namespace = _caller_names(self.frame)
+        self.frame = None
+        try:
+            build_report(self.session, b, self.report, namespace, self.source)
+        except Exception as err:  # the report must never break the user's code
+            self.report.notes.append(f"gradmagic could not build the full report ({type(err).__name__}: {err}).")
+            self.report.error = b.error
+        self.session.last_report = self.report
+        _LAST = self.report

@@ -1,0 +1,271 @@
+"""In-place changes, ``.grad``/``.data`` access, ``requires_grad`` and optimizer steps.
+
+Part of the ``Recorder`` (see ``mode.py``): these handlers keep the twins in step
+when torch changes a tensor in place, and write the leaf events (``zero_``,
+``set_none``, ``set``, ``update``) of the accumulation history.
+
+>>> import torch
+>>> from gradmagic.recorder import Session, trace
+>>> with trace(session=Session()) as rep:
+...     w = torch.ones(2, requires_grad=True)
+...     (w * w).sum().backward()
+...     with torch.no_grad():
+...         w -= 0.5 * w.grad
+...     _ = w.grad.zero_()
+>>> [e.kind for e in rep.leaf("w").events]
+['created', 'backward', 'update', 'zero_']
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Optional
+
+import torch
+
+from gradmagic.engine import Tensor as ETensor
+
+from .history import LAZY_VALUE_LIMIT
+from .twins import Twin, copy_numpy, to_numpy
+
+_Tensor = torch.Tensor
+
+
+class StateHandlers:
+    """Mixin of ``Recorder``: handlers for in-place and autograd-state calls."""
+
+    # ----- kinds: in-place ---------------------------------------------------------------
+    def _inplace(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        t = args[0] if args else _first_tensor(args, kwargs)
+        if not isinstance(t, _Tensor):
+            return
+        src = self.where()
+        if self._grad_tensor_changed(t, spec, src) or self._alias_changed(t, src):
+            return
+        tw = self.s.twins.get(t)
+        if tw is None or (pre is not None and tw.version != pre):
+            self.tw(t, src)  # unseen or changed behind our back: take torch's value as is
+            return
+        tw.version = t._version  # the twin was current before this call; mirror it now
+        if t.is_leaf and t.requires_grad:
+            self._leaf_update(t, tw, src, spec, args, kwargs)
+            return
+        old_rec = tw.rec
+        if old_rec.arr is tw.et.data:
+            old_rec.arr = tw.et.data.copy()  # keep the value the earlier node had
+        try:
+            _, recs = self.run_engine(spec, args, kwargs, src)
+        except Exception as exc:
+            self._resync_opaque(t, spec, src, exc)
+            return
+        rec = self.new_op("op", tw.et, tw.et.data, spec, recs, src)
+        self.check_value(rec, tw.et.data, t)
+        tw.rec = rec
+        tw.version = t._version
+
+    def _inplace_unknown(self, spec: Any, t: _Tensor) -> None:
+        """An in-place call without a rule: re-sync (and an update event for a leaf)."""
+        src = self.where()
+        if self._grad_tensor_changed(t, spec, src) or self._alias_changed(t, src):
+            return
+        tw = self.s.twins.get(t)
+        if tw is None:
+            return  # never used yet: its twin is made, with this value, on first use
+        if t.is_leaf and (not torch.is_grad_enabled() or not t.requires_grad):
+            before = tw.et.data.copy() if tw.rec.hist is not None else None
+            self.s.resync(t, tw, src, self.b.cell)
+            self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
+        else:
+            self._resync_opaque(t, spec, src, None)
+
+    def _resync_opaque(self, t: _Tensor, spec: Any, src: Any, exc: Optional[BaseException]) -> None:
+        """Replace the twin of a changed non-leaf by an opaque copy of torch's value."""
+        tw = self.s.twins.get(t)
+        prev = tw.rec if tw is not None else None
+        self._opaque(spec, (), {}, t, src, exc)
+        new = self.s.twins.get(t)
+        if new is not None and prev is not None and new.rec is not prev:
+            new.rec.inputs = (prev,)
+
+    def _leaf_update(self, t: _Tensor, tw: Twin, src: Any, spec: Any, args: tuple, kwargs: dict) -> None:
+        """``p -= lr * p.grad`` under no_grad: check the engine's update, then re-sync."""
+        rec = tw.rec
+        before = tw.et.data.copy()
+        if spec.adapt is not None and self.b.check:
+            try:
+                self.run_engine(spec, args, kwargs, src)
+            except Exception as exc:
+                self.b.note(f"{spec.name}: the engine could not recompute this update ({exc}).")
+            else:
+                self.check_value(rec, tw.et.data, t, detail=f"update by {spec.name}")
+        self.s.resync(t, tw, src, self.b.cell)
+        self.event(rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
+
+    def _grad_tensor_changed(self, t: _Tensor, spec: Any, src: Any) -> bool:
+        """``x.grad.zero_()`` and friends: an event on x, nothing recomputed."""
+        owner = self.s.grad_owner.get(t)
+        if owner is None:
+            return False
+        kind = "zero_" if spec.name == "Tensor.zero_" else "set"
+        tw_owner = owner.et
+        before = tw_owner.grad.data if tw_owner is not None and tw_owner.grad is not None else None
+        self.event(owner, kind, src, before=self.snap(before), after=self.snap(to_numpy(t)))
+        return True
+
+    def _alias_changed(self, t: _Tensor, src: Any) -> bool:
+        """A write through ``x.data``: x changed; re-sync it (an update for a leaf)."""
+        ref = self.s.data_alias.get(t)
+        if ref is None:
+            return False
+        base = ref()
+        if base is not None:
+            tw = self.s.twins.get(base)
+            if tw is not None:
+                before = tw.et.data.copy() if tw.rec.hist is not None else None
+                tw = self.s.resync(base, tw, src, self.b.cell) if base.grad_fn is None else tw
+                if before is not None:
+                    self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
+        return True
+
+    # ----- kinds: autograd state -------------------------------------------------------------
+    def _grad_get(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        if not isinstance(out, _Tensor):
+            return
+        owner_t = args[0]
+        otw = self.tw(owner_t)
+        self.s.grad_owner[out] = otw.rec
+        if self.in_zero_grad:
+            return  # optimizer.zero_grad() reading .grad: only its zero_/None events matter
+        tw = self.s.twins.get(out)
+        if tw is not None and tw.version == out._version:
+            return
+        src = self.where()
+        eg = otw.et.grad
+        if out.requires_grad and eg is not None and eg.grad_fn is not None:
+            rec = self.new_op("op", eg, eg.data, spec, [], src)  # x.grad built with create_graph
+            self.check_value(rec, eg.data, out)
+        else:
+            et = ETensor(copy_numpy(out))
+            rec = self.s.new_rec("constant", et, et.data, src, self.b.cell, torch_op=spec.name)
+            self.b.add_rec(rec)
+            eg = et
+        rec.grad_owner = otw.rec
+        self.s.twins[out] = Twin(eg, out._version, rec)
+
+    def _grad_set(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        t, value = args[0], args[1] if len(args) > 1 else None
+        tw = self.s.twins.get(t)
+        if tw is None:
+            return
+        src = self.where()
+        old = tw.et.grad.data if tw.et.grad is not None else None
+        if value is None:
+            tw.et.grad = None
+            self.event(tw.rec, "set_none", src, before=self.snap(old))
+        else:
+            tw.et.grad = ETensor(copy_numpy(value))
+            self.s.grad_owner[value] = tw.rec
+            self.event(tw.rec, "set", src, before=self.snap(old), after=self.snap(tw.et.grad.data))
+
+    def _data_get(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        if isinstance(out, _Tensor) and isinstance(args[0], _Tensor):
+            self.s.data_alias[out] = weakref.ref(args[0])
+
+    def _data_set(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        value = args[1] if len(args) > 1 else None
+        ref = self.s.data_alias.get(value) if isinstance(value, _Tensor) else None
+        if ref is not None and ref() is args[0]:
+            return  # ``w.data -= ...`` assigns back the alias its in-place op already updated
+        self._alias_changed_base(args[0])
+
+    def _alias_changed_base(self, base: _Tensor) -> None:
+        tw = self.s.twins.get(base)
+        if tw is None:
+            return
+        src = self.where()
+        before = tw.et.data.copy() if tw.rec.hist is not None else None
+        tw = self.s.resync(base, tw, src, self.b.cell)
+        if before is not None:
+            self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
+
+    def _requires_grad(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        t = args[0]
+        if not isinstance(t, _Tensor):
+            return
+        src = self.where()
+        tw = self.tw(t, src)
+        rec = tw.rec
+        if t.requires_grad and not tw.et.requires_grad and t.grad_fn is None:
+            tw.et.requires_grad_(True)
+            self.s.watch(rec, t)
+            self.s.make_leaf(rec, src, self.b.cell)
+            if rec.seq <= self.b.first_seq:
+                self.b.used[id(rec)] = rec
+        elif not t.requires_grad and tw.et.requires_grad and tw.et.grad_fn is None:
+            tw.et.requires_grad_(False)
+            rec.kind = "constant"
+
+    def _retain_grad(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        t = args[0]
+        tw = self.tw(t)
+        if tw.et.requires_grad:
+            tw.et.retain_grad()
+            tw.rec.retained = True
+            self.s.watch(tw.rec, t)
+
+    def _detach_(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        t = args[0]
+        if isinstance(t, _Tensor) and t in self.s.twins:
+            del self.s.twins[t]
+            self.tw(t, self.where())
+
+    def _exposed(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        t = args[0] if args else None
+        if isinstance(t, _Tensor):
+            tw = self.s.twins.get(t)
+            if tw is not None:
+                tw.exposed = True
+
+    # ----- kinds: optimizers -------------------------------------------------------------------
+    def _profiler_enter(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        name = args[0] if args and isinstance(args[0], str) else ""
+        if name.startswith("Optimizer.step#"):
+            self.in_optimizer += 1
+            self.opt_handles.append(out)
+        elif name.startswith("Optimizer.zero_grad#"):
+            self.in_zero_grad += 1
+            self.zero_handles.append(out)
+
+    def _profiler_exit(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        if self.zero_handles and args and args[0] is self.zero_handles[-1]:
+            self.zero_handles.pop()
+            self.in_zero_grad -= 1
+            return
+        if not self.opt_handles or (args and args[0] is not self.opt_handles[-1]):
+            return
+        self.opt_handles.pop()
+        self.in_optimizer -= 1
+        if self.in_optimizer:
+            return
+        src = self.where()
+        for t, tw in list(self.s.twins.items()):
+            rec = tw.rec
+            if rec.hist is not None and rec.kind == "leaf" and tw.version != t._version:
+                self._update(t, tw, src)
+
+    def _update(self, t: _Tensor, tw: Twin, src: Any) -> None:
+        """Re-sync a leaf whose value torch changed (optimizer, ``.data``) with an
+        ``update`` event (large leaves: the new value's summary only)."""
+        small = tw.et.data.size <= LAZY_VALUE_LIMIT
+        before = tw.et.data.copy() if small else None
+        self.s.resync(t, tw, src, self.b.cell)
+        self.event(tw.rec, "update", src, before=before, after=self.snap(tw.et.data))
+
+
+def _first_tensor(args: tuple, kwargs: dict) -> Optional[_Tensor]:
+    for a in args:
+        if isinstance(a, _Tensor):
+            return a
+    for a in kwargs.values():
+        if isinstance(a, _Tensor):
+            return a
+    return None

@@ -1,0 +1,295 @@
+"""Twins: the engine tensor that mirrors each torch tensor, and what was recorded.
+
+* ``Rec`` — one recorded node (a leaf, a constant, an op, an opaque call or a node
+  internal to the engine), session-wide, in forward order (``seq``).
+* ``Twin`` — per torch tensor (in an ``IdentityMap``: weak and keyed by identity, as
+  ``torch.utils.weak.WeakIdKeyDictionary``): its engine tensor, the torch ``_version``
+  it was synced at and the ``Rec`` that produced its current value.
+* ``Session`` — twins, records and leaf histories shared by the ``trace()`` blocks of
+  one shell.
+
+>>> import torch
+>>> s = Session()
+>>> x = torch.arange(3.0)
+>>> tw = s.twin(x)
+>>> tw.rec.kind, tw.et.data.tolist()
+('constant', [0.0, 1.0, 2.0])
+>>> s.twin(x) is tw
+True
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from gradmagic.engine import Tensor as ETensor
+
+from .history import History
+
+_BF16 = torch.bfloat16
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """torch's value as an ndarray (shares memory when it can; bf16 becomes float32).
+
+    >>> to_numpy(torch.ones(2, requires_grad=True)).tolist()
+    [1.0, 1.0]
+    """
+    try:  # the common case: a plain CPU tensor
+        return t.detach().numpy() if t.requires_grad else t.numpy()
+    except (TypeError, RuntimeError):
+        pass
+    d = t.detach()
+    if d.device.type != "cpu":
+        d = d.cpu()
+    if d.dtype is _BF16:
+        d = d.float()
+    if d.is_conj():
+        d = d.resolve_conj()
+    if d.is_neg():
+        d = d.resolve_neg()
+    return d.numpy()
+
+
+def copy_numpy(t: torch.Tensor) -> np.ndarray:
+    """An owned copy of torch's value (twins never share memory with torch)."""
+    return np.array(to_numpy(t), copy=True)
+
+
+class IdentityMap:
+    """A weak map keyed by object identity (the semantics of
+    ``torch.utils.weak.WeakIdKeyDictionary``, with ~10× cheaper lookups on the hot path).
+
+    An entry goes away when its key is deallocated (a weakref callback, run before the
+    key's id can be reused), and every lookup checks that the stored weak reference
+    still points at the very object asked for, so an id alone is never trusted.
+
+    >>> m = IdentityMap(); t = torch.zeros(1); m[t] = "twin"
+    >>> m.get(t), t in m, len(m)
+    ('twin', True, 1)
+    >>> del t; len(m)
+    0
+    """
+
+    __slots__ = ("_d", "_cb")
+
+    def __init__(self) -> None:
+        d: dict = {}
+        self._d = d
+
+        def drop(ref: Any, d: dict = d) -> None:
+            entry = d.get(ref.key)
+            if entry is not None and entry[0] is ref:
+                del d[ref.key]
+        self._cb = drop
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        entry = self._d.get(id(key))
+        if entry is not None and entry[0]() is key:
+            return entry[1]
+        return default
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._d[id(key)] = (weakref.KeyedRef(key, self._cb, id(key)), value)
+
+    def __delitem__(self, key: Any) -> None:
+        entry = self._d.get(id(key))
+        if entry is None or entry[0]() is not key:
+            raise KeyError(key)
+        del self._d[id(key)]
+
+    def __contains__(self, key: Any) -> bool:
+        entry = self._d.get(id(key))
+        return entry is not None and entry[0]() is key
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def items(self) -> list:
+        """Live ``(key, value)`` pairs."""
+        out = []
+        for ref, value in list(self._d.values()):
+            key = ref()
+            if key is not None:
+                out.append((key, value))
+        return out
+
+
+class Rec:
+    """One recorded node. ``kind``: leaf, constant, op, opaque or internal."""
+
+    __slots__ = (
+        "seq", "kind", "op", "torch_op", "inputs", "et", "enode", "arr", "tref", "src", "cell",
+        "status", "err", "check", "name", "aliases", "label", "hist", "grad_owner", "retained",
+        "upstream_opaque", "__weakref__",
+    )
+
+    def __init__(self, seq: int, kind: str, et: Optional[ETensor], arr: Any, src: Any,
+                 cell: Optional[int], op: Optional[str] = None, torch_op: Optional[str] = None,
+                 inputs: tuple = ()) -> None:
+        self.seq = seq
+        self.kind = kind
+        self.op = op
+        self.torch_op = torch_op
+        self.inputs = inputs  # Recs (or None) in the order of the call's tensor arguments
+        self.et = et
+        self.enode = et.grad_fn if et is not None else None
+        self.arr = arr  # the value when recorded (snapshot for later in-place changes)
+        self.tref = None  # weakref to the torch tensor (leaves, retained tensors)
+        self.src = src  # (filename, line) or None
+        self.cell = cell
+        self.status = "unchecked"
+        self.err = None
+        self.check = None  # the value Check tuple, when one was made
+        self.name: Optional[str] = None
+        self.aliases: list = []
+        self.label: Optional[str] = None
+        self.hist: Optional[History] = None
+        self.grad_owner = None  # for a ``x.grad`` constant: the Rec of x
+        self.retained = False
+        self.upstream_opaque = False  # an opaque or unrecorded node lies above (gradients unchecked)
+
+    def __repr__(self) -> str:
+        return f"<Rec {self.seq} {self.kind} {self.op or self.torch_op} {self.name}>"
+
+
+class Twin:
+    """The engine side of one torch tensor."""
+
+    __slots__ = ("et", "version", "rec", "exposed")
+
+    def __init__(self, et: ETensor, version: int, rec: Rec) -> None:
+        self.et = et
+        self.version = version
+        self.rec = rec
+        self.exposed = False  # torch's memory was handed out (.numpy()): compare values on use
+
+
+class Session:
+    """State shared by the recorded blocks of one shell (see module docstring).
+
+    ``keep_calls``: backward calls per block whose full graph and steps are kept;
+    ``event_limit``: events kept per leaf; ``value_limit``: see ``values.summarize``.
+    """
+
+    def __init__(self, keep_calls: int = 3, event_limit: int = 200, value_limit: int = 64) -> None:
+        self.keep_calls = keep_calls
+        self.event_limit = event_limit
+        self.value_limit = value_limit
+        self.twins = IdentityMap()  # torch tensor -> Twin
+        self.grad_owner = IdentityMap()  # torch .grad tensor -> Rec of its leaf
+        self.data_alias = IdentityMap()  # result of t.data -> weakref(t)
+        self.by_node: "weakref.WeakValueDictionary[int, Rec]" = weakref.WeakValueDictionary()
+        self.by_tensor: "weakref.WeakValueDictionary[int, Rec]" = weakref.WeakValueDictionary()
+        self.seq = 0
+        self.opaque = 0  # opaque records made so far (0: no gradient can bypass the engine)
+        self.calls = 0  # session-wide backward call counter
+        self.blocks = 0
+        self.last_report: Any = None
+
+    # ----- records -------------------------------------------------------------------
+    def new_rec(self, kind: str, et: Optional[ETensor], arr: Any, src: Any, cell: Optional[int],
+                **kw: Any) -> Rec:
+        """A new ``Rec`` in forward order, registered for lookups from engine nodes."""
+        self.seq += 1
+        rec = Rec(self.seq, kind, et, arr, src, cell, **kw)
+        if rec.enode is not None:
+            self.by_node[id(rec.enode)] = rec
+        return rec
+
+    def leaf_rec(self, t: torch.Tensor, et: ETensor, src: Any, cell: Optional[int],
+                 torch_op: Optional[str] = None) -> Rec:
+        """A leaf (requires grad) or constant record for torch tensor ``t``."""
+        kind = "leaf" if et.requires_grad else "constant"
+        rec = self.new_rec(kind, et, et.data, src, cell, torch_op=torch_op)
+        self.watch(rec, t)
+        if et.requires_grad:
+            self.make_leaf(rec, src, cell)
+        return rec
+
+    def watch(self, rec: Rec, t: torch.Tensor) -> None:
+        """Remember torch's tensor (weakly) and map the engine tensor back to ``rec``."""
+        rec.tref = weakref.ref(t)
+        self.by_tensor[id(rec.et)] = rec
+
+    def make_leaf(self, rec: Rec, src: Any, cell: Optional[int], code: Optional[str] = None) -> None:
+        """Turn ``rec`` into a leaf that requires grad, with a ``created`` event."""
+        rec.kind = "leaf"
+        if rec.hist is None:
+            rec.hist = History(self.event_limit)
+            self.seq += 1
+            rec.hist.add("created", cell=cell, where=src, seq=self.seq)
+
+    # ----- twins ---------------------------------------------------------------------
+    def twin(self, t: torch.Tensor, src: Any = None, cell: Optional[int] = None) -> Twin:
+        """The up-to-date twin of ``t``, made (as a leaf or constant) on first sight."""
+        tw = self.twins.get(t)
+        if tw is not None:
+            if tw.version == t._version and not tw.exposed:
+                return tw
+            if not tw.exposed or not _same(tw.et.data, t):
+                return self.resync(t, tw, src, cell)
+            return tw
+        return self.first_sight(t, src, cell)
+
+    def first_sight(self, t: torch.Tensor, src: Any, cell: Optional[int],
+                    torch_op: Optional[str] = None) -> Twin:
+        """A twin for a tensor with no recorded history: a leaf/constant, or an
+        unrecorded non-leaf (drawn as opaque, gradients below it unchecked)."""
+        et = ETensor(copy_numpy(t))
+        if t.grad_fn is None:
+            if t.requires_grad:
+                et.requires_grad_(True)
+            rec = self.leaf_rec(t, et, src, cell, torch_op)
+        else:
+            et.requires_grad_(True)
+            rec = self.new_rec("opaque", et, et.data, src, cell, torch_op=torch_op)
+            rec.label = f"unrecorded {type(t.grad_fn).__name__}"
+            rec.upstream_opaque = True
+            self.opaque += 1
+            self.watch(rec, t)
+        tw = Twin(et, t._version, rec)
+        self.twins[t] = tw
+        return tw
+
+    def resync(self, t: torch.Tensor, tw: Twin, src: Any, cell: Optional[int]) -> Twin:
+        """torch changed ``t`` behind the twin's back: copy its value.
+
+        A leaf keeps its engine tensor (and gradient); anything else becomes a fresh,
+        unrecorded value.
+        """
+        rec = tw.rec
+        if rec.kind in ("leaf", "constant") and t.grad_fn is None:
+            arr = copy_numpy(t)
+            if arr.shape == tw.et.data.shape and arr.dtype == tw.et.data.dtype:
+                np.copyto(tw.et.data, arr)
+                tw.et._version += 1
+            else:
+                tw.et.data = arr
+            rec.arr = tw.et.data
+            tw.version = t._version
+            return tw
+        del self.twins[t]
+        return self.first_sight(t, src, cell)
+
+    def set_twin(self, t: torch.Tensor, et: ETensor, rec: Rec) -> Twin:
+        """Register ``et`` as the twin of ``t`` (the result of a recorded op)."""
+        tw = Twin(et, t._version, rec)
+        self.twins[t] = tw
+        return tw
+
+    def rec_of_engine(self, v: Any) -> Optional[Rec]:
+        """The Rec of an engine ``Node`` or tensor (None when unknown)."""
+        return self.by_node.get(id(v)) if not isinstance(v, ETensor) else self.by_tensor.get(id(v))
+
+
+def _same(arr: np.ndarray, t: torch.Tensor) -> bool:
+    """True when torch's value still equals the twin's (used for exposed tensors)."""
+    try:
+        other = to_numpy(t)
+        return arr.shape == other.shape and bool(np.array_equal(arr, other, equal_nan=True))
+    except Exception:
+        return False

@@ -1,0 +1,192 @@
+"""``GradReport``: the one plain data model behind every view (no rendering here).
+
+A report is filled in by the recorder when a ``gradmagic.trace()`` block exits.
+``to_dict()`` gives the versioned, JSON-safe *report dict* (``"schema": 1``)
+documented in ``docs/contract.md``; every view renders from that dict.
+
+Values (``NodeInfo.value``, ``Event.before`` …) are stored already summarised as
+the contract's **Value** dicts (see ``gradmagic.recorder.values.summarize``), so a
+report holds no arrays and no references to tensors.
+
+>>> import json
+>>> rep = GradReport()
+>>> rep.ok, rep.unsupported
+(True, [])
+>>> d = rep.to_dict()
+>>> d["schema"], sorted(d)[:4]
+(1, ['backward_calls', 'cell', 'checks', 'edges'])
+>>> json.loads(json.dumps(d, allow_nan=False)) == d
+True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Optional
+
+SCHEMA = 1
+
+Value = dict  # the contract's Value dict: shape, dtype, numel, data, head, min, max, mean
+Source = dict  # {"cell": int | None, "line": int | None, "code": str | None}
+
+
+@dataclass
+class Check:
+    """One comparison of gradmagic's engine against torch (or finite differences)."""
+
+    node: str
+    what: str  # "value" | "grad" | "gradcheck"
+    status: str  # "agree" | "differ" | "unchecked"
+    max_abs_err: Optional[float] = None
+    max_rel_err: Optional[float] = None
+    rtol: Optional[float] = None
+    atol: Optional[float] = None
+    dtype: Optional[str] = None
+    detail: Optional[str] = None
+
+
+@dataclass
+class NodeInfo:
+    """One node of the drawn graph: a leaf, a constant, a recorded op or an opaque call."""
+
+    id: str
+    kind: str  # "leaf" | "op" | "opaque" | "constant"
+    name: Optional[str] = None
+    aliases: list = field(default_factory=list)
+    op: Optional[str] = None
+    label: Optional[str] = None
+    torch_op: Optional[str] = None
+    formulas: list = field(default_factory=list)
+    shape: list = field(default_factory=list)
+    dtype: Optional[str] = None
+    requires_grad: bool = False
+    is_leaf: bool = True
+    value: Optional[Value] = None
+    grad: Optional[Value] = None
+    torch_grad: Optional[Value] = None
+    saved: list = field(default_factory=list)
+    saved_bytes: int = 0
+    source: Optional[Source] = None
+    status: str = "unchecked"  # "agree" | "differ" | "unchecked" | "disabled"
+    max_abs_err: Optional[float] = None
+
+
+@dataclass
+class Edge:
+    """``source``'s value is input number ``input`` of ``target``."""
+
+    source: str
+    target: str
+    input: int
+
+
+@dataclass
+class BackwardCall:
+    """One ``backward()`` or ``torch.autograd.grad`` call; ``steps`` is the replay
+    (a list of the contract's Step dicts) or ``None`` when only a summary was kept."""
+
+    index: int
+    kind: str  # "backward" | "autograd.grad"
+    root: Optional[str]
+    source: Optional[Source] = None
+    gradient: Optional[Value] = None
+    retain_graph: bool = False
+    create_graph: bool = False
+    status: str = "unchecked"
+    steps: Optional[list] = None
+
+
+@dataclass
+class Event:
+    """One change of a leaf's ``.grad`` (or, for ``update``, of its value)."""
+
+    kind: str  # "created" | "backward" | "zero_" | "set_none" | "set" | "update"
+    call: Optional[int] = None
+    cell: Optional[int] = None
+    line: Optional[int] = None
+    code: Optional[str] = None
+    before: Optional[Value] = None
+    after: Optional[Value] = None
+    added: Optional[Value] = None
+
+
+@dataclass
+class Leaf:
+    """A leaf tensor that requires grad, with its accumulation history."""
+
+    id: str
+    name: Optional[str]
+    shape: list
+    dtype: str
+    grad: Any = None  # nested lists | Value | None: torch's .grad at the end
+    engine_grad: Any = None
+    status: str = "unchecked"
+    accumulated_without_clearing: bool = False
+    events: list = field(default_factory=list)
+    events_dropped: int = 0
+
+
+@dataclass
+class GradReport:
+    """Everything one recorded block produced; ``to_dict()`` is the report dict."""
+
+    ok: bool = True
+    unsupported: list = field(default_factory=list)
+    first_divergence: Optional[str] = None
+    mismatches: list = field(default_factory=list)
+    nodes: list = field(default_factory=list)
+    edges: list = field(default_factory=list)
+    backward_calls: list = field(default_factory=list)
+    leaves: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    cell: Optional[dict] = None
+    error: Optional[dict] = None
+    stats: dict = field(default_factory=lambda: {"nodes": 0, "ops": 0, "saved_bytes": 0, "elapsed_ms": 0.0})
+
+    def node(self, key: str) -> Optional[NodeInfo]:
+        """The node with id ``key``, or the first node named (or aliased) ``key``.
+
+        >>> GradReport(nodes=[NodeInfo(id="n0", kind="leaf", name="x")]).node("x").id
+        'n0'
+        """
+        for n in self.nodes:
+            if n.id == key:
+                return n
+        for n in self.nodes:
+            if n.name == key or key in n.aliases:
+                return n
+        return None
+
+    def leaf(self, name: str) -> Optional[Leaf]:
+        """The leaf named ``name`` (or with id ``name``), else ``None``."""
+        for lf in self.leaves:
+            if lf.name == name or lf.id == name:
+                return lf
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe report dict, ``"schema": 1`` (see ``docs/contract.md``)."""
+        out: dict[str, Any] = {"schema": SCHEMA}
+        for f in fields(self):
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"<GradReport ok={self.ok} nodes={len(self.nodes)} "
+            f"backward_calls={len(self.backward_calls)} leaves={len(self.leaves)} "
+            f"mismatches={len(self.mismatches)} unsupported={self.unsupported!r}>"
+        )
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses → dicts, recursively through lists and dicts."""
+    if is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, list):
+        return [_plain(o) for o in obj]
+    if isinstance(obj, tuple):
+        return [_plain(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,69 @@
+// gradmagic standalone page boot (file://, no server, no network).
+//
+// gradmagic.viz.standalone inlines this file right after graph.js in ONE module script,
+// so `render` below is graph.js's render. Each report's data sits in a
+// <script type="application/json" class="gradmagic-data"> element; a tiny model shim
+// with anywidget's get/set/on/off/save_changes drives the same front end as in Jupyter.
+
+/**
+ * A Backbone-like model over a plain object: set() fires "change:<name>" at once.
+ * Expanding a folded group swaps in a layout computed in Python beforehand
+ * (`layouts` maps sorted group ids joined by "," to a layout; "*" = all expanded).
+ * @param {Object} state initial trait values
+ * @param {Object<string, Object>} layouts
+ * @returns {import("./graph.js").Model}
+ */
+function makeModel(state, layouts) {
+  const listeners = new Map();
+  const emit = (event) => (listeners.get(event) || []).slice().forEach((cb) => cb());
+  const model = {
+    get: (name) => state[name],
+    set(name, value) {
+      if (JSON.stringify(state[name]) === JSON.stringify(value)) return;
+      state[name] = value;
+      emit(`change:${name}`);
+      if (name === "expanded") {
+        const key = [...value].sort().join(",");
+        const layout = layouts[key] || (value.length ? layouts["*"] : layouts[""]);
+        if (layout) {
+          state.graph = { ...state.graph, layout: layout.layout, labels: layout.labels };
+          emit("change:graph");
+        }
+      }
+    },
+    on(event, cb) {
+      if (!listeners.has(event)) listeners.set(event, []);
+      listeners.get(event).push(cb);
+    },
+    off(event, cb) {
+      const list = listeners.get(event) || [];
+      const i = list.indexOf(cb);
+      if (i >= 0) list.splice(i, 1);
+    },
+    save_changes() {},
+  };
+  return model;
+}
+
+function bootGradmagic() {
+  for (const script of document.querySelectorAll("script.gradmagic-data")) {
+    performance.mark(`gradmagic:parse-start:${script.dataset.mount}`);
+    const data = JSON.parse(script.textContent);
+    performance.measure(`gradmagic:parse:${script.dataset.mount}`, `gradmagic:parse-start:${script.dataset.mount}`);
+    const mount = document.getElementById(script.dataset.mount);
+    if (!mount) continue;
+    const model = makeModel(
+      { graph: data.graph, selected: "", step: -1, call: 0, expanded: [] },
+      data.layouts || {},
+    );
+    performance.mark(`gradmagic:render-start:${script.dataset.mount}`);
+    render({ model, el: mount });
+    performance.measure(`gradmagic:render:${script.dataset.mount}`, `gradmagic:render-start:${script.dataset.mount}`);
+    mount.dataset.rendered = "true";
+    // the interactive view is up: fold the static copy away (it stays for printing)
+    const fallback = document.getElementById(script.dataset.static);
+    if (fallback) fallback.open = false;
+  }
+}
+
+bootGradmagic();

@@ -1,0 +1,42 @@
+"""Views of a gradmagic report: shared layout, static SVG/HTML, text, the MIME bundle, the widget.
+
+Every view is a pure function of the report dict (``GradReport.to_dict()``, schema 1)::
+
+    >>> from gradmagic.viz import render_text
+    >>> rep = {"ok": True, "nodes": [], "edges": [], "leaves": [], "checks": []}
+    >>> render_text(rep).splitlines()[0]
+    'gradmagic · Nothing to cross-check: no value or gradient was computed here.'
+
+Names are imported lazily, so importing one view does not import the others (nor anywidget).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "layout": ("gradmagic.viz.layout", "layout"),
+    "render_svg": ("gradmagic.viz.svg", "render_svg"),
+    "render_html": ("gradmagic.viz.html", "render_html"),
+    "render_text": ("gradmagic.viz.text", "render_text"),
+    "ReportDisplay": ("gradmagic.viz.display", "ReportDisplay"),
+    "show": ("gradmagic.viz.display", "show"),
+    "last_widget": ("gradmagic.viz.display", "last_widget"),
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'gradmagic.viz' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

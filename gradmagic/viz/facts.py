@@ -1,0 +1,174 @@
+"""The facts every view states about a report, as plain strings: one source for text and HTML.
+
+Nothing here formats for a medium: the text view lays these out as tables, the HTML view
+as ``<table>``s. Strings come back cleaned (visible control characters) but not escaped.
+
+>>> rep = {"ok": True, "checks": [{"node": "n0", "what": "grad", "status": "agree"}]}
+>>> verdict(rep)["headline"]
+'✓ gradmagic agrees with PyTorch: 1 gradient checked.'
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from gradmagic.viz.escape import clean_text
+from gradmagic.viz.fmt import (as_value, format_bytes, format_err, format_shape, format_stats,
+                               preview, status_text)
+
+SAVED_HINT = "the forward pass stores intermediates so backward can use them"
+CLEARING_HINT = ("accumulated over several backward calls without clearing: PyTorch adds each "
+                 "backward's gradient to .grad, so call .grad.zero_() (or optimizer.zero_grad()) "
+                 "between backward passes")
+EVENT_WORD = {"created": "created", "backward": "backward", "zero_": "zero_()",
+              "set_none": "set to None", "set": "assigned", "update": "updated"}
+
+
+def node_index(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n["id"]: n for n in report.get("nodes") or []}
+
+
+def node_name(node: dict[str, Any] | None) -> str:
+    """``y`` or ``y (MulBackward0)``, else the op label: how the views name a node in prose."""
+    if not node:
+        return "?"
+    name, label = node.get("name"), node.get("label") or node.get("torch_op") or node.get("kind")
+    if name and label and node.get("kind") in ("op", "opaque"):
+        return clean_text(f"{name} ({label})")
+    return clean_text(name or label or node.get("id") or "?")
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def verdict(report: dict[str, Any]) -> dict[str, Any]:
+    """``{"level": ok|differ|unchecked|error, "headline": str, "details": [str, ...]}``."""
+    checks = report.get("checks") or []
+    values = sum(c.get("what") == "value" and c.get("status") != "unchecked" for c in checks)
+    grads = sum(c.get("what") in ("grad", "gradcheck") and c.get("status") != "unchecked"
+                for c in checks)
+    counted = ", ".join(_count(n, w) for n, w in ((values, "value"), (grads, "gradient")) if n)
+    mismatches = report.get("mismatches") or []
+    unsupported = report.get("unsupported") or []
+    details: list[str] = []  # the user's error comes first
+    if mismatches or report.get("ok") is False:
+        level = "differ"
+        headline = f"✗ {_count(len(mismatches), 'mismatch', 'mismatches')} between gradmagic " \
+                   "and PyTorch."
+    elif unsupported:
+        level = "unchecked"
+        headline = f"? Checked what could be checked ({counted or 'nothing'}); " \
+                   f"{_count(len(unsupported), 'operation')} had no gradmagic rule."
+    elif not counted:
+        level = "ok"
+        headline = "· Nothing to cross-check: no value or gradient was computed here."
+    else:
+        level = "ok"
+        headline = f"✓ gradmagic agrees with PyTorch: {counted} checked."
+    error = report.get("error")
+    if error:
+        details.append(f"The cell raised {clean_text(error.get('type'))}: "
+                       f"{clean_text(error.get('message'))}")
+        level = "error" if level == "ok" else level
+    return {"level": level, "headline": headline, "details": details + _divergence(report)}
+
+
+def _divergence(report: dict[str, Any]) -> list[str]:
+    """Sentences about the first divergent node, each mismatch, unchecked ops and notes."""
+    nodes, details = node_index(report), []
+    first = report.get("first_divergence")
+    if first:
+        src = (nodes.get(first) or {}).get("source") or {}
+        code = clean_text(src.get("code") or "")
+        where = f", line {src['line']}: {code}" if src.get("line") else ""
+        details.append(f"First divergent node: {node_name(nodes.get(first))}{where}")
+    for check in (report.get("mismatches") or [])[:5]:
+        details.append(f"{check.get('what')} of {node_name(nodes.get(check.get('node')))} "
+                       f"differs: max |Δ| {format_err(check.get('max_abs_err'))}")
+    unsupported = report.get("unsupported") or []
+    if unsupported:
+        names = ", ".join(clean_text(u) for u in unsupported)
+        details.append(f"Unchecked (no gradmagic rule): {names}")
+    return details + [clean_text(n) for n in report.get("notes") or []]
+
+
+def leaf_grad_rows(report: dict[str, Any], max_chars: int = 40) -> list[dict[str, str]]:
+    """One row per leaf: name, shape, torch's .grad, gradmagic's, verdict, max error."""
+    nodes = node_index(report)
+    errors = {c.get("node"): c.get("max_abs_err") for c in report.get("checks") or []
+              if c.get("what") == "grad"}
+    rows = []
+    for leaf in report.get("leaves") or []:
+        node = nodes.get(leaf.get("id")) or {}
+        status = leaf.get("status") or "unchecked"
+        err = errors.get(leaf.get("id"), node.get("max_abs_err"))
+        rows.append({
+            "id": str(leaf.get("id")), "name": clean_text(leaf.get("name") or leaf.get("id")),
+            "shape": format_shape(leaf.get("shape")), "dtype": clean_text(leaf.get("dtype") or ""),
+            "torch": _grad_text(leaf.get("grad"), leaf, max_chars),
+            "engine": _grad_text(leaf.get("engine_grad"), leaf, max_chars),
+            "status": status,
+            "verdict": status_text(status),
+            "err": format_err(err) if status != "unchecked" else "—",
+        })
+    return rows
+
+
+def _grad_text(grad: Any, leaf: dict[str, Any], max_chars: int) -> str:
+    value = as_value(grad, leaf.get("shape"), leaf.get("dtype"))
+    if value is None:
+        return "None"
+    stats = format_stats(value) if value.get("data") is None else ""
+    return preview(value, max_chars, prefix="") + (f" ({stats})" if stats else "")
+
+
+def event_rows(leaf: dict[str, Any], max_chars: int = 30) -> list[dict[str, str]]:
+    """The accumulation history of one leaf: event, where, code, ``before → after``."""
+    rows = []
+    for event in leaf.get("events") or []:
+        kind = event.get("kind") or "?"
+        where = ", ".join(p for p in (
+            f"cell {event['cell']}" if event.get("cell") is not None else "",
+            f"line {event['line']}" if event.get("line") is not None else "") if p)
+        before = preview(event.get("before"), max_chars, prefix="")
+        after = preview(event.get("after"), max_chars, prefix="")
+        added = f" (+{preview(event['added'], max_chars, prefix='')})" if event.get("added") \
+            and kind == "backward" and event.get("before") else ""
+        rows.append({"event": EVENT_WORD.get(kind, clean_text(kind)), "kind": clean_text(kind),
+                     "where": where or "—", "code": clean_text(event.get("code") or ""),
+                     "change": f"{before} → {after}{added}"})
+    return rows
+
+
+def saved_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """Totals of what the forward pass saved for backward, and the nodes that saved most."""
+    rows = []
+    for node in report.get("nodes") or []:
+        saved = node.get("saved") or []
+        if saved:
+            items = ", ".join(f"{clean_text(s.get('name'))} {format_shape(s.get('shape'))}"
+                              for s in saved)
+            rows.append((int(node.get("saved_bytes") or 0), node_name(node), items))
+    rows.sort(key=lambda r: -r[0])
+    total = sum(r[0] for r in rows)
+    count = sum(len(n.get("saved") or []) for n in report.get("nodes") or [])
+    sentence = (f"Saved for backward: {_count(count, 'tensor')}, {format_bytes(total)} in all — "
+                f"{SAVED_HINT}.")
+    return {"sentence": sentence, "total": total, "count": count,
+            "rows": [{"node": n, "saved": s, "bytes": format_bytes(b)} for b, n, s in rows]}
+
+
+def call_rows(report: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per backward call: what was called, where, from which root, its verdict."""
+    nodes = node_index(report)
+    rows = []
+    for call in report.get("backward_calls") or []:
+        src = call.get("source") or {}
+        status = call.get("status") or "unchecked"
+        rows.append({"index": str(call.get("index")),
+                     "kind": "backward()" if call.get("kind") == "backward" else "autograd.grad()",
+                     "where": f"line {src['line']}" if src.get("line") is not None else "—",
+                     "code": clean_text(src.get("code") or ""),
+                     "root": node_name(nodes.get(call.get("root"))),
+                     "verdict": status_text(status)})
+    return rows

@@ -1,0 +1,182 @@
+"""The static HTML report: a self-contained fragment with no script and no external URL.
+
+It reads well wherever a notebook is read (JupyterLab, Notebook, VS Code, GitHub,
+nbconvert): a verdict banner, the graph as one inline SVG, the leaves' gradients next to
+PyTorch's, each leaf's accumulation history, the backward calls and what the forward pass
+saved. ``report.css`` is inlined; every user string is escaped.
+
+>>> rep = {"ok": True, "nodes": [{"id": "n0", "kind": "leaf", "name": "x", "shape": [4],
+...        "dtype": "float32", "status": "agree"}], "edges": [], "leaves": [], "checks": []}
+>>> page = render_html(rep)
+>>> page.count("<svg"), "<script" in page
+(1, False)
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from gradmagic.viz.escape import esc
+from gradmagic.viz.facts import (CLEARING_HINT, call_rows, event_rows, leaf_grad_rows,
+                                 node_name, saved_summary, verdict)
+from gradmagic.viz.fmt import (as_value, format_err, format_shape, format_source, preview,
+                               status_text)
+from gradmagic.viz.labels import kind_text
+from gradmagic.viz.layout import layout
+from gradmagic.viz.svg import render_svg
+
+CSS_PATH = Path(__file__).resolve().parent.parent / "static" / "report.css"
+MAX_NODE_ROWS = 300
+MAX_EVENTS = 30
+
+
+@lru_cache(maxsize=1)
+def report_css() -> str:
+    """The report stylesheet, read once from ``gradmagic/static/report.css``."""
+    return CSS_PATH.read_text(encoding="utf-8")
+
+
+def render_html(report: dict[str, Any], max_nodes: int = 300,
+                layout_dict: dict[str, Any] | None = None) -> str:
+    """The whole static report as one ``<div class="gradmagic-report">`` fragment.
+
+    ``layout_dict`` reuses a layout already computed (else one is made with ``max_nodes``).
+    """
+    lay = layout_dict if layout_dict is not None else layout(report, max_nodes=max_nodes)
+    level = verdict(report)["level"]
+    parts = [f'<div class="gradmagic-report gradmagic-level-{level}" lang="en">',
+             f"<style>{report_css()}</style>",
+             _verdict(report),
+             _section("Computation graph", "hover a box for its details; ✓ ✗ ? compare with "
+                      "PyTorch", f'<div class="gradmagic-graph">{render_svg(report, lay)}</div>'),
+             *(f'<p class="gradmagic-sub">{esc(note)}</p>' for note in lay.get("notes") or []),
+             _gradients(report),
+             _histories(report),
+             _calls(report),
+             _saved(report),
+             _node_table(report),
+             "</div>"]
+    return "\n".join(p for p in parts if p)
+
+
+def _section(title: str, sub: str, body: str) -> str:
+    sub_html = f' <span class="gradmagic-muted">— {esc(sub)}</span>' if sub else ""
+    return f'<div class="gradmagic-h">{esc(title)}{sub_html}</div>\n{body}'
+
+
+def _table(headers: list[str], rows: list[tuple[str, list[str]]], cls: str) -> str:
+    """``rows`` are (``<tr>`` attributes, cells), both already escaped."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join(f"<tr {attrs}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+                   for attrs, cells in rows)
+    return (f'<table class="gradmagic-table {cls}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def _code(text: str) -> str:
+    return f"<code>{esc(text)}</code>" if text else ""
+
+
+def _status_cell(status: str, text: str) -> str:
+    return f'<span class="gradmagic-verdict-cell gradmagic-status-{esc(status)}">{esc(text)}</span>'
+
+
+def _verdict(report: dict[str, Any]) -> str:
+    v = verdict(report)
+    items = "".join(f"<li>{esc(d)}</li>" for d in v["details"])
+    error = report.get("error")
+    err_html = ""
+    if error:
+        err_html = (f'<div class="gradmagic-error">⚠ The cell raised {esc(error.get("type"))}: '
+                    f"{esc(error.get('message'))}</div>")
+        items = "".join(f"<li>{esc(d)}</li>" for d in v["details"][1:])
+    return (f'<div class="gradmagic-verdict gradmagic-verdict-{v["level"]}" role="status">'
+            f'{err_html}<strong>{esc(v["headline"])}</strong>'
+            f'{f"<ul>{items}</ul>" if items else ""}</div>')
+
+
+def _gradients(report: dict[str, Any]) -> str:
+    rows = [(f'class="gradmagic-status-{esc(r["status"])}" data-leaf="{esc(r["id"])}"',
+             [_code(r["name"]), esc(f"{r['shape']} {r['dtype']}"), _code(r["torch"]),
+              _code(r["engine"]), _status_cell(r["status"], r["verdict"]), esc(r["err"])])
+            for r in leaf_grad_rows(report, max_chars=60)]
+    if not rows:
+        return ""
+    return _section("Gradients of the leaves", "torch's .grad next to gradmagic's own",
+                    _table(["leaf", "shape", "torch .grad", "gradmagic", "check", "max |Δ|"],
+                           rows, "gradmagic-grads"))
+
+
+def _histories(report: dict[str, Any]) -> str:
+    blocks = []
+    for leaf in report.get("leaves") or []:
+        rows = event_rows(leaf, max_chars=40)
+        if not rows:
+            continue
+        name = esc(leaf.get("name") or leaf.get("id"))
+        shown = rows[-MAX_EVENTS:]
+        dropped = int(leaf.get("events_dropped") or 0) + len(rows) - len(shown)
+        more = (f'<p class="gradmagic-sub">{dropped} earlier events not shown.</p>'
+                if dropped else "")
+        table = _table(["event", "where", "code", ".grad before → after"],
+                       [(f'class="gradmagic-event-{esc(r["kind"])}"',
+                         [esc(r["event"]), esc(r["where"]), _code(r["code"]), _code(r["change"])])
+                        for r in shown], "gradmagic-history-table")
+        hint = ""
+        if leaf.get("accumulated_without_clearing"):
+            hint = f'<p class="gradmagic-hint">⚠ <code>{name}.grad</code> {esc(CLEARING_HINT)}.</p>'
+        blocks.append(f'<div class="gradmagic-history" data-leaf="{name}">'
+                      f'<div class="gradmagic-sub"><code>{name}.grad</code></div>'
+                      f"{more}{table}{hint}</div>")
+    if not blocks:
+        return ""
+    return _section("Accumulation history", "every change to each leaf's .grad", "".join(blocks))
+
+
+def _calls(report: dict[str, Any]) -> str:
+    rows = [('class="gradmagic-call"', [esc(r["index"]), _code(r["kind"]), esc(r["where"]),
+                                 _code(r["code"]), esc(r["root"]), esc(r["verdict"])])
+            for r in call_rows(report)]
+    if not rows:
+        return ""
+    return _section("Backward calls", "", _table(["#", "call", "where", "code", "from", "check"],
+                                                 rows, "gradmagic-calls"))
+
+
+def _saved(report: dict[str, Any]) -> str:
+    summary = saved_summary(report)
+    if not summary["count"]:
+        return ""
+    rows = [('class="gradmagic-saved-row"', [esc(r["node"]), _code(r["saved"]), esc(r["bytes"])])
+            for r in summary["rows"][:20]]
+    more = len(summary["rows"]) - len(rows)
+    tail = f'<p class="gradmagic-sub">… and {more} more nodes.</p>' if more > 0 else ""
+    table = _table(["node", "saved tensors", "bytes"], rows, "gradmagic-saved")
+    return _section("Saved for backward", "",
+                    f'<p class="gradmagic-sub">{esc(summary["sentence"])}</p>{table}{tail}')
+
+
+def _node_table(report: dict[str, Any]) -> str:
+    nodes = report.get("nodes") or []
+    if not nodes:
+        return ""
+    rows = []
+    for node in nodes[:MAX_NODE_ROWS]:
+        status = node.get("status") or "unchecked"
+        grad = as_value(node.get("grad"), node.get("shape"), node.get("dtype"))
+        src = node.get("source") or {}
+        rows.append((f'class="gradmagic-status-{esc(status)}" data-node-id="{esc(node["id"])}"', [
+            _code(node_name(node)), esc(kind_text(node)),
+            esc(f"{format_shape(node.get('shape'))} {node.get('dtype') or ''}"),
+            _code(preview(node.get("value"), 60)), _code(preview(grad, 60) if grad else ""),
+            esc("; ".join(node.get("formulas") or [])),
+            esc(format_source(src)) + (f"<br>{_code(src['code'])}" if src.get("code") else ""),
+            _status_cell(status, status_text(status) + (f" ({format_err(node['max_abs_err'])})"
+                         if node.get("max_abs_err") is not None else ""))]))
+    more = len(nodes) - len(rows)
+    tail = f'<p class="gradmagic-sub">… {more} more nodes not listed.</p>' if more > 0 else ""
+    table = _table(["node", "kind", "shape", "value", "grad", "local derivative", "source",
+                    "check"], rows, "gradmagic-nodes-table")
+    return (f'<details class="gradmagic-all-nodes"><summary>All {len(nodes)} nodes</summary>'
+            f"{table}{tail}</details>")

@@ -1,0 +1,91 @@
+"""What a graph box says, and how big it is: shared by the layout (sizes) and the SVG (drawing).
+
+Boxes use a monospace font, so their size follows from the number of columns of each line.
+
+>>> node = {"id": "n3", "kind": "op", "name": "y", "label": "MulBackward0", "shape": [],
+...         "dtype": "float32", "status": "agree",
+...         "value": {"shape": [], "dtype": "float32", "numel": 1, "data": 28.0, "head": [28.0]}}
+>>> [text for _, text in node_lines(node)]
+['y', 'MulBackward0', 'scalar float32', 'tensor(28.)']
+>>> box_size(node_lines(node))
+(121, 74)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gradmagic.viz.escape import clean_text, display_width, truncate
+from gradmagic.viz.fmt import as_value, format_shape, preview
+
+CHAR_W = 7.2  # px per column of the 12 px monospace font used inside boxes
+LINE_H = 15
+PAD_X = 10
+PAD_Y = 7
+BADGE_W = 20  # room for the status glyph in the top-right corner
+MAX_COLS = 30
+MIN_W = 64
+
+Line = tuple[str, str]  # (role, text); roles: title, kind, shape, value, grad, detail
+
+
+def node_title(node: dict[str, Any]) -> str:
+    """The name a learner knows the node by: its variable name, else its op label."""
+    if node.get("name"):
+        return clean_text(node["name"])
+    if node.get("kind") == "constant" and node.get("value") and not node["value"].get("shape"):
+        return preview(node["value"], MAX_COLS, prefix="")
+    return clean_text(node.get("label") or node.get("torch_op") or node.get("op")
+                      or node.get("kind") or "?")
+
+
+def kind_text(node: dict[str, Any]) -> str:
+    """Second line: the torch-style op label, or what kind of input this is."""
+    kind = node.get("kind")
+    if kind == "op":
+        return clean_text(node.get("label") or node.get("op") or "op")
+    if kind == "opaque":
+        return "opaque " + clean_text(node.get("torch_op") or node.get("label") or "")
+    if kind == "leaf":
+        return "leaf · requires grad" if node.get("requires_grad") else "leaf"
+    return "constant"
+
+
+def node_lines(node: dict[str, Any]) -> list[Line]:
+    """The lines drawn inside a node's box, already cut to ``MAX_COLS`` columns."""
+    title = node_title(node)
+    lines: list[Line] = [("title", title)]
+    kind = kind_text(node)
+    if kind != title:
+        lines.append(("kind", kind))
+    dtype = clean_text(node.get("dtype") or "")
+    lines.append(("shape", f"{format_shape(node.get('shape'))} {dtype}".strip()))
+    if node.get("value") is not None:
+        lines.append(("value", preview(node["value"], MAX_COLS)))
+    grad = as_value(node.get("grad"), node.get("shape"), node.get("dtype"))
+    if grad is not None:
+        lines.append(("grad", "grad " + preview(grad, MAX_COLS - 5, prefix="")))
+    return [(role, truncate(text, MAX_COLS)) for role, text in lines]
+
+
+def group_lines(group: dict[str, Any]) -> list[Line]:
+    """Lines of a folded group's box: its label, the ops of one iteration, its size."""
+    ops = group.get("ops") or []
+    summary = " · ".join(ops[:4]) + (" …" if len(ops) > 4 else "")
+    lines: list[Line] = [("title", clean_text(group.get("label") or "group"))]
+    if summary:
+        lines.append(("kind", clean_text(summary)))
+    size = f"{len(group.get('members') or [])} nodes"
+    if group.get("lines"):
+        first, last = group["lines"][0], group["lines"][-1]
+        size += f" · line {first}" if first == last else f" · lines {first}–{last}"
+    lines.append(("detail", size))
+    return [(role, truncate(text, MAX_COLS)) for role, text in lines]
+
+
+def box_size(lines: list[Line]) -> tuple[int, int]:
+    """Width and height in px of a box holding ``lines`` (title row leaves room for a badge)."""
+    cols = [display_width(text) * CHAR_W + (BADGE_W if role == "title" else 0)
+            for role, text in lines]
+    width = max([MIN_W, *cols]) + 2 * PAD_X
+    return int(math.ceil(width)), len(lines) * LINE_H + 2 * PAD_Y

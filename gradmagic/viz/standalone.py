@@ -1,0 +1,107 @@
+"""The standalone ``--html`` report: one self-contained page, interactive from ``file://``.
+
+For each report the page holds the static fragment (:func:`gradmagic.viz.html.render_html`,
+readable without JavaScript and when printed) and the same front end as the notebook
+widget (``static/graph.js``), driven by a small in-page model shim (``static/standalone.js``)
+instead of a kernel. The data sits in ``<script type="application/json">`` elements; no
+server, no network, no CDN.
+
+Expanding a folded group needs a new layout; the page cannot run Python, so the layouts
+for "each group alone expanded" and "all expanded" are computed here and inlined.
+
+>>> page = render_standalone_html([])
+>>> page.startswith("<!DOCTYPE html>") and "</html>" in page
+True
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from gradmagic.viz.widget import compact_report, widget_graph
+
+__all__ = ["render_standalone_html", "inline_json"]
+
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+#: folded groups up to which each one's "expanded alone" layout is inlined
+MAX_SINGLE_EXPANSIONS = 12
+
+
+def inline_json(data: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">``.
+
+    Every ``<`` becomes ``\\u003c`` (valid JSON, parsed back to ``<``), so neither
+    ``</script>`` nor ``<!--`` in user strings can end or confuse the element.
+
+    >>> inline_json({"code": "</script><!--"})
+    '{"code": "\\\\u003c/script>\\\\u003c!--"}'
+    """
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def _script_source(*names: str) -> str:
+    """The front-end files as one inline module (they are ours: no ``</script`` inside)."""
+    text = "\n".join((_STATIC / name).read_text(encoding="utf-8") for name in names)
+    lowered = text.lower()
+    if "</script" in lowered or "<!--" in lowered:
+        raise ValueError("front-end source must not contain '</script' or '<!--' to be inlined")
+    return text
+
+
+def _layouts(report: Mapping[str, Any], graph: dict[str, Any]) -> dict[str, Any]:
+    """Precomputed layouts keyed by the sorted expanded group ids ("*" = all expanded)."""
+    groups = [g["id"] for g in graph["layout"].get("groups") or [] if g.get("folded")]
+    if not groups:
+        return {}
+    out: dict[str, Any] = {}
+    if len(groups) <= MAX_SINGLE_EXPANSIONS:
+        for gid in groups:
+            g = widget_graph(report, (gid,))
+            out[gid] = {"layout": g["layout"], "labels": g["labels"]}
+    g = widget_graph(report, tuple(groups))
+    out["*"] = {"layout": g["layout"], "labels": g["labels"]}
+    out[""] = {"layout": graph["layout"], "labels": graph["labels"]}
+    return out
+
+
+def _section(i: int, report: Mapping[str, Any]) -> str:
+    from gradmagic.viz.html import render_html
+
+    graph = widget_graph(report)
+    # no kernel will resend hidden nodes after an expand: keep every node in full
+    graph["report"] = compact_report(report)
+    data = {"graph": graph, "layouts": _layouts(report, graph)}
+    cell = (report.get("cell") or {}).get("number")
+    heading = f"Report {i + 1}" + (f" · cell [{cell}]" if cell is not None else "")
+    return (
+        f'<section class="gradmagic-report-section" id="gradmagic-report-{i}">\n'
+        f"<h2>{html.escape(heading)}</h2>\n"
+        f'<div class="gradmagic-mount" id="gradmagic-mount-{i}"></div>\n'
+        f'<details class="gradmagic-static" id="gradmagic-static-{i}" open>'
+        f"<summary>Static report (no JavaScript needed)</summary>\n{render_html(dict(report))}\n</details>\n"
+        f'<script type="application/json" class="gradmagic-data" data-mount="gradmagic-mount-{i}" '
+        f'data-static="gradmagic-static-{i}">{inline_json(data)}</script>\n'
+        "</section>"
+    )
+
+
+def render_standalone_html(report_dicts: Sequence[Mapping[str, Any]], title: str = "gradmagic report") -> str:
+    """A complete HTML page showing every report interactively, with no network access.
+
+    ``report_dicts`` are ``GradReport.to_dict()`` dicts (or reports, converted here).
+    """
+    dicts = [r if isinstance(r, Mapping) else r.to_dict() for r in report_dicts]
+    sections = "\n".join(_section(i, r) for i, r in enumerate(dicts))
+    empty = "" if dicts else "<p>No recorded cells.</p>"
+    css = (_STATIC / "graph.css").read_text(encoding="utf-8")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>\n{css}\n</style>\n</head>\n"
+        f'<body class="gradmagic-page">\n<h1>{html.escape(title)}</h1>\n{empty}{sections}\n'
+        f'<script type="module">\n{_script_source("graph.js", "standalone.js")}\n</script>\n'
+        "</body>\n</html>\n"
+    )

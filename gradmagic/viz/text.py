@@ -1,0 +1,194 @@
+"""The report as plain text for terminals and the CLI: a tree and tables within ``width`` columns.
+
+>>> rep = {"ok": True, "nodes": [{"id": "n0", "kind": "leaf", "name": "x", "shape": [],
+...        "dtype": "float32", "status": "agree"}], "edges": [], "leaves": [], "checks": []}
+>>> print(render_text(rep))  # doctest: +NORMALIZE_WHITESPACE
+gradmagic · Nothing to cross-check: no value or gradient was computed here.
+<BLANKLINE>
+Graph (each node lists its inputs below it; data flows up, gradients flow down)
+x  leaf  scalar float32  ✓
+"""
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from gradmagic.viz.escape import clean_text, display_width, pad, truncate
+from gradmagic.viz.facts import (CLEARING_HINT, call_rows, event_rows, leaf_grad_rows,
+                                 node_name, saved_summary, verdict)
+from gradmagic.viz.fmt import STATUS_GLYPH, as_value, format_shape, preview
+from gradmagic.viz.fold import fold_plan
+from gradmagic.viz.labels import kind_text
+
+MAX_TREE_LINES = 60
+MAX_INDENT = 36
+MAX_EVENTS = 12
+
+
+def render_text(report: dict[str, Any], width: int = 100, max_nodes: int = 300) -> str:
+    """Verdict, graph tree, gradient table, accumulation history, backward calls, saved tensors."""
+    out: list[str] = []
+    v = verdict(report)
+    cell = report.get("cell") or {}
+    where = f" · cell [{cell['number']}]" if cell.get("number") is not None else ""
+    out.append(f"gradmagic{where} {v['headline']}")
+    for detail in v["details"]:
+        out += _wrap(detail, width, "  ")
+    out += ["", "Graph (each node lists its inputs below it; data flows up, gradients flow down)"]
+    out += _tree(report, max_nodes)
+    out += _gradients(report, width)
+    out += _histories(report, width)
+    out += _calls(report, width)
+    out += _saved(report, width)
+    return "\n".join(_fit(line, width) for line in out) + "\n"
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False) or [indent]
+
+
+def _fit(line: str, width: int) -> str:
+    return truncate(line.rstrip(), width)
+
+
+# ---------------------------------------------------------------- tree
+
+def _describe(node: dict[str, Any]) -> str:
+    name = clean_text(node.get("name") or "")
+    kind = kind_text(node)
+    parts = [f"{name}  {kind}" if name else kind, f"{format_shape(node.get('shape'))} "
+             f"{clean_text(node.get('dtype') or '')}".strip()]
+    if node.get("value") is not None:
+        parts.append(preview(node["value"], 36))
+    grad = as_value(node.get("grad"), node.get("shape"), node.get("dtype"))
+    if grad is not None:
+        parts.append("grad " + preview(grad, 28, prefix=""))
+    parts.append(STATUS_GLYPH.get(node.get("status") or "unchecked", "?"))
+    return "  ".join(parts)
+
+
+def _tree(report: dict[str, Any], max_nodes: int) -> list[str]:
+    """Outputs first, each node's inputs indented below it; shared nodes are shown once."""
+    nodes = {n["id"]: n for n in report.get("nodes") or []}
+    plan = fold_plan(report, max_nodes)
+    groups = {g["id"]: g for g in plan["groups"] if g["folded"]}
+    owner = {m: gid for gid, g in groups.items() for m in g["members"]}
+    items = list(dict.fromkeys(owner.get(n, n) for n in nodes))
+    inputs = _inputs(report, owner, set(items))
+    used = {s for ins in inputs.values() for _, s in ins}
+    roots = [i for i in items if i not in used] or items[:1]
+    lines: list[str] = []
+    seen: set[str] = set()
+    stack = [(r, "", "") for r in reversed(roots)]
+    while stack and len(lines) < MAX_TREE_LINES:
+        item, lead, child_lead = stack.pop()
+        if item in seen:
+            lines.append(f"{lead}{_short(item, nodes, groups)}  (shown above)")
+            continue
+        seen.add(item)
+        group = groups.get(item)
+        lines.append(lead + (f"[{group['label']}: {' → '.join(group['ops'][:4])}]" if group
+                             else _describe(nodes[item])))
+        kids = [s for _, s in sorted(inputs.get(item, []))]
+        child_lead = "… " if len(child_lead) > MAX_INDENT else child_lead
+        for j in range(len(kids) - 1, -1, -1):
+            last = j == len(kids) - 1
+            stack.append((kids[j], child_lead + ("└─ " if last else "├─ "),
+                          child_lead + ("   " if last else "│  ")))
+    if len(items) > len(seen):
+        lines.append(f"… {len(items) - len(seen)} more nodes not shown (see the HTML report)")
+    for note in plan["notes"]:
+        lines += _wrap(clean_text(note), 100, "")
+    return lines
+
+
+def _inputs(report: dict[str, Any], owner: dict[str, str],
+            items: set[str]) -> dict[str, list[tuple[int, str]]]:
+    """For each visible item, its (input number, source item) pairs; group-internal edges dropped."""
+    inputs: dict[str, list[tuple[int, str]]] = {}
+    for edge in report.get("edges") or []:
+        s, t = owner.get(edge["source"], edge["source"]), owner.get(edge["target"], edge["target"])
+        pair = (int(edge.get("input") or 0), s)
+        if s != t and s in items and t in items and pair not in inputs.setdefault(t, []):
+            inputs[t].append(pair)
+    return inputs
+
+
+def _short(item: str, nodes: dict[str, Any], groups: dict[str, Any]) -> str:
+    return groups[item]["label"] if item in groups else node_name(nodes[item])
+
+
+# ---------------------------------------------------------------- tables
+
+def table(headers: list[str], rows: list[list[str]], width: int, indent: str = "  ",
+          shrink_first: tuple[int, ...] = ()) -> list[str]:
+    """Columns separated by two spaces; wide columns shrink (with …) to fit ``width``.
+
+    Columns in ``shrink_first`` (such as source code) give way first, down to 16 columns.
+    """
+    cols = [max([display_width(h)] + [display_width(r[i]) for r in rows])
+            for i, h in enumerate(headers)]
+    room = width - len(indent) - 2 * (len(cols) - 1)
+    while sum(cols) > room and max(cols) > 4:
+        first = [i for i in shrink_first if cols[i] > 16]
+        candidates = first or range(len(cols))
+        widest = max(candidates, key=lambda i: (cols[i], -i))
+        cols[widest] -= 1
+    out = [indent + "  ".join(pad(truncate(h, c), c) for h, c in zip(headers, cols))]
+    out.append(indent + "  ".join("─" * c for c in cols))
+    for row in rows:
+        out.append(indent + "  ".join(pad(truncate(cell, c), c) for cell, c in zip(row, cols)))
+    return out
+
+
+def _gradients(report: dict[str, Any], width: int) -> list[str]:
+    rows = leaf_grad_rows(report)
+    if not rows:
+        return []
+    body = [[r["name"], r["shape"], r["torch"], r["engine"], r["verdict"], r["err"]] for r in rows]
+    return ["", "Gradients of the leaves (torch .grad vs gradmagic)"] + table(
+        ["leaf", "shape", "torch .grad", "gradmagic", "check", "max |Δ|"], body, width)
+
+
+def _histories(report: dict[str, Any], width: int) -> list[str]:
+    out: list[str] = []
+    for leaf in report.get("leaves") or []:
+        rows = event_rows(leaf)
+        if not rows:
+            continue
+        name = clean_text(leaf.get("name") or leaf.get("id"))
+        out += ["", f"Accumulation history of {name}.grad"]
+        if leaf.get("events_dropped"):
+            out.append(f"  ({leaf['events_dropped']} earlier events not kept)")
+        shown = rows[-MAX_EVENTS:]
+        if len(rows) > len(shown):
+            out.append(f"  ({len(rows) - len(shown)} earlier events not shown)")
+        out += table(["event", "where", "code", ".grad before → after"],
+                     [[r["event"], r["where"], r["code"], r["change"]] for r in shown], width,
+                     shrink_first=(2,))
+        if leaf.get("accumulated_without_clearing"):
+            out += _wrap(f"⚠ {name}.grad {CLEARING_HINT}.", width, "  ")
+    return out
+
+
+def _calls(report: dict[str, Any], width: int) -> list[str]:
+    rows = call_rows(report)
+    if not rows:
+        return []
+    return ["", "Backward calls"] + table(
+        ["#", "call", "where", "code", "root", "check"],
+        [[r["index"], r["kind"], r["where"], r["code"], r["root"], r["verdict"]] for r in rows],
+        width, shrink_first=(3,))
+
+
+def _saved(report: dict[str, Any], width: int) -> list[str]:
+    summary = saved_summary(report)
+    if not summary["count"]:
+        return []
+    rows = [[r["node"], r["saved"], r["bytes"]] for r in summary["rows"][:10]]
+    out = [""] + _wrap(summary["sentence"], width, "")
+    out += table(["node", "saved tensors", "bytes"], rows, width)
+    if len(summary["rows"]) > 10:
+        out.append(f"  … and {len(summary['rows']) - 10} more nodes")
+    return out

@@ -1,0 +1,250 @@
+"""``GradWidget``: the interactive computation graph (anywidget).
+
+The front end lives in ``gradmagic/static/graph.js`` and ``graph.css``; this module only
+prepares the synced state. ``graph`` holds the report dict (``GradReport.to_dict()``,
+schema 1) next to its layout (``gradmagic.viz.layout.layout``): the browser draws the
+layout as given and never computes one of its own.
+
+Synced traits
+    ``graph``    ``{"report": report_dict, "layout": layout_dict, "labels": {id: lines}}``
+    ``selected`` node id (``""`` = nothing); a variable name set from Python is resolved
+                 to its node, so ``w.selected = "y"`` works
+    ``step``     step of the backward replay (``-1`` = no replay); clamped to the call's steps
+    ``call``     which backward call the replay walks (index into ``backward_calls``)
+    ``expanded`` ids of folded groups the user opened; changing it recomputes the layout
+
+Example::
+
+    >>> from gradmagic.viz.widget import GradWidget
+    >>> report = {"schema": 1, "nodes": [], "edges": [], "backward_calls": [], "leaves": []}
+    >>> w = GradWidget(graph={"report": report, "layout": {"width": 0, "height": 0,
+    ...     "direction": "TB", "nodes": {}, "edges": [], "groups": [], "hidden": []}})
+    >>> w.step
+    -1
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import anywidget
+import traitlets
+
+__all__ = ["GradWidget", "widget_graph", "compact_report", "resolve_node"]
+
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+
+#: significant digits kept for floats in the synced payload (display needs ~4, float32 ~7)
+FLOAT_DIGITS = 7
+
+
+#: node fields a folded (hidden) node keeps on the wire: enough to name it in the replay
+_HIDDEN_KEEP = ("id", "kind", "name", "aliases", "op", "label", "shape", "dtype", "status",
+                "requires_grad", "is_leaf")
+_STATS = ("head", "min", "max", "mean")
+
+
+def _slim(obj: Any, digits: int) -> Any:
+    """Round floats to ``digits`` significant digits; a Value whose ``data`` is present
+    loses ``head``/``min``/``max``/``mean`` (derivable from ``data``)."""
+    if isinstance(obj, float):
+        if obj == 0.0 or not math.isfinite(obj):
+            return obj
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, list):
+        return [_slim(v, digits) for v in obj]
+    if isinstance(obj, dict):
+        drop = _STATS if "numel" in obj and obj.get("data") is not None else ()
+        return {k: _slim(v, digits) for k, v in obj.items() if k not in drop}
+    return obj
+
+
+_OPTIONAL_LISTS = ("aliases", "formulas", "saved")
+
+
+def _slim_node(node: Mapping[str, Any], hidden: bool) -> dict[str, Any]:
+    keep = _HIDDEN_KEEP if hidden else node.keys()
+    return {k: node[k] for k in keep if k in node and node[k] is not None
+            and not (k in _OPTIONAL_LISTS and node[k] == [])}
+
+
+def compact_report(
+    report: Mapping[str, Any], hidden: Iterable[str] = (), digits: int = FLOAT_DIGITS
+) -> dict[str, Any]:
+    """The report dict as the widget receives it: the same schema, minus what it never reads.
+
+    - floats rounded to ``digits`` significant digits (JSON writes float32 with 17);
+    - a Value with ``data`` drops ``head`` and ``min/max/mean`` (the front end derives them);
+    - ``checks`` is emptied (each node's ``status`` and ``max_abs_err`` carry the verdict);
+    - node fields that are ``None`` (and empty ``aliases``/``formulas``/``saved``) are left out;
+    - nodes in ``hidden`` (inside a folded group) keep only what names them, and backward
+      steps at them drop their values (expanding the group resends them).
+
+    >>> rep = {"schema": 1, "checks": [{"node": "n0"}], "nodes": [{"id": "n0", "grad": None,
+    ...        "value": {"numel": 1, "data": 0.30000001192092896, "head": [0.3], "min": 0.3}}]}
+    >>> compact_report(rep)
+    {'schema': 1, 'checks': [], 'nodes': [{'id': 'n0', 'value': {'numel': 1, 'data': 0.3}}]}
+    """
+    hidden = set(hidden)
+    out = dict(report)
+    if "checks" in out:
+        out["checks"] = []
+    if "nodes" in out:
+        out["nodes"] = [_slim_node(n, n.get("id") in hidden) for n in out["nodes"] or []]
+    if hidden and out.get("backward_calls"):
+        out["backward_calls"] = [_slim_call(c, hidden) for c in out["backward_calls"]]
+    return _slim(out, digits)
+
+
+def _slim_call(call: Mapping[str, Any], hidden: set[str]) -> dict[str, Any]:
+    """Steps at folded nodes keep their structure (what to highlight) but not their values."""
+    if not call.get("steps"):
+        return dict(call)
+    steps = []
+    for st in call["steps"]:
+        if st.get("kind") == "node" and st.get("node") in hidden:
+            st = {**st, "grad_output": None,
+                  "contributions": [{**c, "value": None} for c in st.get("contributions") or []]}
+        steps.append(st)
+    return {**call, "steps": steps}
+
+
+def widget_graph(
+    report: Mapping[str, Any], expanded: Iterable[str] = (), max_nodes: int = 300
+) -> dict[str, Any]:
+    """Build the synced ``graph`` value: the compacted report, its shared layout and the
+    text of every visible box (the static SVG's own ``node_lines``/``group_lines``, so both
+    views label nodes identically).
+
+    >>> g = widget_graph({"nodes": [{"id": "a", "kind": "leaf", "name": "x"}], "edges": []})
+    >>> sorted(g), g["labels"]["a"][0]
+    (['labels', 'layout', 'report'], ['title', 'x'])
+    """
+    from gradmagic.viz.labels import group_lines, node_lines
+    from gradmagic.viz.layout import layout  # the one layout shared with the SVG view
+
+    lay = layout(dict(report), max_nodes=max_nodes, expanded=tuple(expanded))
+    visible = lay.get("nodes") or {}
+    labels: dict[str, list[list[str]]] = {
+        n["id"]: [list(line) for line in node_lines(n)]
+        for n in report.get("nodes") or [] if n["id"] in visible
+    }
+    for group in lay.get("groups") or []:
+        labels[group["id"]] = [list(line) for line in group_lines(group)]
+    slim = compact_report(report, hidden=lay.get("hidden") or ())
+    return {"report": slim, "layout": lay, "labels": labels}
+
+
+def resolve_node(report: Mapping[str, Any], key: str) -> str:
+    """Map a node id, variable name or alias to a node id (``""`` stays ``""``).
+
+    A name bound several times resolves to its most recent node.
+
+    >>> rep = {"nodes": [{"id": "n0", "name": "x", "aliases": ["x"]},
+    ...                  {"id": "n3", "name": "y", "aliases": ["y", "out"]}]}
+    >>> resolve_node(rep, "y"), resolve_node(rep, "out"), resolve_node(rep, "n0")
+    ('n3', 'n3', 'n0')
+    """
+    if key == "":
+        return ""
+    nodes = report.get("nodes") or []
+    if any(n.get("id") == key for n in nodes):
+        return key
+    for field in ("name", "aliases"):
+        for node in reversed(nodes):
+            value = node.get(field)
+            if value == key or (isinstance(value, list) and key in value):
+                return str(node["id"])
+    names = sorted({n["name"] for n in nodes if n.get("name")})
+    raise traitlets.TraitError(
+        f"no node named {key!r} in this graph; known names: {', '.join(names) or '(none)'}"
+    )
+
+
+class GradWidget(anywidget.AnyWidget):  # type: ignore[misc]
+    """Interactive computation graph of one recorded cell.
+
+    >>> GradWidget.from_report  # doctest: +ELLIPSIS
+    <bound method GradWidget.from_report of <class '...GradWidget'>>
+    """
+
+    _esm = _STATIC / "graph.js"
+    _css = _STATIC / "graph.css"
+
+    graph = traitlets.Dict().tag(sync=True)
+    selected = traitlets.Unicode("").tag(sync=True)
+    step = traitlets.Int(-1).tag(sync=True)
+    call = traitlets.Int(0).tag(sync=True)
+    expanded = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: node budget of the layout before groups are folded (not synced)
+    max_nodes = traitlets.Int(300)
+    #: the uncompacted report (Python side only), kept to recompute the graph on expand
+    _full_report: dict[str, Any] | None = None
+
+    @classmethod
+    def from_report(cls, report: Any, **kwargs: Any) -> "GradWidget":
+        """Make a widget from a ``GradReport`` or its ``to_dict()`` dict."""
+        report_dict = report if isinstance(report, Mapping) else report.to_dict()
+        max_nodes = int(kwargs.pop("max_nodes", 300))
+        widget = cls(graph=widget_graph(report_dict, max_nodes=max_nodes), max_nodes=max_nodes, **kwargs)
+        widget._full_report = dict(report_dict)
+        return widget
+
+    # -- helpers -------------------------------------------------------------------
+    @property
+    def report(self) -> dict[str, Any]:
+        """The report dict the widget shows."""
+        return self.graph.get("report") or {}
+
+    def _steps(self, call: int) -> list[Any]:
+        calls = self.report.get("backward_calls") or []
+        if 0 <= call < len(calls):
+            return calls[call].get("steps") or []
+        return []
+
+    # -- validation ----------------------------------------------------------------
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: Any) -> str:
+        return resolve_node(self.report, proposal["value"])
+
+    @traitlets.validate("call")
+    def _valid_call(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        n_calls = len(self.report.get("backward_calls") or [])
+        if value != 0 and not 0 <= value < n_calls:
+            raise traitlets.TraitError(f"call must be in 0..{max(n_calls - 1, 0)}, got {value}")
+        return value
+
+    @traitlets.validate("step")
+    def _valid_step(self, proposal: Any) -> int:
+        last = len(self._steps(self.call)) - 1
+        return max(-1, min(int(proposal["value"]), last))
+
+    # -- reactions -----------------------------------------------------------------
+    @traitlets.observe("call")
+    def _call_changed(self, change: Any) -> None:
+        self.step = -1
+
+    @traitlets.observe("expanded")
+    def _expanded_changed(self, change: Any) -> None:
+        full = self._full_report or self.report
+        if full:
+            self.graph = widget_graph(full, change["new"], self.max_nodes)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
+        """The widget view plus a static ``text/html`` fallback (saved notebooks, GitHub).
+
+        ``exclude=["text/html"]`` skips the fallback (a caller that renders it itself).
+        """
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None or not self.report:
+            return bundle
+        data, metadata = bundle
+        if "text/html" in (exclude or ()) or (include is not None and "text/html" not in include):
+            return data, metadata
+        try:
+            from gradmagic.viz.html import render_html
+        except ImportError:  # static view not installed: the widget alone still works
+            return data, metadata
+        return {**data, "text/html": render_html(self._full_report or self.report)}, metadata

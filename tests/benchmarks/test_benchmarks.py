@@ -1,0 +1,123 @@
+"""Smoke tests of the benchmarks: each runs end to end with ``--quick`` and checks what it measures.
+
+The benchmarks verify every system's gradients against torch before timing and exit non-zero
+when one disagrees, so a passing run here means: hand-written NumPy, HIPS autograd and (once
+importable) gradmagic's engine computed torch's gradients on every workload; the recorder's
+traced cells left the plain run's values. Pieces not written yet are skipped by the scripts.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
+
+
+def _run(script: str, tmp_path: Path, *extra: str) -> dict:
+    out = tmp_path / f"{script}.json"
+    proc = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), "--quick", "--json", str(out), *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "|" in proc.stdout  # a table was printed
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def bench_modules() -> dict:
+    """The benchmark modules imported in this process (NumPy is already loaded: no env changes)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield {name: importlib.import_module(name) for name in ("_harness", "engine", "magic")}
+    finally:
+        sys.path.remove(str(BENCH))
+        for name in ("_harness", "engine", "magic"):
+            sys.modules.pop(name, None)
+
+
+@pytest.mark.timeout(120)
+def test_engine_benchmark_quick(tmp_path: Path) -> None:
+    data = _run("engine", tmp_path)
+    assert [r["workload"] for r in data["results"]] == ["W1", "W2", "W3", "W4", "W5"]
+    for r in data["results"]:
+        for system in ("torch", "numpy", "hips"):
+            assert r["status"][system] == "ok", (r["workload"], system, r["status"][system])
+            assert r["medians_s"][system] > 0
+        gm = r["status"]["gradmagic"]
+        assert gm == "ok" or gm.startswith("not importable"), (r["workload"], gm)
+        assert (gm == "ok") == ("gradmagic" in r["medians_s"])
+        assert {t["verdict"] for t in r["targets"]} <= ({"PASS", "MISS"} if gm == "ok" else {"n/a"})
+
+
+@pytest.mark.timeout(120)
+def test_recorder_benchmark_quick(tmp_path: Path) -> None:
+    data = _run("recorder", tmp_path)
+    assert [r["workload"] for r in data["results"]] == ["R1", "R2", "R3", "MEM"]
+    for r in data["results"]:
+        assert r["status"] == "ok" or "not importable" in r["status"], r
+        if r["status"] == "ok":
+            assert r["verdict"] in ("PASS", "MISS") and r["ratio"] > 0
+    mem = data["results"][-1]["children"]
+    assert mem["plain"]["peak_rss"] >= mem["plain"]["rss_after"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_magic_benchmark_quick(tmp_path: Path) -> None:
+    data = _run("magic", tmp_path)
+    seed, graph = data["results"]
+    assert len(seed["per_cell_s"]["plain"]) == 11 and min(seed["per_cell_s"]["plain"]) > 0
+    assert not seed.get("report_problems"), seed["report_problems"]
+    assert graph["nodes"] >= 2000
+
+
+def test_compare_arrays_flags_every_kind_of_difference(bench_modules: dict) -> None:
+    h = bench_modules["_harness"]
+    ref = {"a": np.ones(3, np.float32), "b": np.zeros((2, 2), np.float32)}
+    assert h.compare_arrays(ref, {k: v.copy() for k, v in ref.items()}, 1e-6, 1e-6) == []
+    problems = h.compare_arrays(ref, {"a": np.ones(3, np.float64), "b": np.zeros(4, np.float32)}, 1e-6, 1e-6)
+    assert [p.split(":")[1].split()[0] for p in problems] == ["dtype", "shape"]
+    problems = h.compare_arrays(ref, {"a": np.full(3, 1.1, np.float32)}, 1e-6, 1e-6)
+    assert "max |Δ| 0.1" in problems[0] and problems[1] == "b: missing"
+
+
+def test_a_system_with_wrong_gradients_is_not_timed(bench_modules: dict) -> None:
+    eng = bench_modules["engine"]
+    wl = next(w for w in eng.WORKLOADS if w.name == "W5")
+
+    def broken(ctx: object, d: dict) -> "eng.Impl":
+        good = eng.np_w5(ctx, d)
+        return eng.Impl(good.step, lambda: {**good.gradients(), "w": good.gradients()["w"] * 1.001})
+
+    wl = eng.Workload(wl.name, wl.title, wl.make_data, wl.rtol, wl.atol, {**wl.builders, "numpy": broken})
+    contexts, skipped = eng.load_systems("gradmagic.engine")
+    impls, status = eng.prepare(wl, contexts, skipped, seed=0)
+    assert status["numpy"].startswith("gradients differ from torch: w: max |Δ|")
+    assert "numpy" not in impls and status["hips"] == "ok" and "hips" in impls
+
+
+def test_targets_and_timing_helpers(bench_modules: dict) -> None:
+    h = bench_modules["_harness"]
+    target = h.Target("gm/torch", "gm", "torch", 0.35)
+    assert target.evaluate({"gm": 1.0, "torch": 4.0}) == (0.25, "PASS")
+    assert target.evaluate({"gm": 2.0, "torch": 4.0}) == (0.5, "MISS")
+    assert target.evaluate({"torch": 4.0}) == (None, "n/a")
+    timings = h.time_interleaved({"a": lambda: None, "b": lambda: sum(range(100))}, repeats=3, target_s=1e-3)
+    assert all(len(t.times_s) == 3 and t.median_s > 0 for t in timings.values())
+    assert timings["b"].median_s > timings["a"].median_s
+    assert h.fmt_time(3.6e-6) == "3.6 µs" and h.fmt_time(0.82e-3) == "820 µs" and h.fmt_time(None) == "—"
+
+
+def test_synthetic_report_follows_the_contract(bench_modules: dict) -> None:
+    rep = bench_modules["magic"].synthetic_chain_report(30)
+    json.dumps(rep)  # JSON-safe
+    ids = {n["id"] for n in rep["nodes"]}
+    assert len(ids) == len(rep["nodes"]) == 33
+    assert all(e["source"] in ids and e["target"] in ids for e in rep["edges"])
+    assert {"schema", "ok", "unsupported", "nodes", "edges", "backward_calls", "leaves", "checks"} <= set(rep)
+    assert [leaf["name"] for leaf in rep["leaves"]] == ["x", "w"]

@@ -1,0 +1,115 @@
+"""The notebooks the browser tests open.
+
+``demo_notebook`` is a fresh copy of the repository's ``demo.ipynb`` (the seed's cells under
+``%%grad`` first) with four cells added at the end: a long loop (its graph is folded), one
+whose source line holds an HTML injection attempt, one that moves the selection from Python through
+``gradmagic.last_widget()`` to the node ``z`` of the injection cell, one that prints the
+selection back. Until the demo, the
+recorder and the magic exist, ``synthetic_notebook`` shows ``GradWidget``s built from
+hand-made report dicts (tests/browser/browser_synthetic.py) with the same three extra cells.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "demo.ipynb"
+XSS = "<img src=x onerror=alert(1)>"
+XSS_CELL = f'%%grad\nw3 = torch.ones(3, requires_grad=True)\nz = (w3 * 3).sum(); tag = "{XSS}"\nz.backward()'
+#: a loop long enough for the layout to fold its repeated body into a group
+LOOP_CELL = ("%%grad\nh0 = torch.ones(2, requires_grad=True)\nh = h0\nfor i in range(200):\n"
+             "    h = torch.tanh(h * 0.9)\nh.sum().backward()")
+SEED_CELLS = [
+    "%%grad\nx = torch.arange(4.0)",
+    "%%grad\nx.requires_grad_(True)",
+    "%%grad\ny = 2 * torch.dot(x, x)",
+    "%%grad\ny.backward()",
+    "%%grad\nx.grad",
+]
+
+
+@dataclass
+class Scenario:
+    """A notebook plus what the test should find in it."""
+
+    path: Path
+    real: bool  # True: demo.ipynb with the real magic; False: synthetic widgets
+    widget_cells: list[int] = field(default_factory=list)  # code-cell indices that show a widget
+    select_cell: int = -1  # code-cell index of the cell that sets the selection from Python
+    readback_cell: int = -1  # code-cell index of the cell printing SELECTED=...
+
+    @property
+    def n_code_cells(self) -> int:
+        nb = nbformat.read(self.path, as_version=4)
+        return sum(c.cell_type == "code" for c in nb.cells)
+
+
+def real_stack_available() -> bool:
+    """The demo can run for real: the notebook, the magic, the recorder and last_widget exist."""
+    if not DEMO.exists():
+        return False
+    try:
+        import gradmagic
+        return all(importlib.util.find_spec(m) is not None for m in
+                   ("gradmagic.magic", "gradmagic.recorder", "gradmagic.viz.display")) \
+            and callable(getattr(gradmagic, "trace")) and callable(getattr(gradmagic, "last_widget"))
+    except Exception:
+        return False
+
+
+def _code(src: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(src)
+
+
+def _widget_cells(nb: nbformat.NotebookNode) -> list[int]:
+    """Indices (among code cells) of ``%%grad`` cells that show the widget view."""
+    out, k = [], 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        first = cell.source.lstrip().splitlines()[0] if cell.source.strip() else ""
+        if first.startswith("%%grad") and not any(f in first for f in ("text", "html", "--quiet", "-q")):
+            out.append(k)
+        k += 1
+    return out
+
+
+def demo_notebook(dest: Path, seed_only: bool = False) -> Scenario:
+    """``demo.ipynb`` (or just its setup and the seed's cells) + the three extra cells."""
+    nb = nbformat.read(DEMO, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    if seed_only:  # the setup and the seed's cells, up to its `y.backward(); x.grad`
+        last = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+                    and c.source.lstrip().startswith("%%grad") and "backward()" in c.source)
+        nb.cells = nb.cells[: last + 1]
+    else:
+        nb.cells += [_code(LOOP_CELL), _code(XSS_CELL),
+                     _code('import gradmagic\ngradmagic.last_widget().selected = "z"'),
+                     _code('print("SELECTED=" + repr(gradmagic.last_widget().selected))')]
+    nbformat.write(nb, dest)
+    n = sum(c.cell_type == "code" for c in nb.cells)
+    return Scenario(dest, True, _widget_cells(nb), n - 2, n - 1)
+
+
+def synthetic_notebook(dest: Path) -> Scenario:
+    """Widgets from hand-made report dicts, shaped like the demo (seed graph first)."""
+    setup = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+             "from browser_synthetic import seed_report\nfrom gradmagic.viz.widget import GradWidget")
+    cells = [
+        _code(setup),
+        _code("w1 = GradWidget.from_report(seed_report())\nw1"),
+        _code(f"w2 = GradWidget.from_report(seed_report(code_line={XSS_CELL.splitlines()[2]!r}, name='z'))\nw2"),
+        _code('w2.selected = "z"'),
+        _code('print("SELECTED=" + repr(w2.selected))'),
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = cells
+    nbformat.write(nb, dest)
+    return Scenario(dest, False, [1, 2], 3, 4)

@@ -1,0 +1,69 @@
+"""The text report: same facts as the HTML, within the column budget."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gradmagic.viz.escape import display_width
+from gradmagic.viz.text import render_text, table
+from viz_builders import build_loop, build_mixed, build_seed
+
+
+@pytest.mark.parametrize("report", [build_seed(), build_seed(2), build_mixed(), build_loop(500)],
+                         ids=["seed", "twice", "mixed", "loop"])
+@pytest.mark.parametrize("width", [100, 72])
+def test_lines_fit_the_width(report: dict[str, Any], width: int) -> None:
+    text = render_text(report, width=width)
+    assert text.endswith("\n")
+    for line in text.splitlines():
+        assert display_width(line) <= width, line
+
+
+def test_seed_text_tree_and_tables(seed_report: dict[str, Any]) -> None:
+    text = render_text(seed_report)
+    lines = text.splitlines()
+    assert lines[0].startswith("gradmagic · cell [3] ✓ gradmagic agrees with PyTorch")
+    tree = lines[lines.index("Graph (each node lists its inputs below it; data flows up, "
+                             "gradients flow down)") + 1:][:4]
+    assert tree[0].startswith("y  MulBackward0  scalar float32  tensor(28.)")
+    assert tree[1].startswith("└─ DotBackward0")
+    assert tree[2].startswith("   ├─ x  leaf") and "grad [0., 4., 8., 12.]" in tree[2]
+    assert tree[3] == "   └─ x  (shown above)"
+    grads = [ln for ln in lines if ln.startswith("  x ")]
+    assert grads and "[0., 4., 8., 12.]" in grads[0] and "✓ agrees" in grads[0]
+    assert "the forward pass stores intermediates so backward can use them" in " ".join(text.split())
+    assert "Accumulation history of x.grad" in text and "None → [0., 4., 8., 12.]" in text
+
+
+def test_accumulation_hint(twice_report: dict[str, Any]) -> None:
+    text = " ".join(render_text(twice_report).split())
+    assert "x.grad accumulated over several backward calls without clearing" in text
+
+
+def test_mixed_verdict_lines(mixed_report: dict[str, Any]) -> None:
+    text = render_text(mixed_report)
+    assert "✗ 1 mismatch between gradmagic and PyTorch." in text.splitlines()[0]
+    assert "The cell raised RuntimeError: boom: <b>not bold</b>" in text
+    assert "First divergent node: MulBackward0, line 2" in text
+    assert "opaque torch.fft.fft" in text
+
+
+def test_folded_loop_in_the_tree() -> None:
+    text = render_text(build_loop(500))
+    assert "└─ [loop body ×500: MulBackward0 → AddBackward0 → TanhBackward0 → SinBackward0]" in text
+    assert len(text.splitlines()) < 40
+
+
+def test_unfolded_deep_chain_is_cut_not_endless() -> None:
+    text = render_text(build_loop(100), max_nodes=10_000)
+    lines = text.splitlines()
+    assert any(ln.startswith("… ") and "more nodes not shown" in ln for ln in lines)
+    assert all(display_width(ln) <= 100 for ln in lines)
+
+
+def test_table_shrinks_widest_column_with_ellipsis() -> None:
+    rows = [["a", "x" * 200], ["bb", "short"]]
+    out = table(["k", "v"], rows, width=40)
+    assert all(display_width(line) <= 40 for line in out)
+    assert out[2].rstrip().endswith("…") and out[3].split() == ["bb", "short"]
