@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import nbformat
 
-from conftest import DATA, REPO
+from shell_helpers import DATA, REPO
 
 DEMO = REPO / "demo.ipynb"
 

@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from conftest import REPO
+from shell_helpers import REPO
 
 DEMO = REPO / "demo.ipynb"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"

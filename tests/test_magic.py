@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 import gradmagic
-from conftest import torch_function_modes
+from shell_helpers import torch_function_modes
 
 SEED = "x = torch.arange(4.0, requires_grad=True)\ny = 2 * torch.dot(x, x)\ny.backward()\n"
 

@@ -7,7 +7,7 @@ import gc
 import torch
 from torch import nn
 
-from conftest import assert_clean
+from recorder_helpers import assert_clean
 from gradmagic.recorder import Session, trace
 from gradmagic.recorder.twins import Rec
 

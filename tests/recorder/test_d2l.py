@@ -10,7 +10,7 @@ import random
 import torch
 from torch import nn
 
-from conftest import assert_clean
+from recorder_helpers import assert_clean
 from gradmagic.recorder import Session, trace
 
 

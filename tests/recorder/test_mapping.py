@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import assert_clean, run_cells
+from recorder_helpers import assert_clean, run_cells
 from gradmagic.engine import REGISTRY
 from gradmagic.recorder import Session, trace
 from gradmagic.recorder.mapping import TORCH_OPS, lookup, registry_targets

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
-from conftest import assert_clean
+from recorder_helpers import assert_clean
 from gradmagic.recorder import Session, trace
 
 BINARY = {

@@ -1,7 +1,7 @@
 """The seed notes' cells, verbatim, recorded in sequence with one Session."""
 from __future__ import annotations
 
-from conftest import assert_clean, run_cells
+from recorder_helpers import assert_clean, run_cells
 
 CELLS = [
     "import torch\nx = torch.arange(4.0)\nx",
