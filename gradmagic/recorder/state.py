@@ -108,7 +108,10 @@ class StateHandlers:
         kind = "zero_" if spec.name == "Tensor.zero_" else "set"
         tw_owner = owner.et
         before = tw_owner.grad.data if tw_owner is not None and tw_owner.grad is not None else None
-        self.event(owner, kind, src, before=self.snap(before), after=self.snap(to_numpy(t)))
+        after = copy_numpy(t)
+        if tw_owner is not None:  # the user edited .grad directly: the engine's .grad follows
+            tw_owner.grad = ETensor(after)
+        self.event(owner, kind, src, before=self.snap(before), after=self.snap(after))
         return True
 
     def _alias_changed(self, t: _Tensor, src: Any) -> bool:

@@ -68,3 +68,21 @@ def test_autograd_backward_function_form():
     assert_clean(rep)
     assert rep.leaf("x").grad == [2.0, -2.0] and rep.leaf("x").status == "agree"
     assert rep.backward_calls[0].status == "agree"
+
+
+def test_editing_grad_in_place_is_mirrored_in_the_engine():
+    """x.grad.zero_() in a later cell, and inside a training loop: the engine's .grad follows."""
+    from recorder_helpers import run_cells
+
+    reports, _ = run_cells([
+        "x = torch.arange(4.0)\nx.requires_grad_(True)\ny = x.sum()\ny.backward()",
+        "x.grad.zero_()\ny = x*x\ny",
+        "w = torch.tensor([1.0, -1.0], requires_grad=True)\nfor i in range(3):\n"
+        "    (w*w).sum().backward()\n    with torch.no_grad():\n"
+        "        w -= 0.1*w.grad\n        w.grad.zero_()\n",
+    ])
+    (x1,), (x2,), (w3,) = ([lf for lf in r.to_dict()["leaves"]] for r in reports)
+    assert x1["engine_grad"] == x1["grad"] == [1.0, 1.0, 1.0, 1.0]
+    assert x2["grad"] == x2["engine_grad"] == [0.0, 0.0, 0.0, 0.0]
+    assert x2["events"][-1]["kind"] == "zero_"
+    assert w3["grad"] == w3["engine_grad"] == [0.0, 0.0]
