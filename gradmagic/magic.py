@@ -223,7 +223,7 @@ def compile_cell(shell: Any, cell: str, header: str = "") -> CompiledCell:
     transformed = shell.transform_cell(cell)
     offset = header.count("\n")
     source = header + transformed
-    filename = shell.compile.cache(source, shell.execution_count, raw_code=source)
+    filename = shell.compile.cache(source, cell_number(shell), raw_code=source)
     tree = shell.compile.ast_parse("\n" * offset + transformed, filename=filename)
     tree = shell.transform_ast(tree)
     nodes = list(tree.body)
@@ -235,6 +235,21 @@ def compile_cell(shell: Any, cell: str, header: str = "") -> CompiledCell:
     if tail_expr is not None:
         tail = shell.compile(ast.Expression(body=tail_expr.value), filename, "eval")
     return CompiledCell(filename=filename, source=source, header_lines=offset, body=body, tail=tail)
+
+
+def cell_number(shell: Any) -> int:
+    """The ``In[n]`` number of the cell being run.
+
+    IPython 8 increments ``shell.execution_count`` after a cell ran and IPython 9 before it
+    runs; the running cell's ``ExecutionResult`` knows its own number in both.
+
+    >>> from IPython.testing.globalipapp import get_ipython
+    >>> cell_number(get_ipython()) >= 1
+    True
+    """
+    result = getattr(shell.displayhook, "exec_result", None)
+    number = getattr(result, "execution_count", None)
+    return number if isinstance(number, int) else shell.execution_count
 
 
 def _tail_expression(nodes: list[ast.stmt], interactivity: str) -> ast.Expr | None:
@@ -530,7 +545,7 @@ class GradMagics(Magics):
 
         return trace(
             session=self.session, namespace=self.shell.user_ns, filename=compiled.filename,
-            cell=self.shell.execution_count, source=compiled.source,
+            cell=cell_number(self.shell), source=compiled.source,
             check=opts.check, rtol=opts.rtol, atol=opts.atol, gradcheck=opts.gradcheck,
         )
 
