@@ -57,7 +57,7 @@ class BackwardHandlers:
             tt = rec.tref() if rec.tref is not None else None
             if tt is None:
                 continue
-            g = tt.grad
+            g = torch_grad(tt)
             et.grad = None if g is None else ETensor(copy_numpy(g))
         return tw, leaves
 
@@ -129,7 +129,7 @@ class BackwardHandlers:
             tt = rec.tref() if rec is not None and rec.tref is not None else None
             if tt is None:
                 continue
-            tg = tt.grad
+            tg = torch_grad(tt)
             if rec.kind in ("opaque",):
                 continue
             if not self.b.check:
@@ -334,3 +334,18 @@ def _below_opaque(s: Session, steps: list) -> set:
                 out.add(id(r))
                 stack.append(r)
     return out
+
+
+def torch_grad(t: Any) -> Any:
+    """``t.grad`` read without torch's "non-leaf .grad accessed" warning: gradmagic's own
+    look must not print into the user's cell (a non-leaf without retain_grad has None).
+
+    >>> import torch
+    >>> x = torch.ones(2, requires_grad=True)
+    >>> torch_grad(x * 2) is None
+    True
+    """
+    if not t.is_leaf and not t.retains_grad:
+        return None
+    return t.grad
+
