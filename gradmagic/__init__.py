@@ -23,7 +23,7 @@ autograd engine) never imports torch.
 """
 from __future__ import annotations
 
-from typing import Any
+from gradmagic._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -40,17 +40,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'gradmagic' has no attribute {name!r}") from None
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

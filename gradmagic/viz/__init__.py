@@ -11,7 +11,7 @@ Names are imported lazily, so importing one view does not import the others (nor
 """
 from __future__ import annotations
 
-from typing import Any
+from gradmagic._lazy import lazy_attributes
 
 _LAZY = {
     "layout": ("gradmagic.viz.layout", "layout"),
@@ -26,17 +26,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'gradmagic.viz' has no attribute {name!r}") from None
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
