@@ -16,7 +16,7 @@ import numpy as np
 
 from ._state import STATE
 from .broadcast import sum_to
-from .node import FREED, MODIFIED, Node
+from .node import ABSENT, FREED, MODIFIED, Node
 from .records import (BackwardRecord, BackwardStep, open_record,  # noqa: F401 (re-exported)
                       record_backward, snapshot)
 from .tensor import RETAINED, Tensor, retained, run, wrap
@@ -172,6 +172,9 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     captured: dict = {}
     prev, STATE.grad_enabled = STATE.grad_enabled, create_graph
     try:
+        if sinks is None and not create_graph and steps is None:
+            _run_plain(ready, pending, deps, borrowed, retain_graph)
+            return captured
         while ready:
             v = ready.pop()
             g = pending.pop(id(v))
@@ -186,6 +189,58 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     finally:
         STATE.grad_enabled = prev
     return captured
+
+
+def _run_plain(ready: list, pending: dict, deps: dict, borrowed: set, retain: bool) -> None:
+    """The common case of ``run_backward`` — ``loss.backward()`` with no ``inputs=``, no
+    ``create_graph`` and nobody recording — as one loop over the nodes' slots. It does what
+    ``node_grads`` + ``_send`` do, without their per-node calls and tuples: on small graphs
+    those calls were most of backward's cost (W5 of benchmarks/engine.py)."""
+    while ready:
+        v = ready.pop()
+        g = pending.pop(id(v))
+        if type(v) is not Node or v.rest is not None or v.opdef.variadic:
+            if type(v) is Tensor or RETAINED:
+                _deliver(v, g, None, False, {}, False, None, borrowed)
+            if type(v) is Node:  # three or more inputs, or a variadic op: the general path
+                parents = v.parents
+                _send(v, g, parents, node_grads(v, g, False, parents), pending, deps, ready,
+                      None, borrowed, None)
+                if not retain:
+                    v.vsum, v.ans = FREED, None
+            continue
+        if RETAINED:
+            _deliver(v, g, None, False, {}, False, None, borrowed)
+        if v.vsum < 0 or (v.saved_idx and v.version_sum() != v.vsum):
+            _check(v)
+        op, params, ans = v.opdef, v.params, v.ans
+        a, b = v.a, v.b
+        args = (a.data if type(a) is Tensor else a,) if b is ABSENT else (
+            a.data if type(a) is Tensor else a, b.data if type(b) is Tensor else b)
+        for i, p in ((0, v.pa), (1, v.pb)):
+            if p is None:
+                continue
+            gi = op.vjps[i](g, ans, *args, **params) if params else op.vjps[i](g, ans, *args)
+            x = args[i]
+            if type(gi) is not ndarray:
+                gi = np.asarray(gi)
+            if gi.shape != x.shape:
+                gi = sum_to(gi, x.shape)
+            if gi.dtype != x.dtype:
+                gi = gi.astype(x.dtype)
+            k = id(p)
+            if k in pending:
+                pending[k] = pending[k] + gi
+                borrowed.discard(k)
+            else:
+                pending[k] = gi
+                if gi is g or gi.base is not None:
+                    borrowed.add(k)  # g itself or a view of it: others see this array too
+            deps[k] -= 1
+            if not deps[k]:
+                ready.append(p)
+        if not retain:
+            v.vsum, v.ans = FREED, None
 
 
 def _start(roots: list, grads: list) -> tuple[dict, list]:
