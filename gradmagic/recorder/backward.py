@@ -58,7 +58,11 @@ class BackwardHandlers:
             if tt is None:
                 continue
             g = torch_grad(tt)
-            et.grad = None if g is None else ETensor(copy_numpy(g))
+            if g is None:
+                et.grad = None
+            elif et.grad is None or not rec.grad_synced(g):
+                et.grad = ETensor(copy_numpy(g))
+                rec.mark_grad_synced(g)
         return tw, leaves
 
     def _backward(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
@@ -139,7 +143,9 @@ class BackwardHandlers:
             elif id(rec) in unchecked:
                 res = ("unchecked", None, None, None, None, "an opaque or unrecorded node lies between")
             else:
-                res = compare(step.after, to_numpy(tg), self.b.rtol, self.b.atol)
+                tg_np = to_numpy(tg)
+                res = compare(step.after, tg_np, self.b.rtol, self.b.atol)
+                _lock_grad(rec, step.tensor, tg, tg_np, res)
             if tg is not None and tg.requires_grad:
                 self.s.grad_owner[tg] = rec
             call.checks.append((rec, "grad", res))
@@ -276,6 +282,21 @@ def _backward_args(args: tuple, kwargs: dict) -> dict:
     out = _bind(args[1:], kwargs, ("gradient", "retain_graph", "create_graph", "inputs"))
     out["tensors"] = args[0] if args else kwargs.get("self")
     return out
+
+
+def _lock_grad(rec: Any, et: ETensor, tg: _Tensor, tg_np: np.ndarray, res: tuple) -> None:
+    """After a check: continue from torch's exact ``.grad`` (lockstep, as for values),
+    and remember that the two are equal so the next backward needn't copy it."""
+    eg = et.grad
+    if res[0] != "agree" or eg is None or eg.requires_grad:
+        rec.mark_grad_synced(None)
+        return
+    if res[1] != 0.0 or eg.data.dtype != tg_np.dtype:
+        if eg.data.shape != tg_np.shape or eg.data.dtype != tg_np.dtype or not eg.data.flags.writeable:
+            rec.mark_grad_synced(None)
+            return
+        np.copyto(eg.data, tg_np)
+    rec.mark_grad_synced(tg)
 
 
 def _fold(statuses: list) -> str:

@@ -147,14 +147,16 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         finally:
             STATE.grad_enabled = prev
 
-    def check_value(self, rec: Rec, engine: np.ndarray, t: _Tensor, detail: Optional[str] = None) -> None:
+    def check_value(self, rec: Rec, engine: np.ndarray, t: _Tensor, detail: Optional[str] = None) -> bool:
         """Compare a recomputed value with torch's, file the result on ``rec``, then
-        continue from torch's exact value (lockstep)."""
+        continue from torch's exact value (lockstep). True when ``engine`` now holds
+        torch's value bit for bit (nothing left to re-sync)."""
         if not self.b.check:
-            return
+            return False
         ref = to_numpy(t)
         same_layout = engine.shape == ref.shape and engine.dtype == ref.dtype
-        if same_layout and _equal(engine, ref):
+        exact = same_layout and _equal(engine, ref)
+        if exact:
             res = ("agree", 0.0, 0.0, None, None, detail)
         else:
             res = compare(engine, ref, self.b.rtol, self.b.atol)
@@ -164,8 +166,10 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
                 # lockstep: the next ops start from torch's exact value, so each node is
                 # checked on the same inputs as torch's (no drift, no kink flips)
                 np.copyto(engine, ref)
+                exact = True
         rec.status, rec.err, rec.check = res[0], res[1], res
         self.b.count(res[0], rec.seq, rec, "value", res)
+        return exact
 
     def new_op(self, kind: str, et: ETensor, arr: Any, spec: Any, recs: list, src: Any) -> Rec:
         rec = self.s.new_rec(kind, et, arr, src, self.b.cell, op=spec.op, torch_op=spec.name,

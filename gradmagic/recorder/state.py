@@ -20,6 +20,7 @@ from __future__ import annotations
 import weakref
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
 from gradmagic.engine import Tensor as ETensor
@@ -89,28 +90,36 @@ class StateHandlers:
     def _leaf_update(self, t: _Tensor, tw: Twin, src: Any, spec: Any, args: tuple, kwargs: dict) -> None:
         """``p -= lr * p.grad`` under no_grad: check the engine's update, then re-sync."""
         rec = tw.rec
-        before = tw.et.data.copy()
+        before = self.snap(tw.et.data)  # before the engine changes it in place
+        synced = False
         if spec.adapt is not None and self.b.check:
             try:
                 self.run_engine(spec, args, kwargs, src)
             except Exception as exc:
                 self.b.note(f"{spec.name}: the engine could not recompute this update ({exc}).")
             else:
-                self.check_value(rec, tw.et.data, t, detail=f"update by {spec.name}")
-        self.s.resync(t, tw, src, self.b.cell)
-        self.event(rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
+                synced = self.check_value(rec, tw.et.data, t, detail=f"update by {spec.name}")
+        if synced:  # the engine's value is torch's already: no copy of a (maybe large) leaf
+            tw.version = t._version
+            rec.arr = tw.et.data
+        else:
+            self.s.resync(t, tw, src, self.b.cell)
+        self.event(rec, "update", src, before=before, after=self.snap(tw.et.data))
 
     def _grad_tensor_changed(self, t: _Tensor, spec: Any, src: Any) -> bool:
         """``x.grad.zero_()`` and friends: an event on x, nothing recomputed."""
         owner = self.s.grad_owner.get(t)
         if owner is None:
             return False
-        kind = "zero_" if spec.name == "Tensor.zero_" else "set"
+        zeroed = spec.name == "Tensor.zero_"
+        kind = "zero_" if zeroed else "set"
         tw_owner = owner.et
         before = tw_owner.grad.data if tw_owner is not None and tw_owner.grad is not None else None
-        after = copy_numpy(t)
+        # zero_: fresh zeros (calloc'd, no copy of torch's memory); anything else: a copy
+        after = np.zeros(t.shape, to_numpy(t).dtype) if zeroed else copy_numpy(t)
         if tw_owner is not None:  # the user edited .grad directly: the engine's .grad follows
             tw_owner.grad = ETensor(after)
+            owner.mark_grad_synced(t)
         self.event(owner, kind, src, before=self.snap(before), after=self.snap(after))
         return True
 
@@ -120,6 +129,9 @@ class StateHandlers:
         if ref is None:
             return False
         base = ref()
+        owner = self.s.grad_owner.get(base) if base is not None else None
+        if owner is not None:  # ``x.grad.data`` written: the engine's .grad is copied anew
+            owner.mark_grad_synced(None)
         if base is not None:
             tw = self.s.twins.get(base)
             if tw is not None:
@@ -166,6 +178,7 @@ class StateHandlers:
             self.event(tw.rec, "set_none", src, before=self.snap(old))
         else:
             tw.et.grad = ETensor(copy_numpy(value))
+            tw.rec.mark_grad_synced(value)
             self.s.grad_owner[value] = tw.rec
             self.event(tw.rec, "set", src, before=self.snap(old), after=self.snap(tw.et.grad.data))
 
@@ -227,6 +240,9 @@ class StateHandlers:
             tw = self.s.twins.get(t)
             if tw is not None:
                 tw.exposed = True
+            owner = self.s.grad_owner.get(t)
+            if owner is not None:  # ``x.grad.numpy()``: its memory may change at any time
+                owner.grad_sync = False
 
     # ----- kinds: optimizers -------------------------------------------------------------------
     def _profiler_enter(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:

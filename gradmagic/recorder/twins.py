@@ -124,7 +124,7 @@ class Rec:
     __slots__ = (
         "seq", "kind", "op", "torch_op", "inputs", "et", "enode", "arr", "tref", "src", "cell",
         "status", "err", "check", "name", "aliases", "label", "hist", "grad_owner", "retained",
-        "upstream_opaque", "__weakref__",
+        "upstream_opaque", "grad_sync", "__weakref__",
     )
 
     def __init__(self, seq: int, kind: str, et: Optional[ETensor], arr: Any, src: Any,
@@ -151,6 +151,19 @@ class Rec:
         self.grad_owner = None  # for a ``x.grad`` constant: the Rec of x
         self.retained = False
         self.upstream_opaque = False  # an opaque or unrecorded node lies above (gradients unchecked)
+        self.grad_sync = None  # (weakref to torch's .grad, its _version) when the engine's equals it
+
+    def mark_grad_synced(self, g: Optional[torch.Tensor]) -> None:
+        """The engine's ``.grad`` now equals torch's ``g`` bit for bit (None: unknown).
+        ``grad_sync`` False (torch's .grad memory was handed out) is never overwritten."""
+        if self.grad_sync is not False:
+            self.grad_sync = None if g is None else (weakref.ref(g), g._version)
+
+    def grad_synced(self, g: torch.Tensor) -> bool:
+        """True while torch's ``g`` is unchanged since ``mark_grad_synced(g)``: the
+        engine's ``.grad`` need not be copied from it again."""
+        s = self.grad_sync
+        return bool(s) and s[0]() is g and s[1] == g._version
 
     def __repr__(self) -> str:
         return f"<Rec {self.seq} {self.kind} {self.op or self.torch_op} {self.name}>"
