@@ -52,6 +52,9 @@ class BackwardHandlers:
                         "gradients are unchecked.")
             return None
         tw = self.tw(t)
+        if tw.rec.too_large:
+            self.note_too_large()
+            return None
         leaves = _graph_leaves(self.s, tw.et)
         for et, rec in leaves:
             tt = rec.tref() if rec.tref is not None else None
@@ -211,6 +214,9 @@ class BackwardHandlers:
         gout = b.get("grad_outputs")
         grecs: list = []
         gout = self.convert(list(gout) if isinstance(gout, (list, tuple)) else gout, grecs, src)
+        if self.s.stand_ins and any(r is not None and r.too_large for r in (*orecs, *irecs, *grecs)):
+            self.note_too_large()
+            return
         create = bool(b.get("create_graph") or False)
         retain = b.get("retain_graph")
         call = self._new_call("autograd.grad", orecs, src, None, retain, create)

@@ -38,7 +38,7 @@ from .block import Block
 from .crosscheck import compare
 from .history import LAZY_VALUE_LIMIT
 from .state import StateHandlers, _first_tensor
-from .twins import Rec, Session, Twin, copy_numpy, to_numpy
+from .twins import Rec, Session, TooLarge, Twin, copy_numpy, to_numpy
 from .values import summarize
 
 _Tensor = torch.Tensor
@@ -140,12 +140,26 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         recs: list = []
         cargs = self.convert(args, recs, src)
         ckw = {k: self.convert(v, recs, src) for k, v in kwargs.items()} if kwargs else kwargs
+        if self.s.stand_ins:
+            self.check_size(recs)
         prev = STATE.grad_enabled
         STATE.grad_enabled = torch.is_grad_enabled()
         try:
             return spec.adapt(cargs, ckw), recs
         finally:
             STATE.grad_enabled = prev
+
+    def check_size(self, recs: list, out: Any = None) -> None:
+        """Raise ``TooLarge`` when an input is a stand-in or ``out`` is above the twin limit."""
+        for r in recs:
+            if r is not None and r.too_large:
+                raise TooLarge(f"an input has more than {self.s.twin_limit:,} elements")
+        if isinstance(out, _Tensor) and out.numel() > self.s.twin_limit:
+            raise TooLarge(f"the result has more than {self.s.twin_limit:,} elements")
+
+    def note_too_large(self) -> None:
+        self.b.note(f"tensors with more than {self.s.twin_limit:,} elements get no engine twin "
+                    f"(twin_limit): the calls that use them are drawn but unchecked (too large).")
 
     def check_value(self, rec: Rec, engine: np.ndarray, t: _Tensor, detail: Optional[str] = None) -> bool:
         """Compare a recomputed value with torch's, file the result on ``rec``, then
@@ -256,6 +270,8 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             return
         src = self.where()
         try:
+            if isinstance(out, _Tensor) and out.numel() > self.s.twin_limit:
+                raise TooLarge(f"the result has more than {self.s.twin_limit:,} elements")
             eout, recs = self.run_engine(spec, args, kwargs, src)
         except Exception as exc:
             self._opaque(spec, args, kwargs, out, src, exc)
@@ -280,6 +296,9 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         if not isinstance(out, _Tensor):
             return
         src = self.where()
+        if self.s.too_large(out):
+            self._stand_in(out, src, spec.name)
+            return
         et = ETensor(copy_numpy(out), requires_grad=bool(out.requires_grad and out.grad_fn is None))
         rec = self.s.leaf_rec(out, et, src, self.b.cell, torch_op=spec.name)
         self.b.add_rec(rec)
@@ -302,6 +321,11 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         src = self.where()
         recs: list = []
         ex = self.convert(x, recs, src)
+        try:
+            self.check_size(recs, out)
+        except TooLarge as exc:
+            self._opaque(spec, args, kwargs, out, src, exc)
+            return
         prev = STATE.grad_enabled
         STATE.grad_enabled = torch.is_grad_enabled()
         try:
@@ -319,12 +343,19 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             return
         recs: list = []
         self.convert((args, kwargs), recs, src)
-        self.b.unsupported.setdefault(spec.name, None)
-        if exc is not None:
-            self.b.note(f"{spec.name}: the engine could not recompute this call "
-                        f"({type(exc).__name__}: {exc}); its value was copied from torch.")
+        too_large = isinstance(exc, TooLarge)
+        if too_large:
+            self.note_too_large()
+        else:
+            self.b.unsupported.setdefault(spec.name, None)
+            if exc is not None:
+                self.b.note(f"{spec.name}: the engine could not recompute this call "
+                            f"({type(exc).__name__}: {exc}); its value was copied from torch.")
         for t in outs:
             if any(t is a for a in args if isinstance(a, _Tensor)):
+                continue
+            if self.s.too_large(t):
+                self._stand_in(t, src, spec.name, tuple(recs))
                 continue
             et = ETensor(copy_numpy(t))
             if t.requires_grad and et.data.dtype.kind in "fc":
@@ -332,11 +363,21 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             rec = self.s.new_rec("opaque", et, et.data, src, self.b.cell, torch_op=spec.name,
                                  inputs=tuple(recs))
             rec.upstream_opaque = True
+            if too_large:
+                rec.check = ("unchecked", None, None, None, None, f"too large: {exc}")
             self.s.opaque += 1
             self.s.watch(rec, t)
             self.b.add_rec(rec)
-            self.b.count("unchecked", rec.seq, rec, "value", None)
+            self.b.count("unchecked", rec.seq, rec, "value", rec.check)
             self.s.set_twin(t, et, rec)
+
+    def _stand_in(self, t: _Tensor, src: Any, torch_op: str, inputs: tuple = ()) -> None:
+        """Register a stand-in twin (no copy) for ``t``, above the twin limit."""
+        rec = self.s.stand_in(t, src, self.b.cell, torch_op).rec
+        rec.inputs = inputs
+        self.b.add_rec(rec)
+        self.b.count("unchecked", rec.seq, rec, "value", rec.check)
+        self.note_too_large()
 
     def _auto(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         """An unmapped callable: nothing for non-tensor results, else in-place or opaque."""

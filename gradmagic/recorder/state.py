@@ -43,7 +43,7 @@ class StateHandlers:
         if self._grad_tensor_changed(t, spec, src) or self._alias_changed(t, src):
             return
         tw = self.s.twins.get(t)
-        if tw is None or (pre is not None and tw.version != pre):
+        if tw is None or (pre is not None and tw.version != pre) or tw.rec.too_large:
             self.tw(t, src)  # unseen or changed behind our back: take torch's value as is
             return
         tw.version = t._version  # the twin was current before this call; mirror it now
@@ -111,6 +111,8 @@ class StateHandlers:
         owner = self.s.grad_owner.get(t)
         if owner is None:
             return False
+        if owner.too_large:
+            return True  # a stand-in has no gradient to follow
         zeroed = spec.name == "Tensor.zero_"
         kind = "zero_" if zeroed else "set"
         tw_owner = owner.et
@@ -158,6 +160,9 @@ class StateHandlers:
         if out.requires_grad and eg is not None and eg.grad_fn is not None:
             rec = self.new_op("op", eg, eg.data, spec, [], src)  # x.grad built with create_graph
             self.check_value(rec, eg.data, out)
+        elif self.s.too_large(out):
+            self._stand_in(out, src, spec.name)
+            return
         else:
             et = ETensor(copy_numpy(out))
             rec = self.s.new_rec("constant", et, et.data, src, self.b.cell, torch_op=spec.name)
@@ -169,7 +174,7 @@ class StateHandlers:
     def _grad_set(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         t, value = args[0], args[1] if len(args) > 1 else None
         tw = self.s.twins.get(t)
-        if tw is None:
+        if tw is None or tw.rec.too_large:
             return
         src = self.where()
         old = tw.et.grad.data if tw.et.grad is not None else None

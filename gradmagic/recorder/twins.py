@@ -30,17 +30,32 @@ from gradmagic.engine import Tensor as ETensor
 from .history import History
 
 _BF16 = torch.bfloat16
+#: tensors with more elements than this get no engine copy (``Session.twin_limit``): a
+#: zero-strided stand-in takes their place and everything computed from them is
+#: reported "unchecked: too large", so recording never doubles a huge tensor's memory
+TWIN_LIMIT = 1 << 24
+
+
+class TooLarge(Exception):
+    """An op touches a tensor above the twin limit: it is drawn, not recomputed."""
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     """torch's value as an ndarray (shares memory when it can; bf16 becomes float32).
 
-    >>> to_numpy(torch.ones(2, requires_grad=True)).tolist()
+    Read through DLPack, not ``Tensor.numpy()``: ``numpy()`` marks the tensor's storage
+    as never resizable again, so merely looking at a tensor would make a later
+    ``t.resize_(...)`` in the user's code fail.
+
+    >>> t = torch.ones(2, requires_grad=True)
+    >>> to_numpy(t).tolist()
     [1.0, 1.0]
+    >>> t.untyped_storage().resizable()
+    True
     """
     try:  # the common case: a plain CPU tensor
-        return t.detach().numpy() if t.requires_grad else t.numpy()
-    except (TypeError, RuntimeError):
+        return _from_dlpack(t.detach() if t.requires_grad else t)
+    except (TypeError, RuntimeError, BufferError, ValueError):
         pass
     d = t.detach()
     if d.device.type != "cpu":
@@ -52,6 +67,9 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     if d.is_neg():
         d = d.resolve_neg()
     return d.numpy()
+
+
+_from_dlpack = np.from_dlpack
 
 
 def copy_numpy(t: torch.Tensor) -> np.ndarray:
@@ -124,7 +142,7 @@ class Rec:
     __slots__ = (
         "seq", "kind", "op", "torch_op", "inputs", "et", "enode", "arr", "tref", "src", "cell",
         "status", "err", "check", "name", "aliases", "label", "hist", "grad_owner", "retained",
-        "upstream_opaque", "grad_sync", "__weakref__",
+        "upstream_opaque", "grad_sync", "too_large", "__weakref__",
     )
 
     def __init__(self, seq: int, kind: str, et: Optional[ETensor], arr: Any, src: Any,
@@ -152,6 +170,7 @@ class Rec:
         self.retained = False
         self.upstream_opaque = False  # an opaque or unrecorded node lies above (gradients unchecked)
         self.grad_sync = None  # (weakref to torch's .grad, its _version) when the engine's equals it
+        self.too_large = False  # a stand-in above the twin limit: no value, never recomputed
 
     def mark_grad_synced(self, g: Optional[torch.Tensor]) -> None:
         """The engine's ``.grad`` now equals torch's ``g`` bit for bit (None: unknown).
@@ -185,13 +204,17 @@ class Session:
     """State shared by the recorded blocks of one shell (see module docstring).
 
     ``keep_calls``: backward calls per block whose full graph and steps are kept;
-    ``event_limit``: events kept per leaf; ``value_limit``: see ``values.summarize``.
+    ``event_limit``: events kept per leaf; ``value_limit``: see ``values.summarize``;
+    ``twin_limit``: tensors with more elements get a stand-in, not a copy (``TWIN_LIMIT``).
     """
 
-    def __init__(self, keep_calls: int = 3, event_limit: int = 200, value_limit: int = 64) -> None:
+    def __init__(self, keep_calls: int = 3, event_limit: int = 200, value_limit: int = 64,
+                 twin_limit: int = TWIN_LIMIT) -> None:
         self.keep_calls = keep_calls
         self.event_limit = event_limit
         self.value_limit = value_limit
+        self.twin_limit = twin_limit
+        self.stand_ins = 0  # stand-in twins made so far (0: no op can touch one)
         self.twins = IdentityMap()  # torch tensor -> Twin
         self.grad_owner = IdentityMap()  # torch .grad tensor -> Rec of its leaf
         self.data_alias = IdentityMap()  # result of t.data -> weakref(t)
@@ -248,10 +271,40 @@ class Session:
             return tw
         return self.first_sight(t, src, cell)
 
+    def too_large(self, t: torch.Tensor) -> bool:
+        """True when ``t`` has more elements than the twin limit."""
+        return t.numel() > self.twin_limit
+
+    def stand_in(self, t: torch.Tensor, src: Any, cell: Optional[int],
+                 torch_op: Optional[str] = None) -> Twin:
+        """The twin of a tensor above the twin limit: a read-only, zero-strided array of
+        its shape and dtype (no memory), drawn as an opaque node "too large".
+
+        >>> s = Session(twin_limit=10)
+        >>> tw = s.twin(torch.ones(4, 5))
+        >>> tw.rec.too_large, tw.rec.label, tw.et.data.strides
+        (True, 'too large (20 elements)', (0, 0))
+        """
+        dtype = to_numpy(torch.empty((), dtype=t.dtype)).dtype
+        arr = np.broadcast_to(np.zeros((), dtype), tuple(t.shape))
+        et = ETensor(arr)
+        rec = self.new_rec("opaque", et, None, src, cell, torch_op=torch_op)
+        rec.label = f"too large ({t.numel():,} elements)"
+        rec.upstream_opaque = rec.too_large = True
+        rec.check = ("unchecked", None, None, None, None,
+                     f"too large: more than {self.twin_limit:,} elements get no engine twin")
+        self.opaque += 1
+        self.stand_ins += 1
+        tw = Twin(et, t._version, rec)
+        self.twins[t] = tw
+        return tw
+
     def first_sight(self, t: torch.Tensor, src: Any, cell: Optional[int],
                     torch_op: Optional[str] = None) -> Twin:
         """A twin for a tensor with no recorded history: a leaf/constant, or an
         unrecorded non-leaf (drawn as opaque, gradients below it unchecked)."""
+        if t.numel() > self.twin_limit:
+            return self.stand_in(t, src, cell, torch_op)
         et = ETensor(copy_numpy(t))
         if t.grad_fn is None:
             if t.requires_grad:
@@ -275,6 +328,11 @@ class Session:
         unrecorded value.
         """
         rec = tw.rec
+        if t.numel() > self.twin_limit:  # grown past the limit (resize_), or a stand-in
+            if not rec.too_large or tuple(t.shape) != tw.et.data.shape:
+                return self.stand_in(t, src, cell)
+            tw.version = t._version  # nothing to copy: a stand-in has no value
+            return tw
         if rec.kind in ("leaf", "constant") and t.grad_fn is None:
             arr = copy_numpy(t)
             if arr.shape == tw.et.data.shape and arr.dtype == tw.et.data.dtype:

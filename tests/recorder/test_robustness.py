@@ -150,3 +150,19 @@ def test_unrecorded_history_is_reported_not_guessed():
     assert any("outside gradmagic" in n for n in rep.notes)
     assert rep.ok and rep.unsupported == []
     assert rep.node("z").status == "agree"
+
+
+def test_looking_at_a_tensor_leaves_it_resizable():
+    """Reading values must not pin torch's storage (``Tensor.numpy()`` would: a later
+    ``resize_`` in the user's code then fails only under gradmagic)."""
+    with trace(session=Session()) as rep:
+        w = torch.ones(3, requires_grad=True)
+        t = torch.zeros(3)
+        (t * w).sum().backward()
+        t.resize_(5)
+        t.fill_(1.0)
+        u = torch.arange(4.0) * 2
+        u.resize_(8)
+        (t[:3] * w).sum().backward()
+    assert rep.ok and t.shape == (5,) and u.shape == (8,)
+    assert torch.equal(w.grad, torch.ones(3))
