@@ -53,10 +53,11 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     >>> t.untyped_storage().resizable()
     True
     """
-    try:  # the common case: a plain CPU tensor
-        return _from_dlpack(t.detach() if t.requires_grad else t)
-    except (TypeError, RuntimeError, BufferError, ValueError):
-        pass
+    if t.is_cpu and not t.is_conj() and not t.is_neg():  # the common case
+        try:
+            return _from_dlpack(_Capsule(_to_dlpack(t)))
+        except (TypeError, RuntimeError, BufferError, ValueError, AttributeError):
+            pass
     d = t.detach()
     if d.device.type != "cpu":
         d = d.cpu()
@@ -70,6 +71,24 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 _from_dlpack = np.from_dlpack
+# torch's C-level exporter: what ``Tensor.__dlpack__`` calls after checks that cost
+# three times more than the export itself (this module only reads the array)
+_to_dlpack = getattr(torch._C, "_to_dlpack", None)
+
+
+class _Capsule:
+    """A ready DLPack capsule, in the shape ``np.from_dlpack`` takes (CPU only)."""
+
+    __slots__ = ("capsule",)
+
+    def __init__(self, capsule: Any) -> None:
+        self.capsule = capsule
+
+    def __dlpack__(self, **_: Any) -> Any:
+        return self.capsule
+
+    def __dlpack_device__(self) -> tuple:
+        return (1, 0)  # kDLCPU
 
 
 def copy_numpy(t: torch.Tensor) -> np.ndarray:
