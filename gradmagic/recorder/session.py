@@ -41,20 +41,36 @@ def last_report() -> Optional[GradReport]:
     return _LAST
 
 
-def remove_leaked_modes() -> int:
-    """Take any gradmagic ``Recorder`` left on torch's mode stack off it; return how many."""
+#: Recorders of the ``trace()`` blocks now open, outermost first (a nested block pauses
+#: the one around it; anything else of ours on torch's mode stack has leaked)
+_OPEN: list = []
+
+
+def _take_recorders_off() -> list:
+    """Take every gradmagic ``Recorder`` off torch's mode stack (other modes stay, in
+    order); return them, bottom first."""
     stack = torch.overrides._get_current_function_mode_stack()
     if not any(isinstance(m, Recorder) for m in stack):
-        return 0
+        return []
     for _ in stack:
         torch._C._pop_torch_function_stack()
-    removed = 0
+    removed = []
     for m in stack:
         if isinstance(m, Recorder):
-            removed += 1
+            removed.append(m)
         else:
             torch._C._push_on_torch_function_stack(m)
     return removed
+
+
+def remove_leaked_modes() -> int:
+    """Take any gradmagic ``Recorder`` of no open block off torch's mode stack; return
+    how many (the Recorders of open, paused blocks are put back on top)."""
+    removed = _take_recorders_off()
+    kept = [m for m in removed if any(m is o for o in _OPEN)]
+    for m in kept:
+        torch._C._push_on_torch_function_stack(m)
+    return len(removed) - len(kept)
 
 
 def _caller_names(frame: Any) -> dict:
@@ -97,6 +113,7 @@ class trace:
         finder = SourceFinder(filename, source)
         self.block = Block(cell, finder, self.session.keep_calls, rtol, atol, check, gradcheck)
         self.recorder: Optional[Recorder] = None
+        self.paused: list = []  # Recorders of enclosing blocks, paused while this one runs
         self.froze = False
 
     def __enter__(self) -> GradReport:
@@ -106,12 +123,18 @@ class trace:
         self.froze = gc.get_freeze_count() == 0
         if self.froze:
             gc.freeze()
-        leaked = remove_leaked_modes()
+        removed = _take_recorders_off()
+        self.paused = [m for m in removed if any(m is o for o in _OPEN)]
+        leaked = len(removed) - len(self.paused)
         if leaked:
             self.block.note(f"removed {leaked} gradmagic recorder(s) left active by an earlier block.")
+        if self.paused:
+            self.block.note("this block is nested in another recorded block, which paused while it "
+                            "ran: the calls made here are in this report only.")
         self.block.first_seq = self.session.seq
         self.session.blocks += 1
         self.recorder = Recorder(self.session, self.block)
+        _OPEN.append(self.recorder)
         self.recorder.__enter__()
         return self.report
 
@@ -127,13 +150,18 @@ class trace:
         return False
 
     def _pop(self) -> None:
-        """Leave torch's mode stack as it was, whatever happened inside the block."""
+        """Leave torch's mode stack as it was, whatever happened inside the block (a
+        paused outer block records again)."""
         try:
             self.recorder.__exit__(None, None, None)
         except Exception:
             pass
         finally:
-            remove_leaked_modes()
+            _OPEN[:] = [m for m in _OPEN if m is not self.recorder]
+            _take_recorders_off()
+            for m in self.paused:
+                if any(m is o for o in _OPEN):
+                    torch._C._push_on_torch_function_stack(m)
 
     def _finish(self, exc_type: Any, exc: Any) -> None:
         global _LAST
