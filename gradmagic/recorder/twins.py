@@ -155,6 +155,50 @@ class IdentityMap:
         return out
 
 
+class WeakValueIndex:
+    """``key -> value`` with the value held weakly: the semantics of
+    ``weakref.WeakValueDictionary`` (an entry goes when its value is freed) at a third
+    of the cost per lookup, for the per-op indexes engine node/tensor id -> ``Rec``
+    (a ``Rec`` keeps its node and tensor alive, so their ids stay unique meanwhile).
+
+    >>> class V: pass
+    >>> index, v = WeakValueIndex(), V()
+    >>> index[7] = v
+    >>> index.get(7) is v, 7 in index, len(index)
+    (True, True, 1)
+    >>> del v; index.get(7), len(index)
+    (None, 0)
+    """
+
+    __slots__ = ("_d", "_cb")
+
+    def __init__(self) -> None:
+        d: dict = {}
+        self._d = d
+
+        def drop(ref: Any, d: dict = d) -> None:
+            if d.get(ref.key) is ref:
+                del d[ref.key]
+        self._cb = drop
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._d[key] = weakref.KeyedRef(value, self._cb, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        ref = self._d.get(key)
+        if ref is None:
+            return default
+        value = ref()
+        return default if value is None else value
+
+    def __contains__(self, key: Any) -> bool:
+        ref = self._d.get(key)
+        return ref is not None and ref() is not None
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
 class Rec:
     """One recorded node. ``kind``: leaf, constant, op, opaque or internal."""
 
@@ -237,8 +281,8 @@ class Session:
         self.twins = IdentityMap()  # torch tensor -> Twin
         self.grad_owner = IdentityMap()  # torch .grad tensor -> Rec of its leaf
         self.data_alias = IdentityMap()  # result of t.data -> weakref(t)
-        self.by_node: "weakref.WeakValueDictionary[int, Rec]" = weakref.WeakValueDictionary()
-        self.by_tensor: "weakref.WeakValueDictionary[int, Rec]" = weakref.WeakValueDictionary()
+        self.by_node = WeakValueIndex()  # id(engine Node) -> Rec
+        self.by_tensor = WeakValueIndex()  # id(engine Tensor) -> Rec
         self.seq = 0
         self.opaque = 0  # opaque records made so far (0: no gradient can bypass the engine)
         self.calls = 0  # session-wide backward call counter
