@@ -30,6 +30,8 @@ from .crosscheck import compare, leaf_gradcheck, vjp_check
 from .twins import Session, copy_numpy, to_numpy
 
 _Tensor = torch.Tensor
+_BF16 = torch.bfloat16  # mirrored as float32: compared with bfloat16's tolerances
+COMPLEX_NOTE = "gradients through complex operations are not mirrored (conjugate Wirtinger rules)"
 #: leaves larger than this are left out of ``gradcheck=True``
 GRADCHECK_LIMIT = 1_000_000
 #: backward calls whose leaves hold more elements than this are not recorded step by step
@@ -66,14 +68,30 @@ class BackwardHandlers:
             elif et.grad is None or not rec.grad_synced(g):
                 et.grad = ETensor(copy_numpy(g))
                 rec.mark_grad_synced(g)
-        return tw, leaves
+        return tw, leaves, self._bypassed(t, leaves)
+
+    def _bypassed(self, root: _Tensor, leaves: list) -> list:
+        """Leaves torch's backward reaches but the engine's cannot (only through an opaque
+        or unrecorded node): ``(rec, tensor, .grad before)`` each, so that the call still
+        records their accumulation (unchecked). Costs nothing while nothing is opaque."""
+        if not self.s.opaque or root.grad_fn is None:
+            return []
+        known = {id(rec) for _, rec in leaves}
+        out = []
+        for t in _torch_leaves(root):
+            tw = self.s.twins.get(t)
+            if tw is None or id(tw.rec) in known or tw.rec.hist is None:
+                continue
+            g = torch_grad(t)
+            out.append((tw.rec, t, None if g is None else copy_numpy(g)))
+        return out
 
     def _backward(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         if pre is None:
             return
         src = self.where()
         b = _backward_args(args, kwargs)
-        root_tw, leaves = pre
+        root_tw, leaves, bypassed = pre
         recs: list = []
         gradient = b.get("gradient", b.get("grad_tensors"))
         if isinstance(gradient, (list, tuple)) and len(gradient) == 1:
@@ -107,7 +125,9 @@ class BackwardHandlers:
             accs = [_Acc(et, before) for et, before in befores if et.grad is not None]
             self.b.note("backward steps of large graphs are summarised per leaf, not recorded "
                         "step by step.")
-        self._check_accumulations(call, src, accs)
+        self._check_accumulations(call, src, accs, root_tw.et)
+        if bypassed:
+            self._record_bypassed(call, src, bypassed)
         if self.b.gradcheck and record:
             self._gradcheck(call, root_tw.et, grad)
         if call.status == "differ" and record:
@@ -125,9 +145,11 @@ class BackwardHandlers:
                 self.b.used[id(r)] = r
         return call
 
-    def _check_accumulations(self, call: BackRec, src: Any, steps: list) -> None:
-        """Compare every gradient the engine accumulated with torch's .grad."""
-        unchecked = _below_opaque(self.s, steps) if self.s.opaque else ()
+    def _check_accumulations(self, call: BackRec, src: Any, steps: list, root: Any = None) -> None:
+        """Compare every gradient the engine accumulated with torch's .grad (``root``: the
+        engine root, whose opaque leaves count also when ``inputs=`` skipped them)."""
+        unchecked = _below_opaque(self.s, steps, (root,) if root is not None else ()) if self.s.opaque else ()
+        complex_path = _through_complex(steps)
         statuses = []
         for step in steps:
             if step.kind != "accumulate":
@@ -145,9 +167,11 @@ class BackwardHandlers:
                 res = ("differ", None, None, None, None, "torch left .grad None")
             elif id(rec) in unchecked:
                 res = ("unchecked", None, None, None, None, "an opaque or unrecorded node lies between")
+            elif complex_path:
+                res = ("unchecked", None, None, None, None, COMPLEX_NOTE)
             else:
                 tg_np = to_numpy(tg)
-                res = compare(step.after, tg_np, self.b.rtol, self.b.atol)
+                res = compare(step.after, tg_np, self.b.rtol, self.b.atol, _BF16 if tg.dtype is _BF16 else None)
                 _lock_grad(rec, step.tensor, tg, tg_np, res)
             if tg is not None and tg.requires_grad:
                 self.s.grad_owner[tg] = rec
@@ -161,6 +185,23 @@ class BackwardHandlers:
                            added=added, after=after)
         call.status = _fold(statuses)
 
+    def _record_bypassed(self, call: BackRec, src: Any, bypassed: list) -> None:
+        """torch accumulated into these leaves through a node the engine has no rule for:
+        an unchecked check and a ``backward`` event each (the history stays complete)."""
+        res = ("unchecked", None, None, None, None, "an opaque or unrecorded node lies between")
+        for rec, t, before in bypassed:
+            g = torch_grad(t)
+            if g is None:
+                continue
+            after = copy_numpy(g)
+            call.checks.append((rec, "grad", res))
+            self.b.count("unchecked", rec.seq, rec, "grad", res)
+            added = after if before is None else None
+            self.event(rec, "backward", src, call=call.index, before=self.snap(before, True),
+                       added=self.snap(added, True), after=self.snap(after, True))
+        if call.status == "agree":
+            call.status = "unchecked"
+
     def _gradcheck(self, call: BackRec, root: ETensor, grad: Any) -> None:
         """float64 finite-difference check of each leaf's gradient (``gradcheck=True``)."""
         if root.grad_fn is None:
@@ -172,7 +213,7 @@ class BackwardHandlers:
             rec = self.s.by_tensor.get(id(step.tensor))
             if rec is None or rec.kind != "leaf" or rec.upstream_opaque or step.tensor.data.size > GRADCHECK_LIMIT:
                 continue
-            res = leaf_gradcheck(root, seed_grad, step.tensor, step.added)
+            res = leaf_gradcheck(root, seed_grad, step.tensor, step.added, dtype=rec.tdtype)
             call.checks.append((rec, "gradcheck", res))
             self.b.count(res[0], rec.seq, rec, "gradcheck", res)
 
@@ -187,7 +228,7 @@ class BackwardHandlers:
             if rec is None:
                 continue
             try:
-                res = vjp_check(step.node, step.grad_output, step.input_grads)
+                res = vjp_check(step.node, step.grad_output, step.input_grads, dtype=rec.tdtype)
             except Exception:
                 continue
             if res is not None and res[0] == "differ":
@@ -222,22 +263,38 @@ class BackwardHandlers:
         call = self._new_call("autograd.grad", orecs, src, None, retain, create)
         try:
             with record_backward() as calls:
+                # allow_unused: an input reached only through an opaque node has no engine
+                # gradient; torch's is then unchecked, not an engine failure
                 res = ge.grad(outs, ins, grad_outputs=gout, retain_graph=retain, create_graph=create,
-                              allow_unused=b.get("allow_unused"),
-                              materialize_grads=bool(b.get("materialize_grads")))
+                              allow_unused=True, materialize_grads=bool(b.get("materialize_grads")))
         except Exception as exc:
             call.status = "differ"
             call.note = f"the engine's autograd.grad raised {type(exc).__name__}: {exc}"
             self.b.note(f"autograd.grad at {self._loc(src)}: {call.note}, torch's did not.")
+            root = orecs[0] if orecs else None
+            self.b.count("differ", root.seq if root is not None else self.s.seq, root, "grad",
+                         ("differ", None, None, None, None, call.note))
             self.b.seal()
             return
         call.steps = calls[0].steps if calls else []
+        complex_path = _through_complex(call.steps)
         statuses = []
+        unchecked = _below_opaque(self.s, [], outs) if self.s.opaque else ()
         for t, e, irec in zip(out, res, irecs):
-            if not isinstance(t, _Tensor) or e is None:
+            if not isinstance(t, _Tensor):
                 continue
-            r = ("unchecked", None, None, None, None, "an opaque or unrecorded node lies between") \
-                if irec.upstream_opaque else compare(e.data, to_numpy(t), self.b.rtol, self.b.atol)
+            if e is None and not self.s.opaque:
+                e = ETensor(np.zeros(t.shape, to_numpy(t).dtype))  # compared: torch's is non-zero
+            if e is None or irec.upstream_opaque or id(irec) in unchecked:
+                # torch's path runs through a node the engine has no rule for
+                r = ("unchecked", None, None, None, None, "an opaque or unrecorded node lies between")
+                call.checks.append((irec, "grad", r))
+                statuses.append(r[0])
+                self.b.count(r[0], irec.seq, irec, "grad", r)
+                self._opaque_result(t, spec, [*orecs, irec], src)
+                continue
+            r = ("unchecked", None, None, None, None, COMPLEX_NOTE) if complex_path else \
+                compare(e.data, to_numpy(t), self.b.rtol, self.b.atol, _BF16 if t.dtype is _BF16 else None)
             call.checks.append((irec, "grad", r))
             call.results.append((irec, e.data))
             statuses.append(r[0])
@@ -250,9 +307,31 @@ class BackwardHandlers:
         call.status = _fold(statuses)
         self.b.seal()
 
+    def _opaque_result(self, t: _Tensor, spec: Any, recs: list, src: Any) -> None:
+        """A result the engine could not compute: torch's value, drawn opaque (unchecked)."""
+        et = ETensor(copy_numpy(t))
+        if t.requires_grad and et.data.dtype.kind in "fc":
+            et.requires_grad_(True)
+        rec = self.s.new_rec("opaque", et, et.data, src, self.b.cell, torch_op=spec.name, inputs=tuple(recs))
+        rec.upstream_opaque = True
+        self.s.opaque += 1
+        self.s.watch(rec, t)
+        self.b.add_rec(rec)
+        self.b.count("unchecked", rec.seq, rec, "value", None)
+        self.s.set_twin(t, et, rec)
+
     @staticmethod
     def _loc(src: Any) -> str:
         return f"line {src[1]}" if src else "an unknown line"
+
+
+def _through_complex(steps: list) -> bool:
+    """True when a gradient of this backward passed through complex values."""
+    for st in steps:
+        arr = st.grad_output if st.kind == "node" else st.after
+        if arr is not None and np.iscomplexobj(arr):
+            return True
+    return False
 
 
 class _Acc:
@@ -340,11 +419,28 @@ def _graph_leaves(s: Session, root: ETensor) -> list:
     return out
 
 
-def _below_opaque(s: Session, steps: list) -> set:
+def _torch_leaves(root: _Tensor) -> list:
+    """The leaf tensors torch's backward from ``root`` accumulates into (its graph's
+    ``AccumulateGrad`` nodes)."""
+    out, stack, seen = [], [root.grad_fn], {id(root.grad_fn)}
+    while stack:
+        node = stack.pop()
+        var = getattr(node, "variable", None)
+        if var is not None:
+            out.append(var)
+        for nxt, _ in node.next_functions:
+            if nxt is not None and id(nxt) not in seen:
+                seen.add(id(nxt))
+                stack.append(nxt)
+    return out
+
+
+def _below_opaque(s: Session, steps: list, roots: tuple = ()) -> set:
     """ids of Recs whose torch gradient also flows through an opaque/unrecorded node.
 
     The engine stops at an opaque node (a leaf on its side), so every leaf upstream
-    of one that the backward reached gets a gradient the engine cannot know.
+    of one that the backward reached (an ``accumulate`` step, or for ``autograd.grad``
+    a leaf of the engine graph of ``roots``) gets a gradient the engine cannot know.
     """
     starts = []
     for step in steps:
@@ -352,6 +448,9 @@ def _below_opaque(s: Session, steps: list) -> set:
             rec = s.by_tensor.get(id(step.tensor))
             if rec is not None and rec.kind == "opaque":
                 starts.append(rec)
+    for root in roots:
+        if isinstance(root, ETensor):
+            starts.extend(rec for _, rec in _graph_leaves(s, root) if rec is not None and rec.kind == "opaque")
     out: set = set()
     stack = list(starts)
     while stack:
@@ -360,6 +459,13 @@ def _below_opaque(s: Session, steps: list) -> set:
             if r is not None and id(r) not in out:
                 out.add(id(r))
                 stack.append(r)
+    for rec in starts:  # an unrecorded node (an in-place write through a view) has no inputs:
+        t = rec.tref() if rec.tref is not None else None  # torch's graph below it says which
+        if t is not None and t.grad_fn is not None:         # leaves it feeds
+            for leaf in _torch_leaves(t):
+                tw = s.twins.get(leaf)
+                if tw is not None:
+                    out.add(id(tw.rec))
     return out
 
 

@@ -175,6 +175,8 @@ def _node(s: Session, r: Rec, ids: dict, finder: Any) -> NodeInfo:
         n.saved = _saved(node)
         n.saved_bytes = int(sum(x["bytes"] for x in n.saved))
     if value is not None:
+        if r.tdtype:
+            value["dtype"] = r.tdtype
         n.shape, n.dtype = value["shape"], value["dtype"]
     n.value = value
     n.requires_grad = bool(r.et.requires_grad) if r.et is not None else True
@@ -249,7 +251,7 @@ def _leaves(s: Session, b: Block, recs: list, ids: dict, finder: Any) -> list:
         eg = r.et.grad.data if r.et is not None and r.et.grad is not None else None
         events = [_event(ev, call_index, finder, s.value_limit) for ev in r.hist.events]
         flagged = any(ev.accumulated and ev.seq > b.first_seq for ev in r.hist.events)
-        out.append(Leaf(id=ids[id(r)], name=r.name, shape=list(r.et.data.shape), dtype=dtype_name(r.et.data.dtype),
+        out.append(Leaf(id=ids[id(r)], name=r.name, shape=list(r.et.data.shape), dtype=r.tdtype or dtype_name(r.et.data.dtype),
                         grad=grad_field(tg, s.value_limit), engine_grad=grad_field(eg, s.value_limit),
                         status=last_check.get(id(r), "unchecked"), accumulated_without_clearing=flagged,
                         events=events, events_dropped=r.hist.dropped))
@@ -284,7 +286,7 @@ def _checks(b: Block, recs: list, ids: dict) -> tuple[list, list, Optional[str]]
     for r in recs:
         if r.check is not None and r.seq > b.first_seq:
             checks.append(_check(ids[id(r)], "value", r.check))
-            checks[-1].dtype = dtype_name(r.arr.dtype) if isinstance(r.arr, np.ndarray) else None
+            checks[-1].dtype = r.tdtype or (dtype_name(r.arr.dtype) if isinstance(r.arr, np.ndarray) else None)
     for c in b.calls[-b.keep_calls:]:
         for r, what, res in c.checks:
             if id(r) in ids:

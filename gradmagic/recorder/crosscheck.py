@@ -17,11 +17,38 @@ leave room for that reordering and for errors growing along a chain of ops, whil
 a wrong rule (a missing factor, a sign, a transposed product) is off by O(1).
 Integer and boolean results must match exactly.
 
+Per dtype (``rtol`` is ~800 float32 ulps, ~20 float16 ulps, ~6 bfloat16 ulps; ``atol``
+only matters for a tensor that is almost zero everywhere, where rounding of large terms
+that cancel dominates; it grows with the dtype's epsilon like ``rtol``, so a tensor whose
+entries all lie below ``atol`` is not checked more finely than that: pass ``atol=`` to
+tighten):
+
+* float64 ``1e-9, 1e-12``; float32 and complex64 ``1e-4, 1e-6``; complex128 as float64.
+* float16 ``2e-2, 1e-3``: NumPy computes float16 itself, torch accumulates in float32.
+* bfloat16 ``5e-2, 1e-2``: NumPy has no bfloat16, so the twin holds float32 (an exact
+  copy of torch's bfloat16 values) and the engine computes in float32, while torch rounds
+  every result to 8 significant bits (relative error 2^-9). Callers pass torch's dtype
+  name (``compare(..., dtype="bfloat16")``) because the float32 arrays cannot tell.
+* Gradients use the same rule; they are not lockstepped node by node, so a gradient
+  collects the rounding of every op between it and the root.
+
+A NaN in torch's result agrees only with a NaN at the same position, ``inf`` only with
+``inf`` of the same sign; a finite value where torch has NaN or inf (or the reverse)
+differs whatever the tolerances. Complex arrays use ``|e - t|`` and ``max |t|``.
+Finite differences (``vjp_check``, ``leaf_gradcheck``) cannot judge a rule where the
+function or the engine's gradient is not finite: such a check is ``unchecked``. They
+use ``GRADCHECK_TOLERANCES``, or looser ``FD_LOW_PRECISION`` ones for rules that ran on
+values rounded to float16 or bfloat16 (``fd_tolerances``).
+
 >>> import numpy as np
 >>> compare(np.float32([1.0, 2.0]), np.float32([1.0, 2.0 + 1e-7]))[0]
 'agree'
 >>> compare(np.float32([1.0, 2.0]), np.float32([1.0, 4.0]))[0]
 'differ'
+>>> compare(np.float32([np.nan, -np.inf]), np.float32([np.nan, -np.inf]))[0]
+'agree'
+>>> compare(np.float32([1.0, 2.0]), np.float32([1.0, 2.004]), dtype="bfloat16")[0]
+'agree'
 """
 from __future__ import annotations
 
@@ -38,8 +65,13 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "complex64": (1e-4, 1e-6),
     "complex128": (1e-9, 1e-12),
 }
-#: tolerances for the float64 finite-difference check (central differences, h=1e-6).
+#: tolerances for the float64 finite-difference check (central differences, h=1e-6),
+#: relative to |vjp|·|u| (see ``vjp_check``).
 GRADCHECK_TOLERANCES = (1e-4, 1e-6)
+#: the same for rules that ran on values rounded to a low precision (lockstep): two unit
+#: roundoffs of that dtype (2^-11 for float16, 2^-8 for bfloat16); a factor 1.2 in a rule
+#: still differs.
+FD_LOW_PRECISION: dict[str, tuple[float, float]] = {"float16": (5e-4, 1e-6), "bfloat16": (4e-3, 1e-5)}
 
 Result = tuple  # (status, max_abs_err, max_rel_err, rtol, atol, detail)
 
@@ -58,18 +90,24 @@ def tolerances(dtype_name: str, rtol: Optional[float] = None, atol: Optional[flo
 
 
 def compare(
-    engine: np.ndarray, ref: np.ndarray, rtol: Optional[float] = None, atol: Optional[float] = None
+    engine: np.ndarray, ref: np.ndarray, rtol: Optional[float] = None, atol: Optional[float] = None,
+    dtype: Any = None,
 ) -> Result:
     """Check ``engine`` against ``ref`` (torch's array) with the module's rule.
 
     Returns ``(status, max_abs_err, max_rel_err, rtol, atol, detail)`` where status
     is ``"agree"`` or ``"differ"`` and detail explains a shape or dtype mismatch.
+    ``dtype`` is torch's dtype (``torch.bfloat16`` or its name) for a tensor that
+    ``ref`` cannot carry exactly (bfloat16 is mirrored as float32); it picks the default
+    tolerances.
     """
     e = np.asarray(engine)
     r = np.asarray(ref)
-    base = _BY_DTYPE.get(r.dtype)
+    key = r.dtype if dtype is None else dtype
+    base = _BY_DTYPE.get(key)
     if base is None:
-        base = _BY_DTYPE[r.dtype] = tolerances(r.dtype.name)
+        name = r.dtype.name if dtype is None else str(dtype).replace("torch.", "")
+        base = _BY_DTYPE[key] = tolerances(name)
     rt = base[0] if rtol is None else rtol
     at = base[1] if atol is None else atol
     if e.shape == r.shape and e.dtype == r.dtype and (
@@ -106,6 +144,8 @@ def _compare_float(e: np.ndarray, r: np.ndarray, rt: float, at: float, detail: O
                 return ("differ", None, None, rt, at, detail or "NaN/inf where torch differs")
             finite = np.abs(r[np.isfinite(r)])
             scale = float(finite.max()) if finite.size else 0.0
+        elif r.dtype.kind == "c":
+            scale = float(np.abs(r).max())
         else:
             scale = max(float(r.max()), -float(r.min()))
     rel = err / scale if scale > 0 else (0.0 if err == 0 else float("inf"))
@@ -128,20 +168,44 @@ def _f64(x: Any) -> Any:
     return a
 
 
-def _agrees(lhs: float, rhs: float, scale: float) -> tuple[str, float, Optional[float]]:
-    rt, at = GRADCHECK_TOLERANCES
+def fd_tolerances(dtype: Any) -> tuple[float, float]:
+    """(rtol, atol) of a finite-difference check for a tensor of ``dtype`` (a NumPy or torch
+    dtype, or a name): ``GRADCHECK_TOLERANCES``, or ``FD_LOW_PRECISION`` for float16 and
+    bfloat16. The finite differences are exact (float64), but a float16 or bfloat16 rule
+    runs on values rounded to that precision (lockstep), so it is off by their rounding.
+
+    >>> fd_tolerances("float32"), fd_tolerances("float16"), fd_tolerances("torch.bfloat16")
+    ((0.0001, 1e-06), (0.0005, 1e-06), (0.004, 1e-05))
+    """
+    name = getattr(dtype, "name", None) or str(dtype).replace("torch.", "")
+    return FD_LOW_PRECISION.get(name, GRADCHECK_TOLERANCES)
+
+
+def _agrees(lhs: float, rhs: float, scale: float,
+            tol: tuple[float, float] = GRADCHECK_TOLERANCES) -> tuple[str, float, Optional[float]]:
+    """Finite-difference verdict; ``unchecked`` when either side is NaN or infinite
+    (differences of a function that is not finite there prove nothing about the rule)."""
+    rt, at = tol
+    if not (np.isfinite(lhs) and np.isfinite(rhs)):
+        return ("unchecked", None, None)
     err = abs(lhs - rhs)
     rel = err / abs(lhs) if lhs else None
     return ("agree" if err <= at + rt * scale else "differ", err, rel)
 
 
-def vjp_check(node: Any, grad_output: np.ndarray, input_grads: tuple, seed: int = 0) -> Optional[Result]:
+def vjp_check(node: Any, grad_output: np.ndarray, input_grads: tuple, seed: int = 0,
+              dtype: Any = None) -> Optional[Result]:
     """Check one engine node's vector-Jacobian products by central differences.
 
     For each differentiable float input ``i``: ⟨g, J_i u⟩ (finite differences of the
     op's forward, float64) against ⟨vjp_i(g), u⟩ (what the engine computed), for a
     random direction ``u``. Returns the worst result, or None when nothing applies.
+    ``dtype``: torch's dtype of the node when its arrays cannot tell (bfloat16); it
+    picks ``fd_tolerances`` (default: the dtype of ``grad_output``).
     """
+    if np.iscomplexobj(grad_output):
+        return None  # real directions cannot probe a complex function
+    tol = fd_tolerances(np.asarray(grad_output).dtype if dtype is None else dtype)
     op, params = node.opdef, node.params or {}
     xs = [_f64(x) for x in node.inputs]
     g = np.asarray(grad_output, np.float64)
@@ -162,8 +226,8 @@ def vjp_check(node: Any, grad_output: np.ndarray, input_grads: tuple, seed: int 
             gi64 = np.asarray(gi, np.float64)
             rhs = float(np.sum(gi64 * u))
             scale = float(np.linalg.norm(gi64) * np.linalg.norm(u)) + abs(lhs)
-        status, err, rel = _agrees(lhs, rhs, scale)
-        res = (status, _f(err), None if rel is None else _f(rel), *GRADCHECK_TOLERANCES,
+        status, err, rel = _agrees(lhs, rhs, scale, tol)
+        res = (status, _f(err), None if rel is None else _f(rel), *tol,
                f"input {i}: <g, J u> = {lhs:.6g} by finite differences, engine <vjp(g), u> = {rhs:.6g}")
         if worst is None or (status == "differ" and worst[0] != "differ"):
             worst = res
@@ -193,11 +257,17 @@ def replay(root: Any, leaf: Any, value: np.ndarray) -> np.ndarray:
 
 
 def leaf_gradcheck(root: Any, seed_grad: Optional[np.ndarray], leaf: Any, added: np.ndarray,
-                   seed: int = 0) -> Result:
+                   seed: int = 0, dtype: Any = None) -> Result:
     """Directional finite-difference check of d⟨v, root⟩/d leaf (float64 replay).
 
     ``added`` is the gradient the engine accumulated into ``leaf`` for this call.
+    A complex leaf is ``unchecked`` (a real direction cannot probe it). ``dtype``: the
+    leaf's torch dtype when its array cannot tell (bfloat16); it picks ``fd_tolerances``.
     """
+    tol = fd_tolerances(leaf.data.dtype if dtype is None else dtype)
+    if leaf.data.dtype.kind != "f":
+        return ("unchecked", None, None, *GRADCHECK_TOLERANCES,
+                f"finite differences check real floating-point leaves only, not {leaf.data.dtype.name}")
     rng = np.random.default_rng(seed)
     x = leaf.data.astype(np.float64)
     u = rng.standard_normal(x.shape)
@@ -209,6 +279,6 @@ def leaf_gradcheck(root: Any, seed_grad: Optional[np.ndarray], leaf: Any, added:
     lhs = (fp - fm) / (2 * h)
     a = np.asarray(added, np.float64)
     rhs = float(np.sum(a * u))
-    status, err, rel = _agrees(lhs, rhs, float(np.linalg.norm(a) * np.linalg.norm(u)) + abs(lhs))
-    return (status, _f(err), None if rel is None else _f(rel), *GRADCHECK_TOLERANCES,
+    status, err, rel = _agrees(lhs, rhs, float(np.linalg.norm(a) * np.linalg.norm(u)) + abs(lhs), tol)
+    return (status, _f(err), None if rel is None else _f(rel), *tol,
             f"directional derivative {lhs:.6g} by finite differences, engine gradient gives {rhs:.6g}")

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
+from gradmagic._numpy_quiet import quiet_enter, quiet_exit
 from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine._state import STATE
 import gradmagic.engine as ge
@@ -42,6 +43,7 @@ from .twins import Rec, Session, TooLarge, Twin, copy_numpy, to_numpy
 from .values import summarize
 
 _Tensor = torch.Tensor
+_BF16 = torch.bfloat16  # mirrored as float32: compared with bfloat16's tolerances
 
 
 class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
@@ -75,16 +77,22 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             return func(*args, **kwargs)
         pre = None
         if spec.pre:
+            token = quiet_enter()  # the engine's NumPy stays as silent as torch on inf/nan
             try:
                 pre = self._pre(kind, args, kwargs)
             except Exception as exc:  # gradmagic's failure never breaks the user's call
                 self._fail(exc, spec)
+            finally:
+                quiet_exit(token)
         out = func(*args, **kwargs)
         if not self.b.disabled:
+            token = quiet_enter()
             try:
                 self.handlers[kind](spec, args, kwargs, out, pre)
             except Exception as exc:
                 self._fail(exc, spec)
+            finally:
+                quiet_exit(token)
         return out
 
     def _fail(self, exc: BaseException, spec: Any) -> None:
@@ -173,7 +181,7 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         if exact:
             res = ("agree", 0.0, 0.0, None, None, detail)
         else:
-            res = compare(engine, ref, self.b.rtol, self.b.atol)
+            res = compare(engine, ref, self.b.rtol, self.b.atol, _BF16 if t.dtype is _BF16 else None)
             if detail:
                 res = res[:5] + ((res[5] + "; " if res[5] else "") + detail,)
             if same_layout and engine.flags.writeable:
@@ -302,7 +310,7 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         et = ETensor(copy_numpy(out), requires_grad=bool(out.requires_grad and out.grad_fn is None))
         rec = self.s.leaf_rec(out, et, src, self.b.cell, torch_op=spec.name)
         self.b.add_rec(rec)
-        self.s.twins[out] = Twin(et, out._version, rec)
+        self.s.set_twin(out, et, rec)
 
     def _random(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         """Dropout: replay torch's mask from the saved RNG state, recompute the rest."""

@@ -147,6 +147,7 @@ class trace:
             finally:
                 if self.froze:
                     gc.unfreeze()
+                self._resume()
         return False
 
     def _pop(self) -> None:
@@ -159,9 +160,14 @@ class trace:
         finally:
             _OPEN[:] = [m for m in _OPEN if m is not self.recorder]
             _take_recorders_off()
-            for m in self.paused:
-                if any(m is o for o in _OPEN):
-                    torch._C._push_on_torch_function_stack(m)
+
+    def _resume(self) -> None:
+        """Give the paused enclosing blocks their Recorders back (after this block's
+        report is built, so that the outer block does not record the report's reads)."""
+        for m in self.paused:
+            if any(m is o for o in _OPEN):
+                torch._C._push_on_torch_function_stack(m)
+        self.paused = []
 
     def _finish(self, exc_type: Any, exc: Any) -> None:
         global _LAST

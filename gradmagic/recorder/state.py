@@ -169,7 +169,7 @@ class StateHandlers:
             self.b.add_rec(rec)
             eg = et
         rec.grad_owner = otw.rec
-        self.s.twins[out] = Twin(eg, out._version, rec)
+        self.s.set_twin(out, eg, rec)
 
     def _grad_set(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         t, value = args[0], args[1] if len(args) > 1 else None

@@ -205,7 +205,7 @@ class Rec:
     __slots__ = (
         "seq", "kind", "op", "torch_op", "inputs", "et", "enode", "arr", "tref", "src", "cell",
         "status", "err", "check", "name", "aliases", "label", "hist", "grad_owner", "retained",
-        "upstream_opaque", "grad_sync", "too_large", "__weakref__",
+        "upstream_opaque", "grad_sync", "too_large", "tdtype", "__weakref__",
     )
 
     def __init__(self, seq: int, kind: str, et: Optional[ETensor], arr: Any, src: Any,
@@ -234,6 +234,7 @@ class Rec:
         self.upstream_opaque = False  # an opaque or unrecorded node lies above (gradients unchecked)
         self.grad_sync = None  # (weakref to torch's .grad, its _version) when the engine's equals it
         self.too_large = False  # a stand-in above the twin limit: no value, never recomputed
+        self.tdtype: Optional[str] = None  # torch's dtype where the twin's differs (bfloat16)
 
     def mark_grad_synced(self, g: Optional[torch.Tensor]) -> None:
         """The engine's ``.grad`` now equals torch's ``g`` bit for bit (None: unknown).
@@ -358,9 +359,7 @@ class Session:
                      f"too large: more than {self.twin_limit:,} elements get no engine twin")
         self.opaque += 1
         self.stand_ins += 1
-        tw = Twin(et, t._version, rec)
-        self.twins[t] = tw
-        return tw
+        return self.set_twin(t, et, rec)
 
     def first_sight(self, t: torch.Tensor, src: Any, cell: Optional[int],
                     torch_op: Optional[str] = None) -> Twin:
@@ -380,9 +379,7 @@ class Session:
             rec.upstream_opaque = True
             self.opaque += 1
             self.watch(rec, t)
-        tw = Twin(et, t._version, rec)
-        self.twins[t] = tw
-        return tw
+        return self.set_twin(t, et, rec)
 
     def resync(self, t: torch.Tensor, tw: Twin, src: Any, cell: Optional[int]) -> Twin:
         """torch changed ``t`` behind the twin's back: copy its value.
@@ -413,6 +410,8 @@ class Session:
         """Register ``et`` as the twin of ``t`` (the result of a recorded op)."""
         tw = Twin(et, t._version, rec)
         self.twins[t] = tw
+        if t.dtype is _BF16:
+            rec.tdtype = "bfloat16"
         return tw
 
     def rec_of_engine(self, v: Any) -> Optional[Rec]:

@@ -9,6 +9,10 @@ and HTML views all use it. Returns plain strings: callers escape them for HTML.
 'tensor([0., 4., 8., 12.])'
 >>> preview({"shape": [], "dtype": "float32", "numel": 1, "data": 28.0, "head": [28.0]})
 'tensor(28.)'
+>>> preview({"shape": [2], "dtype": "complex64", "numel": 2, "data": ["1+2j", "-0.5j"]})
+'tensor([1.+2.0000j, 0.-0.5000j])'
+>>> preview({"shape": [3, 0], "dtype": "float32", "numel": 0, "data": [[], [], []]})
+'tensor([], size=(3, 0))'
 >>> format_shape([2, 3, 4]), format_shape([])
 ('[2, 3, 4]', 'scalar')
 >>> format_err(3.2e-07)
@@ -17,7 +21,7 @@ and HTML views all use it. Returns plain strings: callers escape them for HTML.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 from gradmagic.viz.escape import clean_text
 
@@ -96,10 +100,32 @@ def _style(values: list[Any], dtype: str) -> str:
     return "fixed"
 
 
+def as_complex(x: Any) -> complex | None:
+    """A complex element of a Value (the report's string form ``"1+2j"``) as a complex;
+    None for anything else.
+
+    >>> as_complex("1-0.5j"), as_complex("nan+infj"), as_complex("nan"), as_complex(2.0)
+    ((1-0.5j), (nan+infj), None, None)
+    """
+    if not isinstance(x, str) or x in _NONFINITE or not x.endswith("j"):
+        return None
+    try:
+        return complex(x)
+    except ValueError:
+        return None
+
+
 def format_number(x: Any, style: str = "fixed") -> str:
-    """One element in torch's style (``4.``, ``0.5000``, ``1.0000e-05``, ``nan``, ``True``)."""
+    """One element in torch's style (``4.``, ``0.5000``, ``1.0000e-05``, ``nan``, ``True``).
+
+    A complex element uses ``style`` for both parts (``1.+2.j``); ``preview`` picks a style
+    per part, as torch does.
+    """
+    c = as_complex(x)
+    if c is not None:
+        return format_complex(c, style, style)
     if isinstance(x, str) and x not in _NONFINITE:
-        return clean_text(x)  # complex numbers arrive as strings like "1+2j"
+        return clean_text(x)
     if style == "bool":
         return "True" if x else "False"
     f = to_float(x)
@@ -118,10 +144,34 @@ def format_number(x: Any, style: str = "fixed") -> str:
     return f"{f:.4f}"
 
 
-def _nested(data: Any, style: str) -> str:
+def format_complex(c: complex, real_style: str, imag_style: str) -> str:
+    """``1.+2.0000j`` like torch: the real part, the imaginary part's sign, its magnitude."""
+    imag = format_number(abs(c.imag) if c.imag == c.imag else c.imag, imag_style)
+    sign = "-" if c.imag < 0 else "+"
+    return f"{format_number(c.real, real_style)}{sign}{imag}j"
+
+
+Formatter = Callable[[Any], str]
+
+
+def _formatter(elements: list[Any], dtype: str) -> Formatter:
+    """How to write each element of one tensor: one number style for the whole tensor (two,
+    real and imaginary, for complex tensors), as torch chooses them."""
+    parts = [as_complex(x) for x in elements]
+    if dtype.startswith("complex") or (elements and all(c is not None for c in parts)):
+        cs = [c if c is not None else complex(to_float(x) or 0.0) for c, x in zip(parts, elements)]
+        re_style = _style([c.real for c in cs], "float")
+        im_style = _style([abs(c.imag) for c in cs], "float")
+        return lambda x: (format_complex(as_complex(x), re_style, im_style) if as_complex(x) is not None
+                          else format_number(x, re_style))
+    style = _style(elements, dtype)
+    return lambda x: format_number(x, style)
+
+
+def _nested(data: Any, fmt: Formatter) -> str:
     if isinstance(data, list):
-        return "[" + ", ".join(_nested(item, style) for item in data) + "]"
-    return format_number(data, style)
+        return "[" + ", ".join(_nested(item, fmt) for item in data) + "]"
+    return fmt(data)
 
 
 def _elements_of(value: Value) -> list[Any]:
@@ -146,20 +196,22 @@ def preview(value: Value | None, max_chars: int = 40, prefix: str = "tensor") ->
 
 def _inner(value: Value, max_chars: int) -> str:
     shape = list(value.get("shape") or [])
+    if shape and 0 in shape:  # torch: tensor([]) and tensor([], size=(3, 0))
+        return "[]" if len(shape) == 1 else f"[], size=({', '.join(str(int(n)) for n in shape)})"
     elements = _elements_of(value)
     extremes = [value.get(k) for k in ("min", "max")] if value.get("data") is None else []
-    style = _style(elements + [x for x in extremes if x is not None], str(value.get("dtype") or ""))
+    fmt = _formatter(elements + [x for x in extremes if x is not None], str(value.get("dtype") or ""))
     if not shape:
-        return format_number(elements[0], style) if elements else "…"
+        return fmt(elements[0]) if elements else "…"
     data = value.get("data")
     if data is not None:
-        full = _nested(data, style)
+        full = _nested(data, fmt)
         if len(full) <= max_chars:
             return full
-    return _head_preview(elements, shape, int(value.get("numel") or 0), style, max_chars)
+    return _head_preview(elements, shape, int(value.get("numel") or 0), fmt, max_chars)
 
 
-def _head_preview(elements: list[Any], shape: list[int], numel: int, style: str,
+def _head_preview(elements: list[Any], shape: list[int], numel: int, fmt: Formatter,
                   max_chars: int) -> str:
     """``tensor([[0., 1., 2., …], …])``: the first elements of the first row that fit."""
     ndim, row = len(shape), int(shape[-1]) if shape else 0
@@ -168,7 +220,7 @@ def _head_preview(elements: list[Any], shape: list[int], numel: int, style: str,
     outer = ", …" + "]" * (ndim - 1) if ndim > 1 and numel > row else "]" * (ndim - 1)
     shown: list[str] = []
     for x in elements:
-        candidate = shown + [format_number(x, style)]
+        candidate = shown + [fmt(x)]
         tail = "" if row_done(len(candidate)) else ", …"
         text = f"{'[' * ndim}{', '.join(candidate)}{tail}]{outer}"
         if shown and len(text) > max_chars:

@@ -138,8 +138,8 @@ defop("sigmoid", _sigmoid, "SigmoidBackward0", vjp=(lambda g, ans, a: g * ans * 
       formulas=("∂/∂a = g·out·(1 − out)",), saves=("ans",), promote="float")
 
 # ---------------------------------------------------------------- activations
-# relu'(0) = 0 as in torch (threshold_backward uses out > 0)
-defop("relu", lambda a: np.maximum(a, 0), "ReluBackward0", vjp=(lambda g, ans, a: g * (data(ans) > 0),),
+# relu'(0) = 0 as in torch (threshold_backward zeroes g where out <= 0: NaN passes g on)
+defop("relu", lambda a: np.maximum(a, 0), "ReluBackward0", vjp=(lambda g, ans, a: g * ~(data(ans) <= 0),),
       formulas=("∂/∂a = g·[out > 0]",), saves=("ans",))
 defop("leaky_relu", lambda a, negative_slope=0.01: np.where(a > 0, a, a * negative_slope),
       "LeakyReluBackward0",

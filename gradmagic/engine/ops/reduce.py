@@ -103,6 +103,16 @@ def _even_vjp(g, ans, a, axis=None, keepdims=False):
     return unreduce(g, a.shape, axis, keepdims) * (hit / count).astype(data(a).dtype)
 
 
+def _full_extreme_vjp(g, ans, a, axis=None, keepdims=False):
+    """Full ``max()``/``min()``: as ``_even_vjp``, except that a NaN result sends the
+    gradient to the NaN entries, shared evenly (torch's evenly_distribute_backward)."""
+    x = data(a)
+    if axis is None and x.dtype.kind in "fc" and np.isnan(data(ans)).any():
+        hit = np.isnan(x)
+        return (np.asarray(g) * hit / hit.sum()).astype(x.dtype)
+    return _even_vjp(g, ans, a, axis, keepdims)
+
+
 def _extreme(fn):
     return lambda a, axis=None, keepdims=False: fn(a, axis=norm_axis(axis, a.ndim),
                                                    keepdims=keepdims)
@@ -121,7 +131,7 @@ def _index_vjp(pick):
 
 for _name, _np_fn, _pick, _torch in (("max", np.max, np.argmax, "Max"),
                                      ("min", np.min, np.argmin, "Min")):
-    defop(_name, _extreme(_np_fn), f"{_torch}Backward1", vjp=(_even_vjp,),
+    defop(_name, _extreme(_np_fn), f"{_torch}Backward1", vjp=(_full_extreme_vjp,),
           formulas=("∂/∂a = g·[a = out] / #ties",), saves=("a ans",))
     defop("a" + _name, _extreme(_np_fn), f"A{_name}Backward0", vjp=(_even_vjp,),
           formulas=("∂/∂a = g·[a = out] / #ties",), saves=("a ans",))
