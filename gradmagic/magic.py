@@ -309,10 +309,14 @@ def run_recorded(run: Callable[[], Any], make_trace: Callable[[], ContextManager
     >>> run_recorded(lambda: 42, lambda: 1 / 0).value  # gradmagic broken: the code still runs
     42
     """
+    manager = None
     try:
         manager = make_trace()
         report = manager.__enter__()
-    except Exception as exc:
+    except BaseException as exc:
+        _abandon(manager, exc)  # undo what a half-entered trace() did (mode stack, GC freeze)
+        if not isinstance(exc, Exception):
+            raise  # a Ctrl-C before the cell started: the cell does not run, as without gradmagic
         _note(f"could not record this code ({_describe(exc)}); it ran without gradmagic.")
         manager = report = None
     outcome = Recorded(report=report)
@@ -330,8 +334,22 @@ def run_recorded(run: Callable[[], Any], make_trace: Callable[[], ContextManager
                 _note(f"could not finish the report ({_describe(exc)}).")
                 outcome.report = None
     if outcome.error is not None:
-        clean_exception(outcome.error, tb)
+        try:
+            clean_exception(outcome.error, tb)
+        except Exception as exc:  # the user's exception still shows, with gradmagic's frames
+            _note(f"could not tidy the traceback ({_describe(exc)}).")
     return outcome
+
+
+def _abandon(manager: Any, exc: BaseException) -> None:
+    """Let a context manager whose ``__enter__`` failed clean up after itself (``trace()``'s
+    ``__exit__`` pops its recorder and undoes ``gc.freeze()``); its own failure is ignored."""
+    if manager is None:
+        return
+    try:
+        manager.__exit__(type(exc), exc, exc.__traceback__)
+    except BaseException:
+        pass
 
 
 # ---------------------------------------------------------------- %grad on

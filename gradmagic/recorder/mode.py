@@ -22,6 +22,7 @@ calls made here are not recorded again.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import numpy as np
@@ -57,21 +58,16 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         self.opt_handles: list = []
         self.in_zero_grad = 0
         self.zero_handles: list = []
-        self.handlers = {
-            "op": self._op, "factory": self._factory, "inplace": self._inplace,
-            "random": self._random, "grad_get": self._grad_get, "grad_set": self._grad_set,
-            "data_get": self._data_get, "data_set": self._data_set,
-            "requires_grad": self._requires_grad, "retain_grad": self._retain_grad,
-            "detach_": self._detach_, "backward": self._backward, "autograd_grad": self._autograd_grad,
-            "exposed": self._exposed, "profiler_enter": self._profiler_enter,
-            "profiler_exit": self._profiler_exit, "auto": self._auto,
-        }
 
     # ----- dispatch --------------------------------------------------------------------
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
         if kwargs is None:
             kwargs = {}
-        spec = mapping.lookup(func)
+        try:
+            spec = mapping.lookup(func)
+        except Exception as exc:  # gradmagic's failure never breaks the user's call
+            self._fail(exc, SimpleNamespace(name=getattr(func, "__name__", "a torch call")))
+            spec = _IGNORED  # (the call runs outside the except: no chained context)
         kind = spec.kind
         if kind == "ignore" or self.b.disabled or (self.in_optimizer and kind != "profiler_exit"):
             return func(*args, **kwargs)
@@ -88,7 +84,7 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         if not self.b.disabled:
             token = quiet_enter()
             try:
-                self.handlers[kind](spec, args, kwargs, out, pre)
+                HANDLERS[kind](self, spec, args, kwargs, out, pre)
             except Exception as exc:
                 self._fail(exc, spec)
             finally:
@@ -399,6 +395,23 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             target = _first_tensor(args, kwargs)
             if target is not None:
                 self._inplace_unknown(spec, target)
+
+
+#: kind (``mapping.Spec.kind``) -> handler. Plain functions in a module table, not bound
+#: methods kept on the Recorder: those would make each Recorder a reference cycle that
+#: holds its block's records and arrays until a full cyclic collection.
+HANDLERS = {
+    "op": Recorder._op, "factory": Recorder._factory, "inplace": Recorder._inplace,
+    "random": Recorder._random, "grad_get": Recorder._grad_get, "grad_set": Recorder._grad_set,
+    "data_get": Recorder._data_get, "data_set": Recorder._data_set,
+    "requires_grad": Recorder._requires_grad, "retain_grad": Recorder._retain_grad,
+    "detach_": Recorder._detach_, "backward": Recorder._backward, "autograd_grad": Recorder._autograd_grad,
+    "exposed": Recorder._exposed, "profiler_enter": Recorder._profiler_enter,
+    "profiler_exit": Recorder._profiler_exit, "auto": Recorder._auto,
+}
+
+
+_IGNORED = SimpleNamespace(kind="ignore", name="a torch call", pre=False)
 
 
 # ----- module helpers -------------------------------------------------------------------------

@@ -30,20 +30,31 @@ def tensor_names(namespace: Mapping[str, Any]) -> list[tuple[torch.Tensor, str]]
     """``(tensor, name)`` pairs for the tensors ``namespace`` holds.
 
     Names starting with ``_`` (IPython's ``_``, ``_3``, ``_i``) are skipped. Plain
-    names come first, then module parameters (``net.0.weight``) and list items.
+    names come first, then module parameters (``net.0.weight``) and list items. A value
+    whose type check or length raises (a lazy proxy, a broken ``__len__``) names nothing.
     """
     plain: list[tuple[torch.Tensor, str]] = []
     derived: list[tuple[torch.Tensor, str]] = []
     for name, value in list(namespace.items()):
         if not isinstance(name, str) or name.startswith("_"):
             continue
-        if isinstance(value, torch.Tensor):
-            plain.append((value, name))
-        elif isinstance(value, torch.nn.Module):
-            derived.extend(_module_names(name, value))
-        elif isinstance(value, (list, tuple)) and 0 < len(value) <= 64:
-            derived.extend((v, f"{name}[{i}]") for i, v in enumerate(value) if isinstance(v, torch.Tensor))
+        try:
+            if isinstance(value, torch.Tensor):
+                plain.append((value, name))
+            else:
+                derived.extend(_derived_names(name, value))
+        except Exception:  # the user's object misbehaves: it just gives no name
+            continue
     return plain + derived
+
+
+def _derived_names(name: str, value: Any) -> list[tuple[torch.Tensor, str]]:
+    """Names of the tensors inside a module or a short list/tuple bound to ``name``."""
+    if isinstance(value, torch.nn.Module):
+        return _module_names(name, value)
+    if isinstance(value, (list, tuple)) and 0 < len(value) <= 64:
+        return [(v, f"{name}[{i}]") for i, v in enumerate(value) if isinstance(v, torch.Tensor)]
+    return []
 
 
 def _module_names(prefix: str, module: torch.nn.Module) -> list[tuple[torch.Tensor, str]]:

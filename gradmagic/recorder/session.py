@@ -123,6 +123,19 @@ class trace:
         self.froze = gc.get_freeze_count() == 0
         if self.froze:
             gc.freeze()
+        try:
+            self._start()
+        except Exception as exc:  # gradmagic's failure: the user's block runs unrecorded
+            self._abandon()
+            self.block.disabled = True
+            self.block.note(f"gradmagic could not start recording ({type(exc).__name__}: {exc}); "
+                            f"the block ran unrecorded.")
+        except BaseException:  # Ctrl-C while starting: leave everything as it was
+            self._abandon()
+            raise
+        return self.report
+
+    def _start(self) -> None:
         removed = _take_recorders_off()
         self.paused = [m for m in removed if any(m is o for o in _OPEN)]
         leaked = len(removed) - len(self.paused)
@@ -136,7 +149,17 @@ class trace:
         self.recorder = Recorder(self.session, self.block)
         _OPEN.append(self.recorder)
         self.recorder.__enter__()
-        return self.report
+
+    def _abandon(self) -> None:
+        """Undo a start that failed half-way (``__exit__`` may not run)."""
+        _OPEN[:] = [m for m in _OPEN if m is not self.recorder]
+        for m in _take_recorders_off():
+            if any(m is o for o in _OPEN):
+                torch._C._push_on_torch_function_stack(m)
+        self._resume()
+        if self.froze:
+            gc.unfreeze()
+            self.froze = False
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         try:
@@ -159,7 +182,9 @@ class trace:
             pass
         finally:
             _OPEN[:] = [m for m in _OPEN if m is not self.recorder]
-            _take_recorders_off()
+            for m in _take_recorders_off():  # open blocks this one did not pause stay on
+                if any(m is o for o in _OPEN) and not any(m is p for p in self.paused):
+                    torch._C._push_on_torch_function_stack(m)
 
     def _resume(self) -> None:
         """Give the paused enclosing blocks their Recorders back (after this block's
