@@ -267,7 +267,12 @@ def _deliver(v: Any, g: Any, sinks: dict | None, capture: bool, captured: dict, 
         t = v if type(v) is Tensor else retained(v)
         if t is not None:
             _accumulate(t, g, create, steps, shared)
-    elif key in sinks:
+        return
+    if RETAINED and type(v) is Node:  # torch fills retain_grad() tensors on the way, also
+        t = retained(v)              # for backward(inputs=...) and autograd.grad
+        if t is not None and (capture or sinks.get(key) is not t):
+            _accumulate(t, g, create, steps, True)
+    if key in sinks:
         if not capture:
             _accumulate(sinks[key], g, create, steps, shared)
             return

@@ -40,7 +40,7 @@ class StateHandlers:
         if not isinstance(t, _Tensor):
             return
         src = self.where()
-        if self._grad_tensor_changed(t, spec, src) or self._alias_changed(t, src):
+        if self._grad_tensor_changed(t, spec, src) or self._alias_changed(t, spec, src):
             return
         tw = self.s.twins.get(t)
         if tw is None or (pre is not None and tw.version != pre) or tw.rec.too_large:
@@ -66,7 +66,7 @@ class StateHandlers:
     def _inplace_unknown(self, spec: Any, t: _Tensor) -> None:
         """An in-place call without a rule: re-sync (and an update event for a leaf)."""
         src = self.where()
-        if self._grad_tensor_changed(t, spec, src) or self._alias_changed(t, src):
+        if self._grad_tensor_changed(t, spec, src) or self._alias_changed(t, spec, src):
             return
         tw = self.s.twins.get(t)
         if tw is None:
@@ -125,15 +125,15 @@ class StateHandlers:
         self.event(owner, kind, src, before=self.snap(before), after=self.snap(after))
         return True
 
-    def _alias_changed(self, t: _Tensor, src: Any) -> bool:
-        """A write through ``x.data``: x changed; re-sync it (an update for a leaf)."""
+    def _alias_changed(self, t: _Tensor, spec: Any, src: Any) -> bool:
+        """A write through ``x.data``: x changed; re-sync it (an update for a leaf). A
+        write through ``x.grad.data`` is an edit of x's gradient (``zero_``/``set``)."""
         ref = self.s.data_alias.get(t)
         if ref is None:
             return False
         base = ref()
-        owner = self.s.grad_owner.get(base) if base is not None else None
-        if owner is not None:  # ``x.grad.data`` written: the engine's .grad is copied anew
-            owner.mark_grad_synced(None)
+        if base is not None and self.s.grad_owner.get(base) is not None:
+            self._grad_tensor_changed(base, spec, src)
         if base is not None:
             tw = self.s.twins.get(base)
             if tw is not None:

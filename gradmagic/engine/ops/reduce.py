@@ -85,7 +85,8 @@ def _std_vjp(g, ans, a, axis=None, keepdims=False, correction=1):
     ax = norm_axis(axis, a.ndim)
     centered = a - a.mean(axis=ax, keepdims=True)
     scale = unreduce(ans, a.shape, axis, keepdims) * (_count(a.shape, axis) - correction)
-    return unreduce(g, a.shape, axis, keepdims) * centered / scale
+    zero = data(scale) == 0  # torch: no gradient where std == 0 (masked_fill(result == 0, 0))
+    return unreduce(g, a.shape, axis, keepdims) * centered / (scale + zero) * ~zero
 
 
 defop("var", _var, "VarBackward0", vjp=(_var_vjp,),
