@@ -8,6 +8,6 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 # torch is pinned here, not in pyproject.toml: this pin takes the CPU build; an unpinned
-# torch would pull a multi-GB CUDA build. The package itself accepts any torch>=2.1.
+# torch would pull a multi-GB CUDA build. The package itself accepts any torch>=2.4 (pyproject.toml).
 "$PY" -m pip install -q --disable-pip-version-check "torch==${GRADMAGIC_TORCH:-2.13.0}"
 "$PY" -m pip install -q --disable-pip-version-check -e ".[$1]"
