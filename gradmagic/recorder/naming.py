@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import re
 import sys
 from typing import Any, Mapping, Optional
 
@@ -85,7 +86,8 @@ class SourceFinder:
 
     def __init__(self, filename: Optional[str], source: Optional[str] = None) -> None:
         self.filename = filename
-        self.lines = source.splitlines() if source is not None else None
+        # Python's own line ends only: str.splitlines also breaks at \f, \x1c-\x1e, \x85, U+2028/9
+        self.lines = re.split(r"\r\n|\r|\n", source) if source is not None else None
 
     def find(self, depth: int = 1) -> Optional[tuple[str, int]]:
         """``(filename, line)`` of the user's frame, or ``None`` when not found."""

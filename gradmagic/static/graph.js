@@ -65,11 +65,37 @@ function s(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Characters shown as escapes, never applied: controls, bidi overrides ("Trojan Source"),
+// zero-width characters, Unicode tags and lone surrogates. The same set as
+// gradmagic.viz.escape.clean_text, so every view shows a hostile name the same way.
+const INVISIBLE = new RegExp(
+  "[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069" +
+    "\\u180e\\u200b\\u2060-\\u2064\\u{e0000}-\\u{e007f}\\u2028\\u2029\\ufeff\\ufffe\\uffff]|[\\ud800-\\udfff]",
+  "gu",
+);
+/** Attributes whose value the browser shows (tooltips, screen readers). */
+const SHOWN_ATTRS = new Set(["title", "aria-label"]);
+
+/**
+ * `text` with invisible and direction-changing characters written as escapes (`\\u202e`);
+ * newlines and tabs stay. Text reaches the DOM only through textContent/setAttribute.
+ * @param {any} text
+ * @returns {string}
+ */
+export function cleanText(text) {
+  return String(text).replace(/\r\n/g, "\n").replace(INVISIBLE, (ch) => {
+    const code = ch.codePointAt(0);
+    if (code < 0x100) return `\\x${code.toString(16).padStart(2, "0")}`;
+    return code < 0x10000 ? `\\u${code.toString(16).padStart(4, "0")}` : `\\U${code.toString(16).padStart(8, "0")}`;
+  });
+}
+
 function setAttrs(el, attrs) {
   for (const [k, v] of Object.entries(attrs)) {
     if (v === null || v === undefined || v === false) continue;
     if (k === "class") el.setAttribute("class", v);
-    else if (k === "text") el.textContent = String(v);
+    else if (k === "text") el.textContent = cleanText(v);
+    else if (SHOWN_ATTRS.has(k)) el.setAttribute(k, cleanText(v));
     else el.setAttribute(k, v === true ? "" : String(v));
   }
 }
@@ -77,7 +103,7 @@ function setAttrs(el, attrs) {
 function appendAll(el, children) {
   for (const c of children.flat()) {
     if (c === null || c === undefined || c === false) continue;
-    el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.appendChild(c instanceof Node ? c : document.createTextNode(cleanText(c)));
   }
 }
 

@@ -13,9 +13,10 @@ widget falls back to HTML, a failing HTML view to text, with a note saying so.
 """
 from __future__ import annotations
 
-import html
 import warnings
 from typing import Any, Mapping
+
+from gradmagic.viz.escape import clean_text, esc
 
 FORMATS = ("auto", "widget", "html", "text")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -79,7 +80,7 @@ class ReportDisplay:
         from gradmagic.viz.text import render_text
 
         report = self._dict()
-        notes = "".join(f"({n})\n" for n in self.notes)
+        notes = "".join(f"({clean_text(n)})\n" for n in self.notes)
         if report is None:
             return notes or "gradmagic: no report.\n"
         try:
@@ -131,7 +132,7 @@ class ReportDisplay:
             page = self._html(report)
             if page is not None:
                 bundle["text/html"] = page + "".join(
-                    f'<p class="gradmagic-fallback-note">{html.escape(n)}</p>' for n in self.notes)
+                    f'<p class="gradmagic-fallback-note">{esc(n)}</p>' for n in self.notes)
         bundle["text/plain"] = self._text()
         if include:
             bundle = {k: v for k, v in bundle.items() if k in include}

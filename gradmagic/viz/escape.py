@@ -23,14 +23,33 @@ from typing import Any
 # Bidirectional controls can make a source line read differently from what it does
 # ("Trojan Source"), so they are shown as escapes, never applied.
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# Invisible characters that make two different names look the same (zero-width space, word
+# joiner and invisible operators, the Mongolian vowel separator, Unicode tag characters used
+# to smuggle hidden text). The joiners U+200C/U+200D stay: real scripts and emoji need them.
+_ZERO_WIDTH = "\u180e\u200b\u2060-\u2064\U000e0000-\U000e007f"
+# U+FFFE/U+FFFF are not characters at all: XML (and so an inline SVG) may not contain them.
 _INVISIBLE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f" + _BIDI + "\u2028\u2029\ufeff\ud800-\udfff]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f" + _BIDI + _ZERO_WIDTH
+    + "\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]"
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _visible(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def no_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape (``\\ud800``), so it encodes
+    to UTF-8 and can travel as JSON to a browser; everything else is left as it is.
+
+    >>> no_lone_surrogates("a\\ud800b"), no_lone_surrogates("ok ✓")
+    ('a\\\\ud800b', 'ok ✓')
+    """
+    return _SURROGATE.sub(_visible, text)
 
 
 def clean_text(value: Any, keep_newlines: bool = False) -> str:

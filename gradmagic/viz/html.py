@@ -3,7 +3,9 @@
 It reads well wherever a notebook is read (JupyterLab, Notebook, VS Code, GitHub,
 nbconvert): a verdict banner, the graph as one inline SVG, the leaves' gradients next to
 PyTorch's, each leaf's accumulation history, the backward calls and what the forward pass
-saved. ``report.css`` is inlined; every user string is escaped.
+saved. ``report.css`` is inlined; every user string is escaped. The graph also comes as a
+picture (an SVG ``data:`` URL in an ``<img>``) that shows where an untrusted notebook's
+HTML sanitizer removes ``<svg>`` and ``<style>`` (see ``graph_block``).
 
 >>> rep = {"ok": True, "nodes": [{"id": "n0", "kind": "leaf", "name": "x", "shape": [4],
 ...        "dtype": "float32", "status": "agree"}], "edges": [], "leaves": [], "checks": []}
@@ -13,6 +15,8 @@ saved. ``report.css`` is inlined; every user string is escaped.
 """
 from __future__ import annotations
 
+import base64
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -49,7 +53,7 @@ def render_html(report: dict[str, Any], max_nodes: int = 300,
              f"<style>{report_css()}</style>",
              _verdict(report),
              _section("Computation graph", "hover a box for its details; ✓ ✗ ? compare with "
-                      "PyTorch", f'<div class="gradmagic-graph">{render_svg(report, lay)}</div>'),
+                      "PyTorch", graph_block(report, lay)),
              *(f'<p class="gradmagic-sub">{esc(note)}</p>' for note in lay.get("notes") or []),
              _gradients(report),
              _histories(report),
@@ -58,6 +62,42 @@ def render_html(report: dict[str, Any], max_nodes: int = 300,
              _node_table(report),
              "</div>"]
     return "\n".join(p for p in parts if p)
+
+
+def graph_block(report: dict[str, Any], lay: dict[str, Any]) -> str:
+    """The graph twice: the inline ``<svg>`` (tooltips, selectable text) and the same SVG as
+    an ``<img>`` data URL, for front ends whose HTML sanitizer drops ``<svg>`` and
+    ``<style>`` (JupyterLab and Notebook 7 showing an untrusted notebook).
+
+    The stylesheet shows the inline SVG and hides the image; where it was removed, the
+    inline ``display:none`` hides what the sanitizer left of the SVG (its loose text)
+    and the image shows. An SVG inside ``<img>`` runs no script and loads nothing.
+
+    >>> from gradmagic.viz.layout import layout
+    >>> rep = {"nodes": [{"id": "n0", "kind": "leaf", "name": "x"}], "edges": []}
+    >>> block = graph_block(rep, layout(rep))
+    >>> block.count("<svg"), 'src="data:image/svg+xml;base64,' in block
+    (1, True)
+    """
+    svg = render_svg(report, lay)
+    data = base64.b64encode(_picture(svg).encode("utf-8")).decode("ascii")
+    width = re.search(r'<svg[^>]* width="([\d.]+)"', svg)
+    size = f' width="{width.group(1)}"' if width else ""
+    alt = "Computation graph (picture); the node table below lists every node."
+    return (f'<div class="gradmagic-graph">'
+            f'<div class="gradmagic-graph-live" style="display:none">{svg}</div>'
+            f'<img class="gradmagic-graph-img" alt="{esc(alt)}"{size} '
+            f'src="data:image/svg+xml;base64,{data}"></div>')
+
+
+#: what an SVG shown as a picture cannot use: tooltips, classes (no stylesheet reaches it),
+#: data attributes and focus; attribute values are escaped, so they hold no quote
+_NOT_IN_PICTURE = re.compile(r'<title>[^<]*</title>| (?:class|data-[\w-]+|tabindex)="[^"]*"')
+
+
+def _picture(svg: str) -> str:
+    """``svg`` without what only the inline copy uses (about a third smaller)."""
+    return _NOT_IN_PICTURE.sub("", svg)
 
 
 def _section(title: str, sub: str, body: str) -> str:

@@ -15,11 +15,12 @@ True
 """
 from __future__ import annotations
 
-import html
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from gradmagic.viz.escape import esc
 from gradmagic.viz.widget import compact_report, widget_graph
 
 __all__ = ["render_standalone_html", "inline_json"]
@@ -27,19 +28,26 @@ __all__ = ["render_standalone_html", "inline_json"]
 _STATIC = Path(__file__).resolve().parent.parent / "static"
 #: folded groups up to which each one's "expanded alone" layout is inlined
 MAX_SINGLE_EXPANSIONS = 12
+#: characters written as ``\\uXXXX`` inside inline JSON: ``<`` (no ``</script>``), the JS
+#: line separators and lone surrogates (not encodable as UTF-8)
+_JSON_UNSAFE = re.compile("[<\u2028\u2029\ud800-\udfff]")
 
 
 def inline_json(data: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">``.
 
     Every ``<`` becomes ``\\u003c`` (valid JSON, parsed back to ``<``), so neither
-    ``</script>`` nor ``<!--`` in user strings can end or confuse the element.
+    ``</script>`` nor ``<!--`` in user strings can end or confuse the element. Lone
+    surrogates (a name made with ``globals()["\\ud800"]``) are written as JSON escapes
+    too, so the page still encodes to UTF-8 and the browser gets the string unchanged.
 
     >>> inline_json({"code": "</script><!--"})
     '{"code": "\\\\u003c/script>\\\\u003c!--"}'
+    >>> inline_json(["a\\ud800"]) == '["a' + chr(92) + 'ud800"]'
+    True
     """
     text = json.dumps(data, ensure_ascii=False, allow_nan=False)
-    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _script_source(*names: str) -> str:
@@ -78,7 +86,7 @@ def _section(i: int, report: Mapping[str, Any]) -> str:
     heading = f"Report {i + 1}" + (f" · cell [{cell}]" if cell is not None else "")
     return (
         f'<section class="gradmagic-report-section" id="gradmagic-report-{i}">\n'
-        f"<h2>{html.escape(heading)}</h2>\n"
+        f"<h2>{esc(heading)}</h2>\n"
         f'<div class="gradmagic-mount" id="gradmagic-mount-{i}"></div>\n'
         f'<details class="gradmagic-static" id="gradmagic-static-{i}" open>'
         f"<summary>Static report (no JavaScript needed)</summary>\n{render_html(dict(report))}\n</details>\n"
@@ -100,8 +108,8 @@ def render_standalone_html(report_dicts: Sequence[Mapping[str, Any]], title: str
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>\n{css}\n</style>\n</head>\n"
-        f'<body class="gradmagic-page">\n<h1>{html.escape(title)}</h1>\n{empty}{sections}\n'
+        f"<title>{esc(title)}</title>\n<style>\n{css}\n</style>\n</head>\n"
+        f'<body class="gradmagic-page">\n<h1>{esc(title)}</h1>\n{empty}{sections}\n'
         f'<script type="module">\n{_script_source("graph.js", "standalone.js")}\n</script>\n'
         "</body>\n</html>\n"
     )

@@ -31,6 +31,8 @@ from typing import Any, Iterable, Mapping
 import anywidget
 import traitlets
 
+from gradmagic.viz.escape import no_lone_surrogates
+
 __all__ = ["GradWidget", "widget_graph", "compact_report", "resolve_node"]
 
 _STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -52,6 +54,8 @@ def _slim(obj: Any, digits: int) -> Any:
         if obj == 0.0 or not math.isfinite(obj):
             return obj
         return float(f"{obj:.{digits}g}")
+    if isinstance(obj, str):
+        return no_lone_surrogates(obj)
     if isinstance(obj, list):
         return [_slim(v, digits) for v in obj]
     if isinstance(obj, dict):

@@ -49,3 +49,48 @@ def rerun_cell(page: object, index: int) -> None:
     page.locator(".jp-CodeCell").nth(index).locator(".jp-InputArea-editor").click()
     page.keyboard.press("Control+Enter")
     wait_kernel_idle(page)
+
+
+#: JavaScript: what in ``root`` (default: the whole document) could only be there because a
+#: user string was parsed as markup: the probe element ``#pwn`` (JupyterLab's sanitizer
+#: renames ids to ``data-jupyter-id``), ``on*`` attributes, ``javascript:`` URLs, elements
+#: that run or embed, and images other than the static report's graph picture.
+INJECTION_PROBE = """(root) => {
+  root = root || document;
+  const found = [];
+  for (const el of root.querySelectorAll('#pwn, [data-jupyter-id="pwn"], iframe, object, embed,'
+      + ' foreignObject, script:not([type="application/json"]):not([type="module"]),'
+      + ' img:not(.gradmagic-graph-img)')) found.push(el.outerHTML.slice(0, 120));
+  for (const el of root.querySelectorAll('*')) {
+    for (const a of el.attributes) {
+      if (a.name.startsWith('on') || (/^\\s*javascript:/i.test(a.value) && /href|src|action/.test(a.name)))
+        found.push(`${el.tagName} ${a.name}=${a.value.slice(0, 60)}`);
+    }
+  }
+  return found;
+}"""
+
+
+def injected(page: object, selector: str | None = None) -> list[str]:
+    """Elements and attributes in ``selector`` (each match; default: the page) that only a
+    parsed payload could have made; ``[]`` when the page is clean."""
+    if selector is None:
+        return page.evaluate(INJECTION_PROBE)
+    return [hit for el in page.locator(selector).all() for hit in el.evaluate(INJECTION_PROBE)]
+
+
+def collect_console_errors(page: object, only: tuple[str, ...] = ()) -> list[str]:
+    """Start collecting ``console.error`` messages of ``page`` (with ``only``: those whose
+    text or source URL contains one of these strings); returns the list, filled as they
+    happen."""
+    errors: list[str] = []
+
+    def on_console(msg: object) -> None:
+        if msg.type != "error":
+            return
+        text = f"{msg.text} @ {msg.location.get('url', '')}"
+        if not only or any(s in text for s in only):
+            errors.append(text)
+
+    page.on("console", on_console)
+    return errors

@@ -113,3 +113,61 @@ def synthetic_notebook(dest: Path) -> Scenario:
     nb.cells = cells
     nbformat.write(nb, dest)
     return Scenario(dest, False, [1, 2], 3, 4)
+
+
+# ---------------------------------------------------------------- hostile strings (XSS)
+
+#: text/html output saved next to the reports: its ``onclick`` survives only if the
+#: notebook is trusted, so the test can tell that JupyterLab's sanitizer ran
+CANARY = '<b id="gradmagic-canary" onclick="void 0">canary</b>'
+
+
+@dataclass
+class XssScenario:
+    """A notebook of ``%%grad`` cells with hostile strings and saved (untrusted) outputs."""
+
+    path: Path
+    families: list[str]  # one hostile code cell per family, in this order, after the setup cell
+    payloads: dict[str, str]  # family -> the string its cell puts everywhere
+    raises: str  # the family whose cell raises (the last one: Run All stops at an error)
+    saved_html: dict[str, str]  # family -> the text/html output saved in the notebook
+
+
+def xss_notebook(dest: Path) -> XssScenario:
+    """One setup cell, then one ``%%grad`` cell per payload family of
+    ``tests/viz/xss_payloads.py``. Their outputs are saved as a Jupyter front end would
+    save them (widget view, static HTML, text), made by running the cells in IPython's
+    test shell; the notebook is not signed, so JupyterLab opens it untrusted.
+    Call this before Playwright starts (IPython's shell cannot run inside its loop)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "viz"))
+    from IPython.testing.globalipapp import get_ipython
+    from IPython.utils.capture import capture_output
+
+    from xss_payloads import FAMILIES, SETUP, family_payload, forget, hostile_cell, prepare
+
+    families = list(FAMILIES)
+    payloads = {f: family_payload(f) for f in families}
+    setup = "%load_ext gradmagic\n" + SETUP + "".join(f"{prepare(f, p)}\n" for f, p in payloads.items())
+    cells = [_code(setup)] + [_code(hostile_cell(f, p, fmt=None, raises=f == families[-1]))
+                              for f, p in payloads.items()]
+    ip, saved = get_ipython(), {}
+    ip.extension_manager.load_extension("gradmagic")
+    try:
+        assert ip.run_cell(setup.split("\n", 1)[1]).success
+        for cell, (family, payload) in zip(cells[1:], payloads.items()):
+            with capture_output() as cap:  # as saved from a front end with widgets
+                ip.run_cell(hostile_cell(family, payload, fmt="widget", raises=False))
+            cell.outputs = [nbformat.v4.new_output("display_data", data=out.data) for out in cap.outputs]
+            assert len(cell.outputs) == 1, f"one report expected for family {family}"
+            saved[family] = cell.outputs[0].data["text/html"]
+    finally:
+        ip.extension_manager.unload_extension("gradmagic")
+        forget(ip.user_ns, list(payloads.values()))
+    cells[0].outputs = [nbformat.v4.new_output("display_data", data={"text/html": CANARY, "text/plain": "canary"})]
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = cells
+    nbformat.write(nb, dest)
+    return XssScenario(dest, families, payloads, families[-1], saved)

@@ -30,7 +30,8 @@ class _Scripts(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "script":
             self._current = {"attrs": dict(attrs), "text": ""}
-        elif self._current is None and tag in ("img", "iframe", "link"):
+        elif self._current is None and tag in ("img", "iframe", "link") \
+                and dict(attrs).get("class") != "gradmagic-graph-img":  # the static graph's picture
             self.scripts.append({"attrs": {"__tag__": tag, **dict(attrs)}, "text": ""})
 
     def handle_data(self, data: str) -> None:
