@@ -118,6 +118,9 @@ class GradMagic(Configurable):
     gradcheck = Bool(False, help="Also check gradients by float64 finite differences.").tag(config=True)
     max_nodes = Int(300, help="Graphs larger than this are summarised (loops folded).").tag(config=True)
     quiet = Bool(False, help="Record without showing the report.").tag(config=True)
+    # the default is gradmagic.recorder.twins.TWIN_LIMIT (not imported: this module loads without torch)
+    twin_limit = Int(1 << 24, help="Tensors with more elements get no engine copy: they are drawn "
+                     "but unchecked ('too large').").tag(config=True)
 
     @validate("rtol", "atol", "max_nodes")
     def _valid(self, proposal: dict) -> Any:
@@ -459,6 +462,7 @@ class GradMagics(Magics):
             from gradmagic.recorder import Session
 
             self._session = Session()
+        self._session.twin_limit = self.settings.twin_limit  # %config may change it any time
         return self._session
 
     # ------------------------------------------------------------ %%grad

@@ -194,6 +194,21 @@ def test_config_sets_defaults(ip):
         run(ip, "%config GradMagic.quiet = False")
 
 
+def test_config_twin_limit_reaches_the_session(ip):
+    from gradmagic.recorder.twins import TWIN_LIMIT
+
+    magics = ip.find_magic("grad", "cell").__self__
+    assert magics.settings.twin_limit == TWIN_LIMIT
+    run(ip, "%config GradMagic.twin_limit = 3")
+    try:
+        result, _ = run(ip, "%%grad --format text\nbig = torch.ones(5, requires_grad=True)\n(big * 2).sum().backward()")
+        assert result.success and torch.equal(ip.user_ns["big"].grad, torch.full((5,), 2.0))
+        assert any("too large" in note for note in gradmagic.last_report().notes)
+    finally:
+        run(ip, f"%config GradMagic.twin_limit = {TWIN_LIMIT}")
+    assert magics.session.twin_limit == TWIN_LIMIT
+
+
 def test_gradmagic_failure_never_breaks_the_cell(ip, monkeypatch):
     import gradmagic.viz.display as display
 
