@@ -26,7 +26,7 @@ from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine.backward import record_backward
 
 from .block import BackRec
-from .crosscheck import compare, leaf_gradcheck, vjp_check
+from .crosscheck import compare, leaf_gradcheck, tolerances, vjp_check
 from .twins import Session, copy_numpy, to_numpy
 
 _Tensor = torch.Tensor
@@ -68,17 +68,20 @@ class BackwardHandlers:
             elif et.grad is None or not rec.grad_synced(g):
                 et.grad = ETensor(copy_numpy(g))
                 rec.mark_grad_synced(g)
-        return tw, leaves, self._bypassed(t, leaves)
+        return tw, leaves, self._bypassed(t, leaves, b.get("inputs"))
 
-    def _bypassed(self, root: _Tensor, leaves: list) -> list:
+    def _bypassed(self, root: _Tensor, leaves: list, inputs: Any = None) -> list:
         """Leaves torch's backward reaches but the engine's cannot (only through an opaque
         or unrecorded node): ``(rec, tensor, .grad before)`` each, so that the call still
         records their accumulation (unchecked). Costs nothing while nothing is opaque."""
         if not self.s.opaque or root.grad_fn is None:
             return []
         known = {id(rec) for _, rec in leaves}
+        only = None if inputs is None else {id(x) for x in ([inputs] if isinstance(inputs, _Tensor) else inputs)}
         out = []
         for t in _torch_leaves(root):
+            if only is not None and id(t) not in only:
+                continue  # backward(inputs=[...]) leaves the other leaves alone
             tw = self.s.twins.get(t)
             if tw is None or id(tw.rec) in known or tw.rec.hist is None:
                 continue
@@ -150,6 +153,7 @@ class BackwardHandlers:
         engine root, whose opaque leaves count also when ``inputs=`` skipped them)."""
         unchecked = _below_opaque(self.s, steps, (root,) if root is not None else ()) if self.s.opaque else ()
         complex_path = _through_complex(steps)
+        loose = _loosest_dtype(steps) if self.b.rtol is None and self.b.atol is None else None
         statuses = []
         for step in steps:
             if step.kind != "accumulate":
@@ -171,7 +175,10 @@ class BackwardHandlers:
                 res = ("unchecked", None, None, None, None, COMPLEX_NOTE)
             else:
                 tg_np = to_numpy(tg)
-                res = compare(step.after, tg_np, self.b.rtol, self.b.atol, _BF16 if tg.dtype is _BF16 else None)
+                rt, at = self.b.rtol, self.b.atol
+                if loose is not None and tg_np.dtype == np.float64:
+                    rt, at = tolerances(loose)  # a float64 leaf fed through float32 ops: float32's
+                res = compare(step.after, tg_np, rt, at, _BF16 if tg.dtype is _BF16 else None)
                 _lock_grad(rec, step.tensor, tg, tg_np, res)
             if tg is not None and tg.requires_grad:
                 self.s.grad_owner[tg] = rec
@@ -417,6 +424,14 @@ def _graph_leaves(s: Session, root: ETensor) -> list:
             else:
                 stack.append(p)
     return out
+
+
+def _loosest_dtype(steps: list) -> Any:
+    """The float dtype with the widest tolerance among a backward's cotangents (None when
+    they are all float64 or absent): gradients that passed through it carry its rounding."""
+    dtypes = {getattr(step.grad_output, "dtype", None) for step in steps if step.kind == "node"}
+    names = [d.name for d in dtypes if d is not None and d.kind == "f" and d.name != "float64"]
+    return max(names, key=lambda n: tolerances(n)[0]) if names else None
 
 
 def _torch_leaves(root: _Tensor) -> list:

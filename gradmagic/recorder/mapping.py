@@ -42,7 +42,8 @@ class Spec(NamedTuple):
 # ----- adapters ---------------------------------------------------------------------------
 _DROP_IF_DEFAULT = {"out": None, "memory_format": None, "layout": None, "device": None,
                     "pin_memory": False, "non_blocking": False, "copy": False, "inplace": False,
-                    "size_average": None, "reduce": None, "weight": None, "generator": None}
+                    "size_average": None, "reduce": None, "weight": None, "generator": None,
+                    "pos_weight": None}
 
 
 def _clean(kwargs: dict) -> dict:
@@ -171,6 +172,14 @@ def _any(args: Any, kwargs: dict) -> Any:
     return EF.gt(EF.sum(EF.ne(args[0], 0), *args[1:], **_clean(kwargs)), 0)
 
 
+def _tensor_where(args: Any, kwargs: dict) -> Any:
+    """``x.where(condition, y)`` is ``torch.where(condition, x, y)``: the receiver is the
+    value taken where the condition holds, not the condition."""
+    cond = args[1] if len(args) > 1 else kwargs["condition"]
+    other = args[2] if len(args) > 2 else kwargs["other"]
+    return EF.where(cond, args[0], other)
+
+
 def _getitem(args: Any, kwargs: dict) -> Any:
     return EF.getitem(args[0], args[1])
 
@@ -222,7 +231,8 @@ _ROWS: list[tuple[str, Optional[str], Any, tuple[str, ...]]] = [
     ("op", "maximum", call(EF.maximum), ("Tensor.maximum", "torch.maximum")),
     ("op", "minimum", call(EF.minimum), ("Tensor.minimum", "torch.minimum")),
     ("op", "clamp", call(EF.clamp), ("Tensor.clamp", "torch.clamp", "Tensor.clip", "torch.clip")),
-    ("op", "where", call(EF.where), ("torch.where", "Tensor.where")),
+    ("op", "where", call(EF.where), ("torch.where",)),
+    ("op", "where", _tensor_where, ("Tensor.where",)),
     # comparisons and logic (not differentiable)
     ("op", "eq", call(EF.eq), ("Tensor.__eq__", "Tensor.eq", "torch.eq")),
     ("op", "ne", call(EF.ne), ("Tensor.__ne__", "Tensor.ne", "torch.ne", "Tensor.not_equal")),
