@@ -12,6 +12,7 @@ backward calls; ``BackRec`` is one backward / ``autograd.grad`` call as recorded
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
 from typing import Any, Optional
 
@@ -24,7 +25,7 @@ class BackRec:
     """One backward or ``autograd.grad`` call (raw; converted by ``build``)."""
 
     __slots__ = ("index", "kind", "root", "roots", "src", "gradient", "retain", "create", "status",
-                 "steps", "checks", "cell", "results", "note")
+                 "steps", "checks", "cell", "results", "note", "root_ref")
 
     def __init__(self, index: int, kind: str, roots: list, src: Any, gradient: Any,
                  retain: bool, create: bool) -> None:
@@ -42,6 +43,21 @@ class BackRec:
         self.cell: Optional[int] = None
         self.results: list = []
         self.note: Optional[str] = None
+        self.root_ref: Any = None  # weakref to ``root`` once the call left the kept window
+
+    def forget_graph(self) -> None:
+        """Out of the kept window: keep the verdicts, drop what holds the call's graph
+        alive (steps, root records, autograd.grad results, checks of non-leaves), so a
+        long loop in one block holds the graphs of its last few calls only."""
+        self.steps = None
+        if self.root is not None:
+            self.root_ref = weakref.ref(self.root)
+        self.root, self.roots, self.results = None, [], []
+        self.checks = [c for c in self.checks if c[0] is not None and c[0].kind in ("leaf", "constant")]
+
+    def root_rec(self) -> Any:
+        """The root's record while anything still holds it, else None."""
+        return self.root if self.root is not None else (self.root_ref() if self.root_ref else None)
 
 
 class Block:
@@ -96,7 +112,7 @@ class Block:
         call.cell = self.cell
         self.calls.append(call)
         if len(self.calls) > self.keep_calls:
-            self.calls[-self.keep_calls - 1].steps = None
+            self.calls[-self.keep_calls - 1].forget_graph()
 
     def note(self, text: str) -> None:
         """Add a human sentence to the report (once)."""

@@ -194,7 +194,8 @@ def _node(s: Session, r: Rec, ids: dict, finder: Any) -> NodeInfo:
 
 # ----- backward calls -------------------------------------------------------------------------------
 def _call(s: Session, c: BackRec, k: int, ids: dict, finder: Any, keep_steps: bool) -> BackwardCall:
-    root = ids.get(id(c.root)) if c.root is not None else None
+    root_rec = c.root_rec()
+    root = ids.get(id(root_rec)) if root_rec is not None else None
     call = BackwardCall(index=k, kind=c.kind, root=root, source=_source(c.cell, c.src, finder),
                         gradient=summarize(c.gradient, s.value_limit) if c.gradient is not None else None,
                         retain_graph=c.retain, create_graph=c.create, status=c.status)

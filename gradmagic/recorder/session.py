@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from gradmagic._memory import release_free_memory
 from gradmagic.report import GradReport
 
 from .block import Block
@@ -171,6 +172,7 @@ class trace:
                 if self.froze:
                     gc.unfreeze()
                 self._resume()
+                release_free_memory()
         return False
 
     def _pop(self) -> None:
