@@ -53,12 +53,14 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     >>> t.untyped_storage().resizable()
     True
     """
-    if t.is_cpu and not t.is_conj() and not t.is_neg():  # the common case
+    if t.is_cpu and not t.is_conj() and not t.is_neg() and not _is_zerotensor(t):  # the common case
         try:
             return _from_dlpack(_Capsule(_to_dlpack(t)))
         except (TypeError, RuntimeError, BufferError, ValueError, AttributeError):
             pass
     d = t.detach()
+    if _is_zerotensor(d):  # torch's storage-less zeros (backward of sign, ...): no memory to read
+        d = torch.zeros(d.shape, dtype=d.dtype)
     if d.device.type != "cpu":
         d = d.cpu()
     if d.dtype is _BF16:
@@ -71,6 +73,7 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 _from_dlpack = np.from_dlpack
+_is_zerotensor = getattr(torch.Tensor, "_is_zerotensor", lambda t: False)
 # torch's C-level exporter: what ``Tensor.__dlpack__`` calls after checks that cost
 # three times more than the export itself (this module only reads the array)
 _to_dlpack = getattr(torch._C, "_to_dlpack", None)

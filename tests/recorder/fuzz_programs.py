@@ -155,16 +155,11 @@ _TABLE_NAMES = {s.name for s in TORCH_OPS.values()}
 #: avoids them (each has a strict-xfail regression test in test_fuzz_differential.py), the long
 #: run (benchmarks/fuzz.py) keeps them unless told ``--avoid-known-gaps``.
 KNOWN_GAPS: dict = {
-    "cumsum_0d": "cumsum of a 0-d tensor: the engine returns shape (1,), torch () (ops/reduce.py cumsum)",
-    "var_of_empty": "var/std of an empty slice: the engine's NumPy adds a RuntimeWarning to the "
-                    "user's output (ops/reduce.py _var)",
-    "index_put_0d": "x[mask] = v on a 0-d tensor: index_put's VJP gets a NumPy scalar cotangent and "
-                    "fails (ops/shape.py _index_put)",
     "getitem_split_advanced": "an index list and an int separated by None/a slice (x[..., 0, None, [0, 0]]): "
                               "NumPy moves the indexed dims first, torch does not (engine getitem)",
-    "second_order_of_piecewise": "autograd.grad(create_graph=True) through abs/sign-like ops: torch's "
+    "second_order_of_piecewise": "autograd.grad(create_graph=True) through relu-like ops: torch's "
                                  "gradient keeps a (zero) graph to x, the engine's has none, so a "
-                                 "backward of it raises in the engine (ops/elementwise.py sign)",
+                                 "backward of it raises in the engine (ops/elementwise.py relu)",
     "retain_grad_in_autograd_grad": "torch.autograd.grad fills the .grad of retain_grad() tensors it "
                                     "passes (torch >= 2); the engine's grad() does not (engine/backward.py)",
 }
@@ -742,8 +737,6 @@ def reduce(b: Builder) -> bool:
     name = _choose(b, aliases(f"Tensor.{r}"))
     dims = [str(d) for d in range(-t.dim(), t.dim())] if t.dim() else []
     keep = b.choice(["", ", keepdim=True", ", keepdim=False"])
-    if r == "cumsum" and not dims and "cumsum_0d" in b.avoid:
-        r, name = "sum", _choose(b, aliases("Tensor.sum"))
     needs_dim = r in ("softmax", "log_softmax", "cumsum", "logsumexp")
     if needs_dim and not dims:
         dims = ["0"] if r != "logsumexp" else []
@@ -758,8 +751,6 @@ def reduce(b: Builder) -> bool:
         else:
             pick = b.choice([".values", ".indices", "[0]"])
             return _op(b, spell(name, a, dim + keep) + pick, (a,))
-    elif r in ("var", "std") and t.numel() == 0 and "var_of_empty" in b.avoid:
-        return False
     elif r in ("var", "std"):
         extra = b.choice(["", ", unbiased=False", ", correction=0"])
         if t.numel() < 2 or (dim is not None and t.shape[int(dim)] < 2):
@@ -1027,8 +1018,6 @@ def inplace(b: Builder) -> bool:
         other, ins = _lit(b.float(-2, 2)), ()
         if row == "Tensor.copy_":
             other = f"torch.tensor({other})"
-    if row == "setitem" and t.dim() == 0 and "index_put_0d" in b.avoid:
-        return False
     if row == "setitem":
         form = b.choice(["index", "mask", "tensor"])
         if form == "mask":

@@ -112,7 +112,8 @@ defop("sqrt", np.sqrt, "SqrtBackward0", vjp=(lambda g, ans, a: g / (2 * ans),),
 defop("rsqrt", lambda a: 1 / np.sqrt(a), "RsqrtBackward0",
       vjp=(lambda g, ans, a: -0.5 * g * ans * ans * ans,),
       formulas=("∂/∂a = −g·out³ / 2",), saves=("ans",), promote="float", quiet=True)
-defop("abs", np.abs, "AbsBackward0", vjp=(lambda g, ans, a: g * np.sign(data(a)),),
+# sign(a) as an op (zero gradient, torch's SgnBackward): a double backward keeps a in its graph
+defop("abs", np.abs, "AbsBackward0", vjp=(lambda g, ans, a: g * call("sign", a),),
       formulas=("∂/∂a = g·sign(a)  (0 at a = 0)",), saves=("a",))
 defop("sign", np.sign, "SignBackward0", vjp=(lambda g, ans, a: g * 0,),
       formulas=("∂/∂a = 0",))

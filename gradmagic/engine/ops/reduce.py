@@ -72,7 +72,15 @@ defop("prod", lambda a, axis=None, keepdims=False: a.prod(axis=norm_axis(axis, a
 
 
 def _var(a, axis=None, keepdims=False, correction=1):
-    return a.var(axis=norm_axis(axis, a.ndim), keepdims=keepdims, ddof=correction)
+    ax = norm_axis(axis, a.ndim)
+    n = _count(a.shape, axis)
+    if n - correction > 0:
+        return a.var(axis=ax, keepdims=keepdims, ddof=correction)
+    # inf/nan as torch gives, without NumPy's "Degrees of freedom"/"empty slice" warnings
+    with np.errstate(all="ignore"):
+        centered = a - a.sum(axis=ax, keepdims=True) / n
+        out = (centered * centered).sum(axis=ax, keepdims=keepdims) / (n - correction)
+        return out + np.nan if n == 0 else out  # empty: nan (not -0.0)
 
 
 def _var_vjp(g, ans, a, axis=None, keepdims=False, correction=1):
@@ -209,7 +217,13 @@ defop("log_softmax", _log_softmax, "LogSoftmaxBackward0",
       formulas=("∂/∂a = g − exp(out)·Σ g",), saves=("ans",), promote="float")
 
 
-defop("cumsum", lambda a, axis: np.cumsum(a, axis=axis), "CumsumBackward0",
-      vjp=(lambda g, ans, a, axis: call("flip", call("cumsum", call("flip", g, dims=(axis,)),
-                                                     axis=axis), dims=(axis,)),),
+def _cumsum_vjp(g, ans, a, axis):
+    if np.ndim(data(a)) == 0:
+        return g  # a 0-d cumsum is the identity
+    return call("flip", call("cumsum", call("flip", g, dims=(axis,)), axis=axis), dims=(axis,))
+
+
+# np.cumsum of a 0-d array is 1-d; torch keeps the input's shape
+defop("cumsum", lambda a, axis: np.cumsum(a, axis=axis).reshape(np.shape(a)), "CumsumBackward0",
+      vjp=(_cumsum_vjp,),
       formulas=("∂/∂a = reverse cumsum of g",))

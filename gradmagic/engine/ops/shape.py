@@ -107,7 +107,7 @@ defop("index_backward", _scatter, "IndexBackwardBackward0",
 
 
 def _index_put(a, value, index):
-    out = a.copy()
+    out = np.array(a)  # a 0-d cotangent can arrive as a NumPy scalar (no item assignment)
     out[index] = value
     return out
 
