@@ -274,8 +274,7 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             return
         src = self.where()
         try:
-            if isinstance(out, _Tensor) and out.numel() > self.s.twin_limit:
-                raise TooLarge(f"the result has more than {self.s.twin_limit:,} elements")
+            self.check_size((), out)
             eout, recs = self.run_engine(spec, args, kwargs, src)
         except Exception as exc:
             self._opaque(spec, args, kwargs, out, src, exc)
