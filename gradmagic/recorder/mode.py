@@ -22,7 +22,8 @@ calls made here are not recorded again.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
+import warnings
+from types import FunctionType, SimpleNamespace
 from typing import Any, Optional
 
 import numpy as np
@@ -80,7 +81,10 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
                 self._fail(exc, spec)
             finally:
                 quiet_exit(token)
-        out = func(*args, **kwargs)
+        if kind in _WARNING_KINDS or type(func) is FunctionType:
+            out = self._call_with_users_warnings(func, args, kwargs)
+        else:
+            out = func(*args, **kwargs)
         if not self.b.disabled:
             token = quiet_enter()
             try:
@@ -90,6 +94,34 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             finally:
                 quiet_exit(token)
         return out
+
+    def _call_with_users_warnings(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """``func(*args, **kwargs)``, its warnings re-issued at the user's line: called from
+        here, torch's warnings (``x.grad`` of a non-leaf, ``torch.tensor(t)``, deprecated
+        ``F.*``) would name gradmagic's file and pass IPython's filters as library code.
+        About 3 µs, so only for the calls that warn in practice (see ``_WARNING_KINDS``)."""
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                return func(*args, **kwargs)
+        finally:  # outside the catching block, so the user's filters apply
+            self._reissue(caught)
+
+    def _reissue(self, caught: list) -> None:
+        if not caught:
+            return
+        finder = self.b.finder
+        frame = finder.frame(3) if finder is not None else None
+        for w in caught:
+            if frame is None:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+                continue
+            names = frame.f_globals
+            warnings.warn_explicit(w.message, w.category, frame.f_code.co_filename, frame.f_lineno,
+                                   module=names.get("__name__"),
+                                   registry=names.setdefault("__warningregistry__", {}),
+                                   module_globals=names, source=w.source)
+        del frame
 
     def _fail(self, exc: BaseException, spec: Any) -> None:
         """An internal error: stop mirroring for the rest of the block, with a note."""
@@ -411,6 +443,9 @@ HANDLERS = {
 
 
 _IGNORED = SimpleNamespace(kind="ignore", name="a torch call", pre=False)
+#: kinds of call whose warnings are re-issued at the user's line (Python-level functions,
+#: such as ``torch.nn.functional``'s, are too): reading ``.grad``, factories, unmapped calls
+_WARNING_KINDS = frozenset({"grad_get", "factory", "auto", "backward", "autograd_grad"})
 
 
 # ----- module helpers -------------------------------------------------------------------------

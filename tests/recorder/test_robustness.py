@@ -166,3 +166,27 @@ def test_looking_at_a_tensor_leaves_it_resizable():
         (t[:3] * w).sum().backward()
     assert rep.ok and t.shape == (5,) and u.shape == (8,)
     assert torch.equal(w.grad, torch.ones(3))
+
+
+def test_torch_warnings_name_the_users_line():
+    """torch's warnings from a recorded call (a non-leaf's ``.grad``, ``torch.tensor(t)``)
+    point at the user's line, as in a plain run, not at gradmagic's file."""
+    import warnings
+
+    src = ("x = torch.ones(2, requires_grad=True)\ny = x * 2\n"
+           "g = y.grad\nt = torch.tensor(x)\n")
+    code = compile(src, "<cell-w>", "exec")
+    seen = {}
+    for traced in (False, True):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ns = {"torch": torch, "__name__": "__main__"}
+            if traced:
+                with trace(session=Session(), namespace=ns, filename="<cell-w>") as rep:
+                    exec(code, ns)
+                assert rep.ok
+            else:
+                exec(code, ns)
+        seen[traced] = [(w.filename, w.lineno, w.category.__name__, str(w.message)[:40]) for w in caught]
+    assert [(f, n) for f, n, *_ in seen[False]] == [("<cell-w>", 3), ("<cell-w>", 4)]
+    assert seen[True] == seen[False]
