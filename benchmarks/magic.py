@@ -28,19 +28,9 @@ import sys
 import time
 from typing import Any, Callable
 
-SEED_CELLS = [  # /work/shared/seed/autograd-notes.md, In [2] … In [13], verbatim
-    "import torch\nx = torch.arange(4.0)\nx",
-    "x.requires_grad_(True) # 等价于 x = torch.arange(4.0,requires_grad_)\nx.grad # 默认是none",
-    "y = 2 * torch.dot(x,x)\ny",
-    "y.backward()\nx.grad  # 函数y的梯度",
-    "x.grad == 4 * x",
-    "x.grad.zero_()\ny = x.sum()\ny.backward()\nx.grad # 对四个分量分别求偏导数 所以是四个1",
-    "A = torch.arange(24).reshape(2,3,4)\nA",
-    "t = A.sum(axis = 0,keepdims = True)\nt",
-    "A = torch.arange(24).reshape(3,8)\nB = torch.ones(3,8)\nA,B",
-    "print(A*B)\nprint(torch.sum(A*B))",
-    "x.grad.zero_()\ny = x*x\ny",
-]
+sys.path.insert(0, str(h.REPO_ROOT / "tests"))  # the one list of the seed cells, shared with the tests
+from seed_cells import SEED_SOURCES as SEED_CELLS  # noqa: E402
+
 SEED_LIMIT_S = 0.030
 GRAPH_OPS = 1998
 GRAPH_LIMIT_S, HTML_LIMIT_BYTES = 1.0, 1_000_000

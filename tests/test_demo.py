@@ -13,6 +13,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from seed_cells import SEED_SOURCES
 from shell_helpers import REPO
 
 DEMO = REPO / "demo.ipynb"
@@ -45,13 +46,7 @@ def test_demo_is_committed_clean_and_starts_with_the_seed():
     cells = [c for _, c in code_cells(nb)]
     assert all(c.outputs == [] and c.execution_count is None for c in cells)
     assert cells[0].source == "import torch\n%load_ext gradmagic"
-    assert [c.source for c in cells[1:6]] == [
-        "%%grad\nimport torch\nx = torch.arange(4.0)\nx",
-        "%%grad\nx.requires_grad_(True) # 等价于 x = torch.arange(4.0,requires_grad_)\nx.grad # 默认是none",
-        "%%grad\ny = 2 * torch.dot(x,x)\ny",
-        "%%grad\ny.backward()\nx.grad  # 函数y的梯度",
-        "%%grad\nx.grad == 4 * x",
-    ]
+    assert [c.source for c in cells[1:6]] == ["%%grad\n" + source for source in SEED_SOURCES[:5]]
     assert all(c.source.startswith("%%grad\n") for c in cells[1:])
 
 

@@ -2,20 +2,9 @@
 from __future__ import annotations
 
 from recorder_helpers import assert_clean, run_cells
+from seed_cells import SEED_SOURCES
 
-CELLS = [
-    "import torch\nx = torch.arange(4.0)\nx",
-    "x.requires_grad_(True) # 等价于 x = torch.arange(4.0,requires_grad_)\nx.grad # 默认是none",
-    "y = 2 * torch.dot(x,x)\ny",
-    "y.backward()\nx.grad  # 函数y的梯度",
-    "x.grad == 4 * x",
-    "x.grad.zero_()\ny = x.sum()\ny.backward()\nx.grad # 对四个分量分别求偏导数 所以是四个1",
-    "A = torch.arange(24).reshape(2,3,4)\nA",
-    "t = A.sum(axis = 0,keepdims = True)\nt",
-    "A = torch.arange(24).reshape(3,8)\nB = torch.ones(3,8)\nA,B",
-    "print(A*B)\nprint(torch.sum(A*B))",
-    "x.grad.zero_()\ny = x*x\ny",
-]
+CELLS = SEED_SOURCES
 
 
 def test_seed_cells_all_agree(capsys):

@@ -24,25 +24,11 @@ from gradmagic.viz.layout import layout
 from gradmagic.viz.svg import render_svg
 from gradmagic.viz.text import render_text
 from htmlcheck import assert_safe
+from seed_cells import SEED_CELLS
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("GRADMAGIC_REGEN_GOLDEN") == "1"
 
-# The seed's code cells, verbatim (In [2] … In [13]).
-SEED_CELLS = [
-    (2, "import torch\nx = torch.arange(4.0)\nx\n"),
-    (3, "x.requires_grad_(True) # 等价于 x = torch.arange(4.0,requires_grad_)\n"
-        "x.grad # 默认是none\n"),
-    (4, "y = 2 * torch.dot(x,x)\ny\n"),
-    (5, "y.backward()\nx.grad  # 函数y的梯度\n"),
-    (6, "x.grad == 4 * x\n"),
-    (7, "x.grad.zero_()\ny = x.sum()\ny.backward()\nx.grad # 对四个分量分别求偏导数 所以是四个1\n"),
-    (8, "A = torch.arange(24).reshape(2,3,4)\nA\n"),
-    (9, "t = A.sum(axis = 0,keepdims = True)\nt\n"),
-    (10, "A = torch.arange(24).reshape(3,8)\nB = torch.ones(3,8)\nA,B\n"),
-    (11, "print(A*B)\nprint(torch.sum(A*B))\n"),
-    (13, "x.grad.zero_()\ny = x*x\ny\n"),
-]
 
 
 def _trace() -> Any:
@@ -61,7 +47,7 @@ def seed_reports() -> dict[int, dict[str, Any]]:
     from gradmagic.recorder import Session
 
     session, namespace, reports = Session(), {"__name__": "__main__"}, {}
-    for number, source in SEED_CELLS:
+    for number, source in ((n, src + "\n") for n, src in SEED_CELLS):
         filename = f"<seed-cell-{number}>"
         with trace(session=session, namespace=namespace, filename=filename, cell=number,
                    source=source) as report:
