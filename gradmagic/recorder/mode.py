@@ -41,7 +41,7 @@ from .block import Block
 from .crosscheck import compare
 from .history import LAZY_VALUE_LIMIT
 from .state import StateHandlers, _first_tensor
-from .twins import Rec, Session, TooLarge, Twin, copy_numpy, to_numpy
+from .twins import Rec, Session, TooLarge, Twin, copy_numpy, numpy_dtype, to_numpy
 from .values import summarize
 
 _Tensor = torch.Tensor
@@ -168,7 +168,7 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             conv = [self.convert(o, recs, src) if isinstance(o, _CONVERTED) else o for o in obj]
             return conv if cls is list else tuple(conv)
         if cls is torch.dtype:
-            return _np_dtype(obj)
+            return numpy_dtype(obj)
         return obj
 
     def run_engine(self, spec: Any, args: tuple, kwargs: dict, src: Any) -> tuple[Any, list]:
@@ -449,17 +449,7 @@ _WARNING_KINDS = frozenset({"grad_get", "factory", "auto", "backward", "autograd
 
 
 # ----- module helpers -------------------------------------------------------------------------
-_DTYPES: dict = {}
 _CONVERTED = (_Tensor, tuple, list, torch.dtype)
-
-
-def _np_dtype(dt: torch.dtype) -> Any:
-    """NumPy's dtype for a torch dtype (bfloat16 is mirrored as float32)."""
-    got = _DTYPES.get(dt)
-    if got is None:
-        got = _DTYPES[dt] = np.dtype("float32") if dt is torch.bfloat16 else \
-            torch.empty((), dtype=dt).numpy().dtype
-    return got
 
 
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:

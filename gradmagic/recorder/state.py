@@ -26,7 +26,7 @@ import torch
 from gradmagic.engine import Tensor as ETensor
 
 from .history import LAZY_VALUE_LIMIT
-from .twins import Twin, copy_numpy, to_numpy
+from .twins import Twin, copy_numpy, numpy_dtype
 
 _Tensor = torch.Tensor
 
@@ -118,7 +118,7 @@ class StateHandlers:
         tw_owner = owner.et
         before = tw_owner.grad.data if tw_owner is not None and tw_owner.grad is not None else None
         # zero_: fresh zeros (calloc'd, no copy of torch's memory); anything else: a copy
-        after = np.zeros(t.shape, to_numpy(t).dtype) if zeroed else copy_numpy(t)
+        after = np.zeros(t.shape, numpy_dtype(t.dtype)) if zeroed else copy_numpy(t)
         if tw_owner is not None:  # the user edited .grad directly: the engine's .grad follows
             tw_owner.grad = ETensor(after)
             owner.mark_grad_synced(t)

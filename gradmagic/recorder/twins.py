@@ -94,6 +94,21 @@ class _Capsule:
         return (1, 0)  # kDLCPU
 
 
+_DTYPES: dict = {}
+
+
+def numpy_dtype(dt: torch.dtype) -> np.dtype:
+    """NumPy's dtype for a torch dtype, as the twins hold it (bfloat16 becomes float32).
+
+    >>> numpy_dtype(torch.int64), numpy_dtype(torch.bfloat16)
+    (dtype('int64'), dtype('float32'))
+    """
+    got = _DTYPES.get(dt)
+    if got is None:
+        got = _DTYPES[dt] = to_numpy(torch.empty((), dtype=dt)).dtype
+    return got
+
+
 def copy_numpy(t: torch.Tensor) -> np.ndarray:
     """An owned copy of torch's value (twins never share memory with torch)."""
     return np.array(to_numpy(t), copy=True)
@@ -352,8 +367,7 @@ class Session:
         >>> tw.rec.too_large, tw.rec.label, tw.et.data.strides
         (True, 'too large (20 elements)', (0, 0))
         """
-        dtype = to_numpy(torch.empty((), dtype=t.dtype)).dtype
-        arr = np.broadcast_to(np.zeros((), dtype), tuple(t.shape))
+        arr = np.broadcast_to(np.zeros((), numpy_dtype(t.dtype)), tuple(t.shape))
         et = ETensor(arr)
         rec = self.new_rec("opaque", et, None, src, cell, torch_op=torch_op)
         rec.label = f"too large ({t.numel():,} elements)"
