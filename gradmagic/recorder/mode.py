@@ -190,7 +190,7 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         for r in recs:
             if r is not None and r.too_large:
                 raise TooLarge(f"an input has more than {self.s.twin_limit:,} elements")
-        if isinstance(out, _Tensor) and out.numel() > self.s.twin_limit:
+        if isinstance(out, _Tensor) and self.s.too_large(out):
             raise TooLarge(f"the result has more than {self.s.twin_limit:,} elements")
 
     def note_too_large(self) -> None:

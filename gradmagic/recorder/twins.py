@@ -382,7 +382,7 @@ class Session:
                     torch_op: Optional[str] = None) -> Twin:
         """A twin for a tensor with no recorded history: a leaf/constant, or an
         unrecorded non-leaf (drawn as opaque, gradients below it unchecked)."""
-        if t.numel() > self.twin_limit:
+        if self.too_large(t):
             return self.stand_in(t, src, cell, torch_op)
         et = ETensor(copy_numpy(t))
         if t.grad_fn is None:
@@ -405,7 +405,7 @@ class Session:
         unrecorded value.
         """
         rec = tw.rec
-        if t.numel() > self.twin_limit:  # grown past the limit (resize_), or a stand-in
+        if self.too_large(t):  # grown past the limit (resize_), or a stand-in
             if not rec.too_large or tuple(t.shape) != tw.et.data.shape:
                 return self.stand_in(t, src, cell)
             tw.version = t._version  # nothing to copy: a stand-in has no value
