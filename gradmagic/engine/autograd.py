@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .backward import own, run_backward
+from ._state import STATE
+from .backward import own, plain_backward, run_backward
 from .tensor import Tensor, as_tensor, wrap
 
 ndarray = np.ndarray
@@ -57,8 +58,11 @@ def tensor_backward(self: Tensor, gradient: Any = None, retain_graph: bool | Non
         if not self.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a "
                                "grad_fn")
-        run_backward([self], [_seed(self, None, False)], bool(retain_graph), False, None, False,
-                     "backward")
+        if STATE.recorders:
+            run_backward([self], [_seed(self, None, False)], bool(retain_graph), False, None,
+                         False, "backward")
+        else:
+            plain_backward(self, _seed(self, None, False), bool(retain_graph))
         return
     backward(self, gradient, retain_graph, create_graph, inputs)
 

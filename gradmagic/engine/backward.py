@@ -10,6 +10,7 @@ tensor([3., 5.])
 """
 from __future__ import annotations
 
+from heapq import heappop, heappush
 from typing import Any, Sequence
 
 import numpy as np
@@ -124,16 +125,17 @@ _EMPTY: dict = {}
 def _accumulate(t: Tensor, g: Any, create: bool, steps: list | None, borrowed: bool) -> None:
     """Add ``g`` into ``t.grad`` the way torch's AccumulateGrad does: the first time it
     takes ``g`` itself unless someone else may still see it (``borrowed``: a copy)."""
-    before = None if t.grad is None or steps is None else t.grad.data.copy()
-    if t.grad is None:
+    grad = t.grad
+    before = None if grad is None or steps is None else grad.data.copy()
+    if grad is None:
         if create:  # a constant cotangent (the seed) is copied; an op's output is fresh
             t.grad = g if g.grad_fn is not None else wrap(g.data.copy())
         else:
             t.grad = wrap(own(g, borrowed))
-    elif create or t.grad.requires_grad:
-        t.grad = t.grad + g
+    elif create or grad.requires_grad:
+        t.grad = grad + g
     else:
-        t.grad.data += g
+        grad.data += g
     if steps is not None:
         steps.append(BackwardStep("accumulate", tensor=t, before=before, added=snapshot(g),
                                   after=t.grad.data.copy()))
@@ -141,10 +143,14 @@ def _accumulate(t: Tensor, g: Any, create: bool, steps: list | None, borrowed: b
 
 def _dependencies(starts: list, need: set | None) -> dict:
     """id(vertex) -> number of edges into it from the part of the graph that runs."""
-    deps = {id(v): 0 for v in starts}
-    stack = [v for v in starts if type(v) is Node]
+    deps, stack = {}, []
+    for v in starts:
+        deps[id(v)] = 0
+        if type(v) is Node:
+            stack.append(v)
     while stack:
-        for p in stack.pop().parents:
+        v = stack.pop()
+        for p in (v.pa, v.pb) if v.rest is None else v.rest[1]:
             if p is not None and (need is None or id(p) in need):
                 k = id(p)
                 if k in deps:
@@ -161,9 +167,13 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     """The engine. ``sinks`` maps id(vertex) -> tensor receiving the gradient (None: all
     leaves). With ``capture`` the gradients are returned (``grad()``), not accumulated.
 
-    Vertices run once all their consumers have run (dependency counts, as torch does).
+    Vertices run once all their consumers have run (dependency counts, as torch does); the
+    common case goes to ``plain_backward``.
     """
     steps = open_record(kind, roots, retain_graph, create_graph) if STATE.recorders else None
+    if sinks is None and not create_graph and steps is None and len(roots) == 1:
+        plain_backward(roots[0], grads[0], retain_graph)
+        return {}
     pending, starts = _start(roots, grads)
     need = _needed(toposort(starts), sinks) if sinks is not None else None
     deps = _dependencies(starts, need)
@@ -172,9 +182,6 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     captured: dict = {}
     prev, STATE.grad_enabled = STATE.grad_enabled, create_graph
     try:
-        if sinks is None and not create_graph and steps is None:
-            _run_plain(ready, pending, deps, borrowed, retain_graph)
-            return captured
         while ready:
             v = ready.pop()
             g = pending.pop(id(v))
@@ -191,37 +198,58 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     return captured
 
 
-def _run_plain(ready: list, pending: dict, deps: dict, borrowed: set, retain: bool) -> None:
-    """The common case of ``run_backward`` — ``loss.backward()`` with no ``inputs=``, no
-    ``create_graph`` and nobody recording — as one loop over the nodes' slots. It does what
-    ``node_grads`` + ``_send`` do, without their per-node calls and tuples: on small graphs
-    those calls were most of backward's cost (W5 of benchmarks/engine.py)."""
-    while ready:
-        v = ready.pop()
-        g = pending.pop(id(v))
-        if type(v) is not Node or v.rest is not None or v.opdef.variadic:
-            if type(v) is Tensor or RETAINED:
-                _deliver(v, g, None, False, {}, False, None, borrowed)
-            if type(v) is Node:  # three or more inputs, or a variadic op: the general path
-                parents = v.parents
-                _send(v, g, parents, node_grads(v, g, False, parents), pending, deps, ready,
-                      None, borrowed, None)
-                if not retain:
-                    v.vsum, v.ans = FREED, None
-            continue
+def plain_backward(root: Tensor, seed: Any, retain: bool) -> None:
+    """``root.backward()`` in the common case — no ``inputs=``, no ``create_graph``, nobody
+    recording — as one loop over the nodes' slots. Nodes run in decreasing creation order
+    (``Node.seq``, a heap): every consumer of a node was created after it, so a node runs
+    once all its consumers that the root reaches have run, with no dependency counting."""
+    v = root.grad_fn or root
+    if type(v) is Tensor:
+        _accumulate(v, seed, False, None, True)
+        return
+    prev, STATE.grad_enabled = STATE.grad_enabled, False
+    try:
+        _run_plain(v, seed, retain)
+    finally:
+        STATE.grad_enabled = prev
+
+
+def _run_plain(root: Node, seed: Any, retain: bool) -> None:
+    """The loop of ``plain_backward``. It does what ``_deliver`` + ``node_grads`` +
+    ``_send`` do, without their per-node calls and tuples: on small graphs those calls were
+    most of backward's cost (W1, W5 of benchmarks/engine.py)."""
+    pending = {id(root): seed}
+    borrowed = {id(root)}
+    heap = [(-root.seq, root)]
+    leaves = []
+    take = pending.pop
+    while heap:
+        v = heappop(heap)[1]
+        g = take(id(v))
         if RETAINED:
             _deliver(v, g, None, False, {}, False, None, borrowed)
-        if v.vsum < 0 or (v.saved_idx and v.version_sum() != v.vsum):
-            _check(v)
-        op, params, ans = v.opdef, v.params, v.ans
-        a, b = v.a, v.b
-        args = (a.data if type(a) is Tensor else a,) if b is ABSENT else (
-            a.data if type(a) is Tensor else a, b.data if type(b) is Tensor else b)
-        for i, p in ((0, v.pa), (1, v.pb)):
+        if v.rest is not None:  # three or more inputs, or a variadic op: the general path
+            edges = tuple(zip(v.parents, v.raw_inputs(), node_grads(v, g, False)))
+        else:
+            if v.vsum < 0 or (v.saved_idx and v.version_sum() != v.vsum):
+                _check(v)
+            vjps, params, ans = v.opdef.vjps, v.params, v.ans
+            a, b, pa, pb = v.a, v.b, v.pa, v.pb
+            if type(a) is Tensor:
+                a = a.data
+            if b is ABSENT:
+                edges = ((pa, a, vjps[0](g, ans, a, **params) if params else vjps[0](g, ans, a)),)
+            else:
+                if type(b) is Tensor:
+                    b = b.data
+                edges = (
+                    (pa, a, None if pa is None else
+                     vjps[0](g, ans, a, b, **params) if params else vjps[0](g, ans, a, b)),
+                    (pb, b, None if pb is None else
+                     vjps[1](g, ans, a, b, **params) if params else vjps[1](g, ans, a, b)))
+        for p, x, gi in edges:
             if p is None:
                 continue
-            gi = op.vjps[i](g, ans, *args, **params) if params else op.vjps[i](g, ans, *args)
-            x = args[i]
             if type(gi) is not ndarray:
                 gi = np.asarray(gi)
             if gi.shape != x.shape:
@@ -236,11 +264,15 @@ def _run_plain(ready: list, pending: dict, deps: dict, borrowed: set, retain: bo
                 pending[k] = gi
                 if gi is g or gi.base is not None:
                     borrowed.add(k)  # g itself or a view of it: others see this array too
-            deps[k] -= 1
-            if not deps[k]:
-                ready.append(p)
+                if type(p) is Node:
+                    heappush(heap, (-p.seq, p))
+                else:
+                    leaves.append(p)
         if not retain:
             v.vsum, v.ans = FREED, None
+    for t in leaves:
+        k = id(t)
+        _accumulate(t, take(k), False, None, k in borrowed)
 
 
 def _start(roots: list, grads: list) -> tuple[dict, list]:

@@ -20,10 +20,9 @@ import numpy as np
 from ._state import STATE
 from .ops import shape as _shape
 from .registry import REGISTRY
-from .tensor import Tensor, apply, check_inplace, inplace, mark_modified, run
+from .tensor import Tensor, apply, check_inplace, inplace, mark_modified, run1, run2
 
 _unset = object()
-_NO_PARAMS: dict = {}  # never mutated
 _MUL, _ADD = REGISTRY["mul"], REGISTRY["add"]
 
 
@@ -41,8 +40,7 @@ def _sizes(args: tuple) -> tuple:
 
 # ---------------------------------------------------------------- arithmetic
 def add(input: Any, other: Any, *, alpha: float = 1) -> Tensor:
-    return apply("add", input, other, alpha=alpha) if alpha != 1 else run(_ADD, (input, other),
-                                                                              _NO_PARAMS)
+    return apply("add", input, other, alpha=alpha) if alpha != 1 else run2(_ADD, input, other)
 
 
 def sub(input: Any, other: Any, *, alpha: float = 1) -> Tensor:
@@ -54,7 +52,7 @@ def rsub(input: Any, other: Any, *, alpha: float = 1) -> Tensor:
 
 
 def mul(input: Any, other: Any) -> Tensor:
-    return run(_MUL, (input, other), _NO_PARAMS)
+    return run2(_MUL, input, other)
 
 
 def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:
@@ -79,7 +77,7 @@ def _unary(name: str):
     op = REGISTRY[name]
 
     def fn(input: Tensor) -> Tensor:
-        return run(op, (input,), _NO_PARAMS)
+        return run1(op, input)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"``{name}(input)`` elementwise (engine op ``{name}``)."
     return fn
@@ -149,7 +147,7 @@ def _reduction(name: str):
     def fn(input: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
            keepdims: bool | None = None, **kw: Any) -> Tensor:
         if dim is None and axis is None and not keepdim and not keepdims and not kw:
-            return run(op, (input,), _NO_PARAMS)
+            return run1(op, input)
         keep = bool(keepdim if keepdims is None else keepdims)
         return apply(name, input, axis=_dim(dim, axis), keepdims=keep, **kw)
     fn.__name__ = fn.__qualname__ = name
@@ -367,7 +365,7 @@ def _binary(name: str):
     op = REGISTRY[name]
 
     def fn(input: Tensor, other: Tensor) -> Tensor:
-        return run(op, (input, other), _NO_PARAMS)
+        return run2(op, input, other)
     fn.__name__ = fn.__qualname__ = name
     return fn
 

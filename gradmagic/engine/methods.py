@@ -15,9 +15,7 @@ from . import dtypes
 from . import functional as F
 from .autograd import tensor_backward
 from .registry import REGISTRY
-from .tensor import Tensor, apply, inplace, run
-
-_NO_PARAMS: dict = {}  # never mutated
+from .tensor import Tensor, apply, inplace, run2
 
 _FUNCTIONS = (
     "add sub mul div pow neg exp log log1p expm1 sqrt rsqrt square abs sign sin cos tan tanh "
@@ -68,11 +66,11 @@ for _name, _fn in _OPERATORS.items():
 
 # the hot operators run their op directly (same as apply, minus the name lookup)
 _MUL, _ADD, _SUB = REGISTRY["mul"], REGISTRY["add"], REGISTRY["sub"]
-Tensor.__mul__ = lambda self, other: run(_MUL, (self, other), _NO_PARAMS)
-Tensor.__rmul__ = lambda self, other: run(_MUL, (other, self), _NO_PARAMS)
-Tensor.__add__ = lambda self, other: run(_ADD, (self, other), _NO_PARAMS)
-Tensor.__radd__ = lambda self, other: run(_ADD, (other, self), _NO_PARAMS)
-Tensor.__sub__ = lambda self, other: run(_SUB, (self, other), _NO_PARAMS)
+Tensor.__mul__ = lambda self, other: run2(_MUL, self, other)
+Tensor.__rmul__ = lambda self, other: run2(_MUL, other, self)
+Tensor.__add__ = lambda self, other: run2(_ADD, self, other)
+Tensor.__radd__ = lambda self, other: run2(_ADD, other, self)
+Tensor.__sub__ = lambda self, other: run2(_SUB, self, other)
 
 for _name, _op in (("__iadd__", "add"), ("__isub__", "sub"), ("__imul__", "mul"),
                    ("__itruediv__", "div")):

@@ -13,6 +13,7 @@ counting.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ MODIFIED = -1  # vsum when the saved output was modified in place
 
 
 ABSENT = object()  # marks an unused input slot
+_SCALARS = {int, float, bool, complex}
+_next_seq = itertools.count().__next__
 
 
 class Node:
@@ -31,31 +34,38 @@ class Node:
     # node's ``outv``, so the tensor object dies as soon as the user drops it (as torch's
     # Python tensors do) and the cyclic GC sees one object per op.
     __slots__ = ("opdef", "a", "b", "pa", "pb", "rest", "params", "ans", "saved_idx", "vsum",
-                 "outv", "__weakref__")
+                 "outv", "seq", "__weakref__")
 
-    def __init__(self, op: Any, inputs: tuple, parents: tuple, params: dict | None,
+    def __init__(self, op: Any, a: Any, b: Any, pa: Any, pb: Any, params: dict | None,
                  ans: np.ndarray | None, saved_idx: tuple[int, ...], vsum: int) -> None:
+        """A node of an op with one or two inputs (``b`` is ``ABSENT`` for one), each
+        given as stored: an input another node computed as its array (see the class comment).
+        ``Node.of`` builds one from any number of inputs."""
         self.opdef = op               # the OpDef (row of the op table)
-        n = len(inputs)
-        if 1 <= n <= 2:
-            # an input another node computed is kept as its array (see the class comment)
-            a, pa = inputs[0], parents[0]
-            self.a, self.pa = (a.data if type(pa) is Node else a), pa
-            if n == 2:
-                b, pb = inputs[1], parents[1]
-                self.b, self.pb = (b.data if type(pb) is Node else b), pb
-            else:
-                self.b, self.pb = ABSENT, None
-            self.rest = None
-        else:
-            self.a = self.b = ABSENT
-            self.pa = self.pb = None
-            self.rest = (inputs, parents)
+        self.a, self.b = a, b         # the inputs as stored
+        self.pa, self.pb = pa, pb     # where their gradients go (Node, leaf Tensor or None)
+        self.rest = None              # (inputs, parents) for three or more inputs
         self.params = params          # keyword parameters (axis, keepdims, ...) or None
         self.ans = ans                # output array, kept only when a VJP reads it
         self.saved_idx = saved_idx    # inputs whose values backward reads
         self.vsum = vsum              # sum of their versions at record time (or FREED/MODIFIED)
         self.outv = 0                 # in-place modifications of the output since recorded
+        self.seq = _next_seq()        # creation order: every parent has a smaller one
+
+    @classmethod
+    def of(cls, op: Any, inputs: tuple, parents: tuple, params: dict | None,
+           ans: np.ndarray | None, saved_idx: tuple[int, ...], vsum: int) -> "Node":
+        """A node from the op's input tensors and per-input parents (any number)."""
+        n = len(inputs)
+        if 1 <= n <= 2 and not op.variadic:
+            a, pa = inputs[0], parents[0]
+            a = a.data if type(pa) is Node else a
+            b, pb = (inputs[1], parents[1]) if n == 2 else (ABSENT, None)
+            b = b.data if type(pb) is Node else b
+            return cls(op, a, b, pa, pb, params, ans, saved_idx, vsum)
+        node = cls(op, ABSENT, ABSENT, None, None, params, ans, saved_idx, vsum)
+        node.rest = (inputs, parents)
+        return node
 
     @property
     def parents(self) -> tuple:
@@ -72,7 +82,20 @@ class Node:
 
     def version_sum(self) -> int:
         """Current version total of the saved inputs (backward compares it with ``vsum``)."""
-        raw, parents, total = self.raw_inputs(), self.parents, 0
+        total = 0
+        if self.rest is None:  # the common case, read from the slots (no tuples built)
+            for i in self.saved_idx:
+                p = self.pa if i == 0 else self.pb
+                if type(p) is Node:
+                    total += p.outv
+                elif p is not None:  # a leaf that requires grad: the input tensor itself
+                    total += p._version
+                else:
+                    x = self.a if i == 0 else self.b
+                    if type(x) not in _SCALARS and hasattr(x, "_version"):
+                        total += x._version
+            return total
+        raw, parents = self.rest
         for i in self.saved_idx:
             if type(parents[i]) is Node:
                 total += parents[i].outv

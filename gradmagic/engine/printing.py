@@ -48,7 +48,7 @@ def format_data(arr: np.ndarray) -> str:
 def tensor_repr(t: Any) -> str:
     parts = [format_data(t.data)]
     if t.data.size == 0:
-        parts[0] = f"[]" if t.data.ndim == 1 else f"size={tuple(t.data.shape)}"
+        parts[0] = "[]" if t.data.ndim == 1 else f"size={tuple(t.data.shape)}"
     if str(t.data.dtype) not in _DEFAULT_DTYPES:
         parts.append(f"dtype=torch.{t.data.dtype}")
     if t.grad_fn is not None:

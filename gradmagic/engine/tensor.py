@@ -18,7 +18,7 @@ import numpy as np
 
 from . import dtypes
 from ._state import STATE
-from .node import MODIFIED, Node
+from .node import ABSENT, MODIFIED, Node
 from .registry import REGISTRY, OpDef
 
 ndarray = np.ndarray
@@ -186,16 +186,15 @@ def apply(op_name: str, *inputs: Any, **params: Any) -> Tensor:
 
 def run(op: OpDef, inputs: tuple, params: dict) -> Tensor:
     """Forward of ``op``; records a Node when grad mode is on and an input requires grad."""
+    if not params and not op.variadic:
+        if len(inputs) == 2:
+            return run2(op, inputs[0], inputs[1])
+        if len(inputs) == 1:
+            return run1(op, inputs[0])
     arrays = _arrays(op, inputs)
     out = op.fwd(*arrays, **params) if params else op.fwd(*arrays)
-    if type(out) is not ndarray:
-        out = np.asarray(out)
-    t = _new(Tensor)
-    t.data = out
-    t.grad = t.grad_fn = None
-    t._version = 0
-    t.requires_grad = False
-    if not STATE.grad_enabled or op.nondiff or out.dtype.kind not in "fc":
+    t = _result(out)
+    if not STATE.grad_enabled or op.nondiff or t.data.dtype.kind not in "fc":
         return t
     parents, mask = _edges(op, inputs)
     if not mask:
@@ -209,9 +208,74 @@ def run(op: OpDef, inputs: tuple, params: dict) -> Tensor:
             vsum += parents[i].outv
         elif type(inputs[i]) is Tensor:
             vsum += inputs[i]._version
-    t.grad_fn = Node(op, inputs, parents, params or None, out if op.saves_ans else None, saved,
-                     vsum)
+    t.grad_fn = Node.of(op, inputs, parents, params or None,
+                        t.data if op.saves_ans else None, saved, vsum)
     t.requires_grad = True
+    return t
+
+
+def run2(op: OpDef, a: Any, b: Any) -> Tensor:
+    """``run(op, (a, b), {})`` for a two-input op without parameters (the operators),
+    without the tuples and loops of the general path."""
+    xa = a.data if type(a) is Tensor else a
+    xb = b.data if type(b) is Tensor else b
+    mode = op.promote
+    if mode is not None and not _same_float(xa, xb, mode):
+        xa, xb = promote(mode, [xa, xb])
+    t = _result(op.fwd(xa, xb))
+    if not STATE.grad_enabled or op.nondiff or t.data.dtype.kind not in "fc":
+        return t
+    diff = op.diff
+    pa = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad and diff[0] else None
+    pb = (b.grad_fn or b) if type(b) is Tensor and b.requires_grad and diff[1] else None
+    if pa is None and pb is None:
+        return t
+    mask = (pa is not None) | (pb is not None) << 1
+    saved = op.saved_by_mask.get(mask)
+    if saved is None:
+        saved = op.saved_indices(mask, 2)
+    vsum = 0  # as Node.version_sum: a computed input's version lives on its node
+    for i in saved:
+        p, x = (pa, a) if i == 0 else (pb, b)
+        if type(p) is Node:
+            vsum += p.outv
+        elif type(x) is Tensor:
+            vsum += x._version
+    t.grad_fn = Node(op, a.data if type(pa) is Node else a, b.data if type(pb) is Node else b,
+                     pa, pb, None, t.data if op.saves_ans else None, saved, vsum)
+    t.requires_grad = True
+    return t
+
+
+def run1(op: OpDef, a: Any) -> Tensor:
+    """``run(op, (a,), {})`` for a one-input op without parameters."""
+    xa = a.data if type(a) is Tensor else a
+    mode = op.promote
+    if mode is not None and not (type(xa) is ndarray and (mode != "float" or xa.dtype.kind == "f")):
+        (xa,) = promote(mode, [xa])
+    t = _result(op.fwd(xa))
+    if not STATE.grad_enabled or op.nondiff or t.data.dtype.kind not in "fc":
+        return t
+    if not (type(a) is Tensor and a.requires_grad and op.diff[0]):
+        return t
+    pa = a.grad_fn or a
+    saved = op.saved_by_mask.get(1)
+    if saved is None:
+        saved = op.saved_indices(1, 1)
+    vsum = (pa.outv if type(pa) is Node else a._version) if saved else 0
+    t.grad_fn = Node(op, a.data if type(pa) is Node else a, ABSENT, pa, None, None,
+                     t.data if op.saves_ans else None, saved, vsum)
+    t.requires_grad = True
+    return t
+
+
+def _result(out: Any) -> Tensor:
+    """A fresh tensor (no grad) around an op's output."""
+    t = _new(Tensor)
+    t.data = out if type(out) is ndarray else np.asarray(out)
+    t.grad = t.grad_fn = None
+    t._version = 0
+    t.requires_grad = False
     return t
 
 
