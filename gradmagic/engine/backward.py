@@ -20,7 +20,7 @@ from .broadcast import sum_to
 from .node import ABSENT, FREED, MODIFIED, Node
 from .records import (BackwardRecord, BackwardStep, open_record,  # noqa: F401 (re-exported)
                       record_backward, snapshot)
-from .tensor import RETAINED, Tensor, retained, run, wrap
+from .tensor import RETAINED, Tensor, retained, wrap
 
 ndarray = np.ndarray
 
@@ -107,9 +107,9 @@ def _vjp_args(v: Node, create: bool) -> tuple[Any, Any]:
     raw = v.raw_inputs()
     if v.vsum < 0 or (v.saved_idx and v.version_sum() != v.vsum):
         _check(v)
-    if create:
-        inputs = v.inputs
-        return inputs, run(v.opdef, inputs, v.params or _EMPTY) if v.opdef.saves_ans else None
+    if create:  # the saved output comes back as a tensor of this very node (as torch
+        # unpacks a saved result), so gradients through it reach the node's retain_grad()
+        return v.inputs, wrap(v.ans, True, v) if v.opdef.saves_ans else None
     if len(raw) == 1:
         a = raw[0]
         return (a.data if type(a) is Tensor else a,), v.ans
@@ -171,8 +171,8 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     common case goes to ``plain_backward``.
     """
     steps = open_record(kind, roots, retain_graph, create_graph) if STATE.recorders else None
-    if sinks is None and not create_graph and steps is None and len(roots) == 1:
-        plain_backward(roots[0], grads[0], retain_graph)
+    if sinks is None and not create_graph and len(roots) == 1:
+        plain_backward(roots[0], grads[0], retain_graph, steps)
         return {}
     pending, starts = _start(roots, grads)
     need = _needed(toposort(starts), sinks) if sinks is not None else None
@@ -198,23 +198,25 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     return captured
 
 
-def plain_backward(root: Tensor, seed: Any, retain: bool) -> None:
-    """``root.backward()`` in the common case — no ``inputs=``, no ``create_graph``, nobody
-    recording — as one loop over the nodes' slots. Nodes run in decreasing creation order
-    (``Node.seq``, a heap): every consumer of a node was created after it, so a node runs
-    once all its consumers that the root reaches have run, with no dependency counting."""
+def plain_backward(root: Tensor, seed: Any, retain: bool, steps: list | None = None) -> None:
+    """``root.backward()`` in the common case — one root, no ``inputs=``, no
+    ``create_graph`` — as one loop over the nodes' slots (``steps``: a list the
+    ``BackwardStep``s are appended to, see ``record_backward``). Nodes run in decreasing
+    creation order (``Node.seq``, a heap): every consumer of a node was created after it, so
+    a node runs once all its consumers that the root reaches have run, with no dependency
+    counting; leaves receive their summed gradient at the end."""
     v = root.grad_fn or root
     if type(v) is Tensor:
-        _accumulate(v, seed, False, None, True)
+        _accumulate(v, seed, False, steps, True)
         return
     prev, STATE.grad_enabled = STATE.grad_enabled, False
     try:
-        _run_plain(v, seed, retain)
+        _run_plain(v, seed, retain, steps)
     finally:
         STATE.grad_enabled = prev
 
 
-def _run_plain(root: Node, seed: Any, retain: bool) -> None:
+def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
     """The loop of ``plain_backward``. It does what ``_deliver`` + ``node_grads`` +
     ``_send`` do, without their per-node calls and tuples: on small graphs those calls were
     most of backward's cost (W1, W5 of benchmarks/engine.py)."""
@@ -227,7 +229,7 @@ def _run_plain(root: Node, seed: Any, retain: bool) -> None:
         v = heappop(heap)[1]
         g = take(id(v))
         if RETAINED:
-            _deliver(v, g, None, False, {}, False, None, borrowed)
+            _deliver(v, g, None, False, {}, False, steps, borrowed)
         if v.rest is not None:  # three or more inputs, or a variadic op: the general path
             edges = tuple(zip(v.parents, v.raw_inputs(), node_grads(v, g, False)))
         else:
@@ -247,8 +249,12 @@ def _run_plain(root: Node, seed: Any, retain: bool) -> None:
                      vjps[0](g, ans, a, b, **params) if params else vjps[0](g, ans, a, b)),
                     (pb, b, None if pb is None else
                      vjps[1](g, ans, a, b, **params) if params else vjps[1](g, ans, a, b)))
+        if steps is not None:
+            got = []
         for p, x, gi in edges:
             if p is None:
+                if steps is not None:
+                    got.append(None)
                 continue
             if type(gi) is not ndarray:
                 gi = np.asarray(gi)
@@ -256,6 +262,8 @@ def _run_plain(root: Node, seed: Any, retain: bool) -> None:
                 gi = sum_to(gi, x.shape)
             if gi.dtype != x.dtype:
                 gi = gi.astype(x.dtype)
+            if steps is not None:
+                got.append(snapshot(gi))
             k = id(p)
             if k in pending:
                 pending[k] = pending[k] + gi
@@ -268,11 +276,14 @@ def _run_plain(root: Node, seed: Any, retain: bool) -> None:
                     heappush(heap, (-p.seq, p))
                 else:
                     leaves.append(p)
+        if steps is not None:
+            steps.append(BackwardStep("node", node=v, grad_output=snapshot(g),
+                                      input_grads=tuple(got)))
         if not retain:
             v.vsum, v.ans = FREED, None
     for t in leaves:
         k = id(t)
-        _accumulate(t, take(k), False, None, k in borrowed)
+        _accumulate(t, take(k), False, steps, k in borrowed)
 
 
 def _start(roots: list, grads: list) -> tuple[dict, list]:

@@ -38,6 +38,7 @@ GRADCHECK_LIMIT = 1_000_000
 STEPS_LIMIT = 1 << 18
 #: backward steps examined when locating a wrong rule
 LOCATE_LIMIT = 2000
+_UNSET = object()
 
 
 class BackwardHandlers:
@@ -153,7 +154,7 @@ class BackwardHandlers:
         engine root, whose opaque leaves count also when ``inputs=`` skipped them)."""
         unchecked = _below_opaque(self.s, steps, (root,) if root is not None else ()) if self.s.opaque else ()
         complex_path = _through_complex(steps)
-        loose = _loosest_dtype(steps) if self.b.rtol is None and self.b.atol is None else None
+        loose = _UNSET  # computed on first need: only float64 leaves use it
         statuses = []
         for step in steps:
             if step.kind != "accumulate":
@@ -176,8 +177,11 @@ class BackwardHandlers:
             else:
                 tg_np = to_numpy(tg)
                 rt, at = self.b.rtol, self.b.atol
-                if loose is not None and tg_np.dtype == np.float64:
-                    rt, at = tolerances(loose)  # a float64 leaf fed through float32 ops: float32's
+                if tg_np.dtype == np.float64 and rt is None and at is None:
+                    if loose is _UNSET:
+                        loose = _loosest_dtype(steps)
+                    if loose is not None:  # a float64 leaf fed through float32 ops: float32's
+                        rt, at = tolerances(loose)
                 res = compare(step.after, tg_np, rt, at, _BF16 if tg.dtype is _BF16 else None)
                 _lock_grad(rec, step.tensor, tg, tg_np, res)
             if tg is not None and tg.requires_grad:
@@ -336,7 +340,7 @@ def _through_complex(steps: list) -> bool:
     """True when a gradient of this backward passed through complex values."""
     for st in steps:
         arr = st.grad_output if st.kind == "node" else st.after
-        if arr is not None and np.iscomplexobj(arr):
+        if arr is not None and arr.dtype.kind == "c":  # steps hold ndarrays (snapshots)
             return True
     return False
 
@@ -430,7 +434,7 @@ def _loosest_dtype(steps: list) -> Any:
     """The float dtype with the widest tolerance among a backward's cotangents (None when
     they are all float64 or absent): gradients that passed through it carry its rounding."""
     dtypes = {getattr(step.grad_output, "dtype", None) for step in steps if step.kind == "node"}
-    names = [d.name for d in dtypes if d is not None and d.kind == "f" and d.name != "float64"]
+    names = [d.name for d in dtypes if d is not None and d.kind == "f" and d != np.float64]
     return max(names, key=lambda n: tolerances(n)[0]) if names else None
 
 
