@@ -403,11 +403,12 @@ _INPLACE_UFUNCS = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div":
 
 def _ufunc_inplace(t: Tensor, ufunc: np.ufunc, other: Any) -> None:
     other = other.data if isinstance(other, Tensor) else other
-    want = dtypes.float_result_type(t.data, other) if ufunc is np.true_divide else \
-        dtypes.result_type(t.data, other)
-    if not np.can_cast(want, t.data.dtype, "same_kind"):
-        raise RuntimeError(f"result type {want} can't be cast to the desired output type "
-                           f"{t.data.dtype}")
+    dt = t.data.dtype
+    if not (type(other) is ndarray and other.dtype == dt and dt.kind in "fc"):  # else: no cast
+        want = dtypes.float_result_type(t.data, other) if ufunc is np.true_divide else \
+            dtypes.result_type(t.data, other)
+        if not np.can_cast(want, dt, "same_kind"):
+            raise RuntimeError(f"result type {want} can't be cast to the desired output type {dt}")
     try:
         ufunc(t.data, other, out=t.data, casting="unsafe")
     except ValueError as e:  # broadcasting the other operand to a larger shape

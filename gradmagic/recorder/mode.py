@@ -31,6 +31,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from gradmagic._numpy_quiet import quiet_enter, quiet_exit
+from gradmagic._warnings_capture import call_recording
 from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine._state import STATE
 import gradmagic.engine as ge
@@ -99,12 +100,11 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         """``func(*args, **kwargs)``, its warnings re-issued at the user's line: called from
         here, torch's warnings (``x.grad`` of a non-leaf, ``torch.tensor(t)``, deprecated
         ``F.*``) would name gradmagic's file and pass IPython's filters as library code.
-        About 3 µs, so only for the calls that warn in practice (see ``_WARNING_KINDS``)."""
+        Only for the calls that warn in practice (see ``_WARNING_KINDS``)."""
+        caught: list = []
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                return func(*args, **kwargs)
-        finally:  # outside the catching block, so the user's filters apply
+            return call_recording(func, args, kwargs, caught)
+        finally:  # after the recording ended, so the user's filters apply
             self._reissue(caught)
 
     def _reissue(self, caught: list) -> None:
