@@ -19,7 +19,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
+from ._quiet import quiet_enter, quiet_exit
 
 VJP = Callable[..., Any]
 
@@ -62,8 +62,11 @@ REGISTRY: dict[str, OpDef] = {}
 def _quiet(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def quiet(*args: Any, **kwargs: Any) -> Any:
-        with np.errstate(all="ignore"):
+        token = quiet_enter()
+        try:
             return fn(*args, **kwargs)
+        finally:
+            quiet_exit(token)
     return quiet
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
-from gradmagic._numpy_quiet import quiet_enter, quiet_exit
+from gradmagic.engine._quiet import quiet_enter, quiet_exit
 from gradmagic._warnings_capture import call_recording
 from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine._state import STATE
