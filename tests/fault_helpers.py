@@ -52,7 +52,10 @@ class Stage:
 
 
 STAGES = (
-    Stage("twin op", ("gradmagic.engine.tensor:run", "gradmagic.engine.functional:run"), recording=True),
+    Stage("twin op", ("gradmagic.engine.tensor:run", "gradmagic.engine.tensor:run1",
+                      "gradmagic.engine.tensor:run2", "gradmagic.engine.functional:run1",
+                      "gradmagic.engine.functional:run2", "gradmagic.engine.methods:run2"),
+          recording=True),
     Stage("mapping lookup", ("gradmagic.recorder.mapping:lookup",), recording=True),
     Stage("cross-check", ("gradmagic.recorder.mode:compare", "gradmagic.recorder.backward:compare"),
           recording=True),

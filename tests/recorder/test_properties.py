@@ -32,7 +32,7 @@ UNARY = {
     "rpow": lambda a: 2 ** torch.tanh(a),
     "sum_keep": lambda a: a.sum(-1, keepdim=True),
     "mean": lambda a: a.mean(),
-    "softmax": lambda a: torch.softmax(a.reshape(-1), dim=0),
+    "softmax": lambda a: torch.softmax(a.reshape(-1), dim=0).reshape(a.shape),  # keeps shapes broadcastable
     "log": lambda a: torch.log(a * a + 1),
     "clone": lambda a: a.clone(),
 }

@@ -169,12 +169,13 @@ def test_looking_at_a_tensor_leaves_it_resizable():
 
 
 def test_torch_warnings_name_the_users_line():
-    """torch's warnings from a recorded call (a non-leaf's ``.grad``, ``torch.tensor(t)``)
-    point at the user's line, as in a plain run, not at gradmagic's file."""
+    """torch's warnings from a recorded call (a non-leaf's ``.grad``, ``torch.tensor(t)``,
+    a plain tensor method: ``std`` of one element) point at the user's line, as in a plain run,
+    not at gradmagic's file."""
     import warnings
 
     src = ("x = torch.ones(2, requires_grad=True)\ny = x * 2\n"
-           "g = y.grad\nt = torch.tensor(x)\n")
+           "g = y.grad\nt = torch.tensor(x)\nv = x[:1].std()\n")
     code = compile(src, "<cell-w>", "exec")
     seen = {}
     for traced in (False, True):
@@ -188,5 +189,5 @@ def test_torch_warnings_name_the_users_line():
             else:
                 exec(code, ns)
         seen[traced] = [(w.filename, w.lineno, w.category.__name__, str(w.message)[:40]) for w in caught]
-    assert [(f, n) for f, n, *_ in seen[False]] == [("<cell-w>", 3), ("<cell-w>", 4)]
+    assert [(f, n) for f, n, *_ in seen[False]] == [("<cell-w>", 3), ("<cell-w>", 4), ("<cell-w>", 5)]
     assert seen[True] == seen[False]
