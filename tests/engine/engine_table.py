@@ -40,7 +40,8 @@ class Row:
     n: int = 1                       # number of tensor inputs
     domain: str = "real"             # real | positive | unit | away (|x| > 0.5, off kinks)
     shapes: Any = "broadcast"        # "broadcast" or a list of shape tuples per example
-    second: bool = True              # non-zero second derivative: checked against torch
+    second: bool = True              # Hessian-vector products vs torch (a zero one included: the
+                                     # first derivative must keep a graph where torch's does)
     diff: tuple | None = None        # which inputs require grad (default: all)
     gradcheck: bool = True
     min_side: int = 0
@@ -62,16 +63,16 @@ IDX = np.array([0, 2, 2, 1])
 
 TABLE: dict[str, Row] = {
     # arithmetic
-    "add": bi(lambda m, a, b: a + b, second=False),
-    "sub": bi(lambda m, a, b: m.sub(a, b, alpha=2) + (2 - a) - b, second=False),
+    "add": bi(lambda m, a, b: a + b),
+    "sub": bi(lambda m, a, b: m.sub(a, b, alpha=2) + (2 - a) - b),
     "mul": bi(lambda m, a, b: a * b),
     "div": bi(lambda m, a, b: a / b, domains=("real", "away")),
-    "neg": un(lambda m, a: -a, second=False),
+    "neg": un(lambda m, a: -a),
     "reciprocal": un(lambda m, a: a.reciprocal(), domain="away"),
     "pow": bi(lambda m, a, b: a ** b, domains=("positive", "real")),
     "square": un(lambda m, a: a.square()),
-    "maximum": bi(lambda m, a, b: m.maximum(a, b), second=False),
-    "minimum": bi(lambda m, a, b: m.minimum(a, b), second=False),
+    "maximum": bi(lambda m, a, b: m.maximum(a, b)),
+    "minimum": bi(lambda m, a, b: m.minimum(a, b)),
     # unary math
     "exp": un(lambda m, a: a.exp()),
     "log": un(lambda m, a: a.log(), domain="positive"),
@@ -79,43 +80,50 @@ TABLE: dict[str, Row] = {
     "expm1": un(lambda m, a: a.expm1()),
     "sqrt": un(lambda m, a: a.sqrt(), domain="positive"),
     "rsqrt": un(lambda m, a: a.rsqrt(), domain="positive"),
-    "abs": un(lambda m, a: a.abs(), domain="away", second=False),
-    "sign": un(lambda m, a: a.sign() * a, domain="away", second=False),
-    "floor": un(lambda m, a: a.floor() + a, domain="away", second=False),
-    "ceil": un(lambda m, a: a.ceil() + a, domain="away", second=False),
-    "round": un(lambda m, a: a.round() + a, domain="away", second=False),
+    "abs": un(lambda m, a: a.abs(), domain="away"),
+    "sign": un(lambda m, a: a.sign() * a, domain="away"),
+    "floor": un(lambda m, a: a.floor() + a, domain="away"),
+    "ceil": un(lambda m, a: a.ceil() + a, domain="away"),
+    "round": un(lambda m, a: a.round() + a, domain="away"),
     "sin": un(lambda m, a: a.sin()),
     "cos": un(lambda m, a: a.cos()),
     "tan": un(lambda m, a: (a * 0.3).tan()),
     "tanh": un(lambda m, a: a.tanh()),
     "sigmoid": un(lambda m, a: a.sigmoid()),
-    "relu": un(lambda m, a: a.relu(), domain="away", second=False),
-    "leaky_relu": un(lambda m, a: m.leaky_relu(a, 0.2), domain="away", second=False),
+    "relu": un(lambda m, a: a.relu(), domain="away"),
+    "leaky_relu": un(lambda m, a: m.leaky_relu(a, 0.2), domain="away"),
+    # the gradients of relu/leaky_relu as ops (torch's aten ops): linear in grad, 0 wrt x
+    "threshold_backward": bi(lambda m, g, x: _aten(m, "threshold_backward", g, x, threshold=0.3),
+                             shapes=[((3, 4), (3, 4)), ((), ()), ((2, 0), (2, 0))],
+                             domains=("real", "away")),
+    "leaky_relu_backward": bi(lambda m, g, x: _aten(m, "leaky_relu_backward", g, x,
+                                                    negative_slope=0.2),
+                              shapes=[((3, 4), (3, 4)), ((), ())], domains=("real", "away")),
     "erf": un(lambda m, a: m.erf(a)),
     "gelu": un(lambda m, a: m.gelu(a)),
     "softplus": un(lambda m, a: m.softplus(a, beta=2.0, threshold=3.0)),
-    "clamp": un(lambda m, a: a.clamp(-0.5, 0.7), domain="away", second=False),
-    "where": bi(lambda m, a, b: m.where(a > b, a, b * 2), second=False),
+    "clamp": un(lambda m, a: a.clamp(-0.5, 0.7), domain="away"),
+    "where": bi(lambda m, a, b: m.where(a > b, a, b * 2)),
     # comparisons (outputs not differentiable: compared as values, grads through mul)
-    "eq": bi(lambda m, a, b: (a.round() == b.round()) * a, second=False, domain="away"),
-    "ne": bi(lambda m, a, b: (a.round() != b.round()) * a, second=False, domain="away"),
-    "lt": bi(lambda m, a, b: (a < b) * a, second=False),
-    "le": bi(lambda m, a, b: (a <= b) * b, second=False),
-    "gt": bi(lambda m, a, b: (a > b) * a, second=False),
-    "ge": bi(lambda m, a, b: (a >= b) * b, second=False),
-    "logical_not": un(lambda m, a: (~(a > 0)) * a, second=False),
-    "logical_and": bi(lambda m, a, b: ((a > 0) & (b > 0)) * a, second=False),
-    "logical_or": bi(lambda m, a, b: ((a > 0) | (b > 0)) * b, second=False),
-    "isnan": un(lambda m, a: m.isnan(a.log()) * a, second=False),
-    "floor_divide": bi(lambda m, a, b: m.floor_divide(a.detach(), b) * a, second=False, domain="away",
+    "eq": bi(lambda m, a, b: (a.round() == b.round()) * a, domain="away"),
+    "ne": bi(lambda m, a, b: (a.round() != b.round()) * a, domain="away"),
+    "lt": bi(lambda m, a, b: (a < b) * a),
+    "le": bi(lambda m, a, b: (a <= b) * b),
+    "gt": bi(lambda m, a, b: (a > b) * a),
+    "ge": bi(lambda m, a, b: (a >= b) * b),
+    "logical_not": un(lambda m, a: (~(a > 0)) * a),
+    "logical_and": bi(lambda m, a, b: ((a > 0) & (b > 0)) * a),
+    "logical_or": bi(lambda m, a, b: ((a > 0) | (b > 0)) * b),
+    "isnan": un(lambda m, a: m.isnan(a.log()) * a),
+    "floor_divide": bi(lambda m, a, b: m.floor_divide(a.detach(), b) * a, domain="away",
                        diff=(True, False)),
-    "remainder": bi(lambda m, a, b: a % b, second=False, domains=("away", "positive")),
+    "remainder": bi(lambda m, a, b: a % b, domains=("away", "positive")),
     # copies and casts
     "clone": un(lambda m, a: a.clone() * a),
-    "to": un(lambda m, a: a.double() * 2, second=False),
-    "dropout": un(lambda m, a: _dropout(m, a), second=False),
-    "zero": un(lambda m, a: (a * 1).zero_() + a, second=False),
-    "fill": un(lambda m, a: (a * 1).fill_(2.0) * a, second=False),
+    "to": un(lambda m, a: a.double() * 2),
+    "dropout": un(lambda m, a: _dropout(m, a)),
+    "zero": un(lambda m, a: (a * 1).zero_() + a),
+    "fill": un(lambda m, a: (a * 1).fill_(2.0) * a),
     "copy": bi(lambda m, a, b: (a * 1).copy_(b) * b, shapes=[((3,), (3,)), ((2, 3), (3,))]),
     # reductions
     "sum": un(lambda m, a: a.sum(dim=-1, keepdim=True) * a.sum(), second=True),
@@ -123,14 +131,14 @@ TABLE: dict[str, Row] = {
     "prod": un(lambda m, a: a.prod(dim=0) if a.ndim else a.prod(), shapes=RED, min_side=1),
     "var": un(lambda m, a: a.var(0), shapes=[((4, 3),), ((5,),)]),
     "std": un(lambda m, a: a.std(dim=1, keepdim=True), shapes=[((3, 4),), ((2, 5),)]),
-    "max": un(lambda m, a: a.max(), shapes=RED, second=False),
-    "amax": un(lambda m, a: a.amax(dim=-1), shapes=RED[:3], second=False),
-    "max_dim": un(lambda m, a: a.max(dim=0).values, shapes=RED[:3], second=False),
-    "argmax": un(lambda m, a: a.argmax(dim=0), shapes=RED[:3], second=False, gradcheck=False),
-    "min": un(lambda m, a: a.min(), shapes=RED, second=False),
-    "amin": un(lambda m, a: a.amin(dim=0, keepdim=True), shapes=RED[:3], second=False),
-    "min_dim": un(lambda m, a: a.min(-1, keepdim=True)[0], shapes=RED[:3], second=False),
-    "argmin": un(lambda m, a: a.argmin(), shapes=RED, second=False, gradcheck=False),
+    "max": un(lambda m, a: a.max(), shapes=RED),
+    "amax": un(lambda m, a: a.amax(dim=-1), shapes=RED[:3]),
+    "max_dim": un(lambda m, a: a.max(dim=0).values, shapes=RED[:3]),
+    "argmax": un(lambda m, a: a.argmax(dim=0), shapes=RED[:3], gradcheck=False),
+    "min": un(lambda m, a: a.min(), shapes=RED),
+    "amin": un(lambda m, a: a.amin(dim=0, keepdim=True), shapes=RED[:3]),
+    "min_dim": un(lambda m, a: a.min(-1, keepdim=True)[0], shapes=RED[:3]),
+    "argmin": un(lambda m, a: a.argmin(), shapes=RED, gradcheck=False),
     "norm": un(lambda m, a: a.norm(dim=-1) + a.norm(p=1) + a.norm(p=float("inf")),
                shapes=RED[:3], domain="away"),
     "logsumexp": un(lambda m, a: a.logsumexp(dim=-1), shapes=RED[:3]),
@@ -178,6 +186,14 @@ TABLE: dict[str, Row] = {
         lambda m, x, y: m.binary_cross_entropy_with_logits(x, y, reduction="sum"),
         shapes=[((3, 2), (3, 2))], domains=("real", "unit")),
 }
+
+
+def _aten(m: Any, name: str, *xs: Any, **params: Any) -> Any:
+    """An internal op that torch only has in ``torch.ops.aten`` (positional scalars)."""
+    if m is ge:
+        return ge.apply(name, *xs, **params)
+    extra = (False,) if name == "leaky_relu_backward" else ()  # self_is_result
+    return getattr(torch.ops.aten, name)(*xs, *params.values(), *extra)
 
 
 def _dropout(m: Any, a: Any) -> Any:

@@ -154,15 +154,7 @@ _TABLE_NAMES = {s.name for s in TORCH_OPS.values()}
 #: constructs that expose a known, not yet fixed bug outside the fuzzer's files: the CI test
 #: avoids them (each has a strict-xfail regression test in test_fuzz_differential.py), the long
 #: run (benchmarks/fuzz.py) keeps them unless told ``--avoid-known-gaps``.
-KNOWN_GAPS: dict = {
-    "getitem_split_advanced": "an index list and an int separated by None/a slice (x[..., 0, None, [0, 0]]): "
-                              "NumPy moves the indexed dims first, torch does not (engine getitem)",
-    "second_order_of_piecewise": "autograd.grad(create_graph=True) through relu-like ops: torch's "
-                                 "gradient keeps a (zero) graph to x, the engine's has none, so a "
-                                 "backward of it raises in the engine (ops/elementwise.py relu)",
-    "retain_grad_in_autograd_grad": "torch.autograd.grad fills the .grad of retain_grad() tensors it "
-                                    "passes (torch >= 2); the engine's grad() does not (engine/backward.py)",
-}
+KNOWN_GAPS: dict = {}  # name -> what goes wrong and where; none open now
 
 
 # ----------------------------------------------------------------------------- the generator
@@ -862,6 +854,8 @@ def _index(b: Builder, t: torch.Tensor) -> Optional[str]:
         return b.choice(["...", "None", "()"])
     if 0 in t.shape:
         return "..."
+    if t.dim() >= 2 and b.int(0, 3) == 0:
+        return _apart_index(b, t)
     parts = []
     for size in t.shape[: b.int(1, t.dim())]:
         parts.append(b.choice([
@@ -872,9 +866,19 @@ def _index(b: Builder, t: torch.Tensor) -> Optional[str]:
     lists = [p for p in parts if p.startswith("[")]
     if len(lists) > 1:  # advanced indices must broadcast: keep one
         parts = [p if not p.startswith("[") or p is lists[0] else ":" for p in parts]
-    if lists and "getitem_split_advanced" in b.avoid:  # one list among slices only
-        parts = [p if p.startswith("[") else ":" for p in parts]
     return ", ".join(parts)
+
+
+def _apart_index(b: Builder, t: torch.Tensor) -> str:
+    """An int and an index list with a slice, None or Ellipsis between them (``x[0, :, [1, 0]]``):
+    torch selects with the int first, so the list's dims stay in place (NumPy's go first)."""
+    sep = b.choice([":", "None", "..."] if t.dim() >= 3 else ["None", "..."])
+    second = {":": 2, "None": 1, "...": t.dim() - 1}[sep]
+    first_int = b.bool()
+    int_dim, list_dim = (0, second) if first_int else (second, 0)
+    i = str(b.int(-t.shape[int_dim], t.shape[int_dim] - 1))
+    lst = f"[{b.int(0, t.shape[list_dim] - 1)}, 0]"
+    return ", ".join([i, sep, lst] if first_int else [lst, sep, i])
 
 
 @family(*aliases("Tensor.__getitem__"), *aliases("Tensor.narrow"), *aliases("Tensor.select"),
@@ -896,7 +900,7 @@ def index(b: Builder) -> bool:
         expr = f"{a}[{a} > {_lit(b.float(-1, 1))}]"
     elif kind == "tensor_index":
         idx = [b.int(-t.shape[0], t.shape[0] - 1) for _ in range(b.int(1, 3))]
-        expr = f"{a}[torch.tensor({idx})]"
+        expr = f"{a}[torch.tensor({idx}){b.choice(['', '.long()'])}]"  # as index tensors are often made
     elif kind in ("narrow", "select"):
         d = b.int(0, nd - 1)
         start = b.int(0, t.shape[d] - 1)
@@ -1160,8 +1164,6 @@ def add_grad_phase(b: Builder) -> None:
     kind = b.choice(["backward", "backward", "retain", "retain_twice", "function", "nonscalar",
                                    "inputs", "grad", "grad2", "create"])
     leaves = b.reached(loss)
-    if kind in ("grad", "grad2") and "retain_grad_in_autograd_grad" in b.avoid and _retains_below(b, loss):
-        kind = "backward"
     if kind == "backward":
         b.add(Stmt(f"{loss}.backward()", "backward", loss))
     elif kind == "retain":
@@ -1189,9 +1191,7 @@ def add_grad_phase(b: Builder) -> None:
                 g0 = outs.split(", ")[0]
                 if b.env[g0].requires_grad:
                     l2 = b.name("loss")
-                    # with the gap avoided, the root also depends on x directly (never graph-less)
-                    extra = f" + {ins[0]}.sum()" if "second_order_of_piecewise" in b.avoid else ""
-                    if b.add(Stmt(f"{l2} = ({g0} * {g0}).sum(){extra}", "op", l2), (g0, ins[0])):
+                    if b.add(Stmt(f"{l2} = ({g0} * {g0}).sum()", "op", l2), (g0, ins[0])):
                         b.add(Stmt(f"{l2}.backward()", "backward", l2))
     elif kind == "create":
         if b.add(Stmt(f"{loss}.backward(create_graph=True)", "backward", loss)):
@@ -1200,13 +1200,6 @@ def add_grad_phase(b: Builder) -> None:
     else:
         b.add(Stmt(f"{loss}.backward()", "backward", loss))
     add_after(b)
-
-
-def _retains_below(b: Builder, var: str) -> bool:
-    """Some ``retain_grad()`` tensor lies in the graph of ``var``."""
-    nodes = {id(n) for n in b._graph(b.env[var])}
-    return any(t.grad_fn is not None and id(t.grad_fn) in nodes
-               for t in (b.env[k] for k in b.tensors(lambda t: t.retains_grad)))
 
 
 def add_after(b: Builder) -> None:

@@ -112,14 +112,21 @@ defop("sqrt", np.sqrt, "SqrtBackward0", vjp=(lambda g, ans, a: g / (2 * ans),),
 defop("rsqrt", lambda a: 1 / np.sqrt(a), "RsqrtBackward0",
       vjp=(lambda g, ans, a: -0.5 * g * ans * ans * ans,),
       formulas=("∂/∂a = −g·out³ / 2",), saves=("ans",), promote="float", quiet=True)
+
+
+def _zeros(g, ans, a):
+    """torch's ``zeros_like(grad)`` (not g·0, which is NaN where g is inf)."""
+    return call("zero", g)
+
+
 # sign(a) as an op (zero gradient, torch's SgnBackward): a double backward keeps a in its graph
 defop("abs", np.abs, "AbsBackward0", vjp=(lambda g, ans, a: g * call("sign", a),),
       formulas=("∂/∂a = g·sign(a)  (0 at a = 0)",), saves=("a",))
-defop("sign", np.sign, "SignBackward0", vjp=(lambda g, ans, a: g * 0,),
+defop("sign", np.sign, "SignBackward0", vjp=(_zeros,),
       formulas=("∂/∂a = 0",))
-defop("floor", np.floor, "FloorBackward0", vjp=(lambda g, ans, a: g * 0,), formulas=("∂/∂a = 0",))
-defop("ceil", np.ceil, "CeilBackward0", vjp=(lambda g, ans, a: g * 0,), formulas=("∂/∂a = 0",))
-defop("round", np.round, "RoundBackward0", vjp=(lambda g, ans, a: g * 0,), formulas=("∂/∂a = 0",))
+defop("floor", np.floor, "FloorBackward0", vjp=(_zeros,), formulas=("∂/∂a = 0",))
+defop("ceil", np.ceil, "CeilBackward0", vjp=(_zeros,), formulas=("∂/∂a = 0",))
+defop("round", np.round, "RoundBackward0", vjp=(_zeros,), formulas=("∂/∂a = 0",))
 defop("sin", np.sin, "SinBackward0", vjp=(lambda g, ans, a: g * np.cos(a),),
       formulas=("∂/∂a = g·cos a",), saves=("a",), promote="float")
 defop("cos", np.cos, "CosBackward0", vjp=(lambda g, ans, a: -g * np.sin(a),),
@@ -139,13 +146,39 @@ defop("sigmoid", _sigmoid, "SigmoidBackward0", vjp=(lambda g, ans, a: g * ans * 
       formulas=("∂/∂a = g·out·(1 − out)",), saves=("ans",), promote="float")
 
 # ---------------------------------------------------------------- activations
-# relu'(0) = 0 as in torch (threshold_backward zeroes g where out <= 0: NaN passes g on)
-defop("relu", lambda a: np.maximum(a, 0), "ReluBackward0", vjp=(lambda g, ans, a: g * ~(data(ans) <= 0),),
+def _masked_grad(name: str, node: str, fwd, formula: str) -> None:
+    """Declare the gradient of a piecewise-linear activation as an op of its own (torch's
+    ``threshold_backward``/``leaky_relu_backward``): linear in ``grad``, so its VJP wrt
+    ``grad`` is itself; wrt ``x`` (what the pieces are chosen by) it is 0, but an edge to
+    ``x`` is kept, as torch does, so that a gradient taken with ``create_graph`` has a graph
+    (its double backward gives 0, not an error)."""
+    def vjp_grad(g, ans, grad, x, **params):
+        return call(name, g, x, **params)
+
+    def vjp_x(g, ans, grad, x, **params):
+        return _zeros(g, ans, x)
+
+    defop(name, fwd, node,
+          vjp=(vjp_grad, vjp_x), formulas=(formula, "∂/∂x = 0"), saves=("x", ""))
+
+
+# torch's threshold_backward: grad where x > threshold, 0 elsewhere (NaN x passes grad on);
+# a product with the mask, not np.where, which is ~8x slower on a 256×1024 batch
+_masked_grad("threshold_backward", "ThresholdBackwardBackward0",
+             lambda grad, x, threshold=0.0: grad * ~(x <= threshold),
+             "∂/∂grad = g′·[x > threshold]")
+_masked_grad("leaky_relu_backward", "LeakyReluBackwardBackward0",
+             lambda grad, x, negative_slope=0.01:
+             grad * np.where(x > 0, 1.0, negative_slope).astype(grad.dtype, copy=False),
+             "∂/∂grad = g′·(1 if x > 0 else slope)")
+# relu'(0) = 0 as in torch: its gradient is threshold_backward(g, out, 0)
+defop("relu", lambda a: np.maximum(a, 0), "ReluBackward0",
+      vjp=(lambda g, ans, a: call("threshold_backward", g, ans),),
       formulas=("∂/∂a = g·[out > 0]",), saves=("ans",))
 defop("leaky_relu", lambda a, negative_slope=0.01: np.where(a > 0, a, a * negative_slope),
       "LeakyReluBackward0",
       vjp=(lambda g, ans, a, negative_slope=0.01:
-           g * np.where(data(a) > 0, 1.0, negative_slope).astype(data(a).dtype),),
+           call("leaky_relu_backward", g, a, negative_slope=negative_slope),),
       formulas=("∂/∂a = g·(1 if a > 0 else slope)",), saves=("a",))
 
 
@@ -223,7 +256,8 @@ defop("isnan", np.isnan, "", nondiff=True, formulas=("not differentiable",))
 defop("floor_divide", np.floor_divide, "", nondiff=True, promote="same",
       formulas=("not differentiable",), quiet=True)
 defop("remainder", np.remainder, "RemainderBackward0",
-      vjp=(lambda g, ans, a, b: g, lambda g, ans, a, b: -g * np.floor(data(a) / data(b))),
+      # floor as an op: torch's gradient wrt b keeps a (zero) graph to a and b
+      vjp=(lambda g, ans, a, b: g, lambda g, ans, a, b: -g * call("floor", a / b)),
       formulas=("∂/∂a = g", "∂/∂b = −g·⌊a/b⌋"), saves=("", "a b"), promote="same", quiet=True)
 
 # ---------------------------------------------------------------- copies and casts

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import defop
+from ..tensor import Tensor
 from . import call, data, norm_axis, unreduce
 
 
@@ -54,8 +55,11 @@ def _prod_vjp(g, ans, a, axis=None, keepdims=False):
     x = data(a)
     if (x != 0).all():
         return unreduce(g, a.shape, axis, keepdims) * unreduce(ans, a.shape, axis, keepdims) / a
-    # with zeros: product of the other elements via exclusive cumulative products
+    # with zeros: g times the product of the other elements
     ax = norm_axis(axis, x.ndim)
+    if isinstance(a, Tensor):  # create_graph: as torch's, the gradient has a graph to a
+        return unreduce(g, a.shape, axis, keepdims) * _others(a, ax)
+    # plain backward: the products via exclusive cumulative products
     flat = x.reshape(-1) if ax is None else np.moveaxis(x, ax[0], -1)
     left = np.cumprod(np.concatenate([np.ones_like(flat[..., :1]), flat[..., :-1]], -1), -1)
     right = np.flip(np.cumprod(np.concatenate(
@@ -63,6 +67,18 @@ def _prod_vjp(g, ans, a, axis=None, keepdims=False):
     others = left * right
     others = others.reshape(x.shape) if ax is None else np.moveaxis(others, -1, ax[0])
     return unreduce(g, a.shape, axis, keepdims) * others
+
+
+def _others(a: Tensor, ax: tuple | None) -> Tensor:
+    """Product of the other elements along the reduced axis, written with ops (differentiable
+    again): each row of an n×n copy, its diagonal set to 1, multiplied out."""
+    flat = call("reshape", a, shape=(-1,)) if ax is None else call("transpose", a, dim0=ax[0], dim1=-1)
+    n = flat.shape[-1]
+    rows = call("expand", call("unsqueeze", flat, axis=-2), shape=flat.shape[:-1] + (n, n))
+    others = call("prod", call("where", np.eye(n, dtype=bool), 1.0, rows), axis=-1)
+    if ax is None:
+        return call("reshape", others, shape=a.shape)
+    return call("transpose", others, dim0=ax[0], dim1=-1)
 
 
 defop("prod", lambda a, axis=None, keepdims=False: a.prod(axis=norm_axis(axis, a.ndim),
@@ -166,18 +182,31 @@ def _norm(a, ord=2, axis=None, keepdims=False):  # noqa: A002
     return ((x ** ord).sum(axis=ax, keepdims=keepdims)) ** (1.0 / ord)
 
 
+def _masked(t, mask):
+    """``t`` with 0 where ``mask`` (torch's ``masked_fill_(mask, 0)``, differentiable in ``t``)."""
+    return call("where", mask, 0.0, t)
+
+
 def _norm_vjp(g, ans, a, ord=2, axis=None, keepdims=False):  # noqa: A002
+    """torch's norm_backward, term for term, so that a double backward gives what torch's
+    does: 0 where the norm is 0 at first order, and NaN there at second order (the masked
+    quotient's own VJP divides 0 by 0, in torch as here). sign(a) is an op: torch's
+    ``sgn()`` keeps a (zero) graph to ``a``."""
     gu, n = unreduce(g, a.shape, axis, keepdims), unreduce(ans, a.shape, axis, keepdims)
-    if ord in (2, "fro"):  # torch: 0 where the norm is 0
-        return gu * a / call("where", data(n) == 0, np.inf, n)
-    if ord in (np.inf, -np.inf):
-        return _even_vjp(g, ans, np.abs(a), axis, keepdims) * np.sign(data(a))
+    zero = data(n) == 0
+    if ord in (2, "fro"):
+        return gu * _masked(a / n, zero)
     if ord == 0:
         return gu * 0
-    sign = np.sign(data(a))
+    sign = call("sign", a)
     if ord == 1:
-        return gu * sign
-    return gu * sign * np.abs(a) ** (ord - 1) / call("where", data(n) == 0, np.inf, n) ** (ord - 1)
+        return sign * gu
+    if ord in (np.inf, -np.inf):
+        return sign * _even_vjp(g, ans, np.abs(a), axis, keepdims)
+    if ord < 1:
+        return sign * _masked(np.abs(a) ** (ord - 1), data(a) == 0) * gu * n ** (1 - ord)
+    scaled = sign * np.abs(a) ** (ord - 1) if ord < 2 else a * np.abs(a) ** (ord - 2)
+    return scaled * _masked(gu / n ** (ord - 1), zero)
 
 
 defop("norm", _norm, "LinalgVectorNormBackward0", vjp=(_norm_vjp,),

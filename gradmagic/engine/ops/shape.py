@@ -73,9 +73,10 @@ defop("flip", lambda a, dims: np.flip(a, dims).copy(), "FlipBackward0",
 
 # ---------------------------------------------------------------- indexing
 def is_basic(index) -> bool:
-    """True for an index of ints, slices, None and Ellipsis only (a view, no duplicates)."""
+    """True for an index of ints, slices, None and Ellipsis only (a view, no duplicates);
+    a bool is an advanced index (a new dim indexed by [0] or [])."""
     items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer)) for i in items)
+    return all(i is None or i is Ellipsis or isinstance(i, slice) or _is_int(i) for i in items)
 
 
 def _index_name(inputs, params) -> str:
@@ -94,11 +95,11 @@ def _scatter(g, shape, index):
     if is_basic(index):
         out[index] = g
     else:
-        np.add.at(out, index, g)
+        np.add.at(out, torch_index(index, shape), g)
     return out
 
 
-defop("getitem", lambda a, index: a[index], _index_name,
+defop("getitem", lambda a, index: a[torch_index(index, a.shape)], _index_name,
       vjp=(lambda g, ans, a, index: call("index_backward", g, shape=a.shape, index=index),),
       formulas=("∂/∂a = g scattered into zeros at index",))
 defop("index_backward", _scatter, "IndexBackwardBackward0",
@@ -108,7 +109,7 @@ defop("index_backward", _scatter, "IndexBackwardBackward0",
 
 def _index_put(a, value, index):
     out = np.array(a)  # a 0-d cotangent can arrive as a NumPy scalar (no item assignment)
-    out[index] = value
+    out[torch_index(index, out.shape)] = value
     return out
 
 
@@ -153,12 +154,132 @@ defop("stack", lambda *arrays, axis=0: np.stack(arrays, axis), "StackBackward0",
       vjp=(_stack_vjp,), formulas=("∂/∂xᵢ = g[i]",), promote="same", variadic=True)
 
 
+# ---------------------------------------------------------------- torch's index rules
 def normalize_index(index):
-    """torch-style index → NumPy index: Tensors to arrays, ranges and lists to arrays."""
+    """torch-style index → NumPy index: Tensors to arrays, ranges and lists to arrays, a
+    0-d integer Tensor to an int (torch selects with it), and a list holding sequences,
+    slices, None, Ellipsis or Tensors to a tuple (torch's legacy rule, kept with a warning).
+
+    >>> normalize_index([[0, 1], slice(None)])
+    (array([0, 1]), slice(None, None, None))
+    """
+    if isinstance(index, list) and _sequence_as_tuple(index):  # the whole index only
+        index = tuple(index)
     if isinstance(index, tuple):
-        return tuple(normalize_index(i) for i in index)
+        return tuple(_normalize_item(i) for i in index)
+    return _normalize_item(index)
+
+
+def _normalize_item(index):
     if isinstance(index, Tensor):
-        return index.data
+        index = index.data
+    if isinstance(index, np.ndarray) and index.ndim == 0:
+        if index.dtype == bool:
+            return bool(index)  # a new dim, as True/False
+        if index.dtype.kind in "iu" and index.dtype != np.uint8:  # a 0-d uint8 index is a mask
+            return int(index)
     if isinstance(index, (range, list)):
-        return np.asarray(index if not isinstance(index, list) else [data(i) for i in index])
+        arr = np.asarray(index if not isinstance(index, list) else [data(i) for i in index])
+        return arr.astype(np.intp) if arr.size == 0 else arr  # [] indexes nothing (not floats)
     return index
+
+
+def _sequence_as_tuple(index: list) -> bool:
+    """torch's ``treatSequenceAsTuple`` for a list index (NumPy's old heuristic)."""
+    return len(index) < 32 and any(
+        i is None or i is Ellipsis or isinstance(i, (slice, list, tuple, range, Tensor, np.ndarray))
+        for i in index)
+
+
+def _is_int(i) -> bool:
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _is_advanced(i) -> bool:
+    return isinstance(i, (np.ndarray, bool, np.bool_))
+
+
+def torch_index(index, shape: tuple):
+    """The NumPy index that gives torch's result for ``index`` on an array of ``shape``.
+
+    NumPy counts an int among the advanced indices; torch selects with it first. When an int
+    sits apart from an index array (``x[0, :, [0, 1]]``), NumPy moves the indexed dims to the
+    front while torch keeps them in place, so such an index becomes one whose every entry is
+    an array laid out as torch's result (broadcast indexing: same values, same gradient).
+
+    >>> x = np.arange(24).reshape(2, 3, 4)
+    >>> x[0, :, [0, 1]].shape, x[torch_index((0, slice(None), np.array([0, 1])), x.shape)].shape
+    ((2, 3), (3, 2))
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    if not (any(map(_is_int, items)) and any(map(_is_advanced, items))):
+        return index  # NumPy and torch agree
+    items = _expand(items, len(shape))
+    if items is None:
+        return index  # too many indices: NumPy raises torch's IndexError
+    return _all_advanced(items, shape)
+
+
+def _expand(items: tuple, ndim: int) -> tuple | None:
+    """Boolean arrays as their nonzero() index arrays; Ellipsis (or the missing tail) as slices."""
+    out: list = []
+    for i in items:
+        out.extend(np.nonzero(i) if isinstance(i, np.ndarray) and i.dtype == bool else (i,))
+    used = sum(1 for i in out if not (i is None or i is Ellipsis or isinstance(i, (bool, np.bool_))))
+    if used > ndim:
+        return None
+    at = next((k for k, i in enumerate(out) if i is Ellipsis), len(out))
+    return tuple(out[:at]) + (slice(None),) * (ndim - used) + tuple(out[at + 1:])
+
+
+def _sliced_dims(items: tuple, shape: tuple) -> tuple[list, dict]:
+    """torch's first pass: ints select (``picked``: input dim -> int); every other item makes
+    one dim of the "sliced" tensor: (kind, the input dim it indexes or None, its positions)."""
+    dims: list = []
+    picked: dict = {}
+    d = 0
+    for i in items:
+        if i is None:
+            dims.append(("new", None, np.arange(1)))
+            continue
+        if isinstance(i, (bool, np.bool_)):  # torch: a new dim indexed by [0] (True) or []
+            dims.append(("adv", None, np.arange(int(i))))
+            continue
+        if _is_int(i):
+            picked[d] = i
+        elif isinstance(i, slice):
+            dims.append(("slice", d, np.arange(*i.indices(shape[d]))))
+        else:
+            dims.append(("adv", d, np.asarray(i)))
+        d += 1
+    return dims, picked
+
+
+def _all_advanced(items: tuple, shape: tuple) -> tuple:
+    """One index array per dim of ``shape``, broadcasting to torch's result: the index arrays'
+    broadcast dims stay in place if they are adjacent among the sliced dims, else go first."""
+    dims, picked = _sliced_dims(items, shape)
+    adv = [k for k, (kind, _, _) in enumerate(dims) if kind == "adv"]
+    shapes = [dims[k][2].shape for k in adv]
+    try:
+        block = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise IndexError("shape mismatch: indexing tensors could not be broadcast together with "
+                         "shapes " + ", ".join(str(list(s)) for s in shapes)) from None
+    others = [k for k in range(len(dims)) if k not in adv]
+    lead = len([k for k in others if k < adv[0]]) if adv == list(range(adv[0], adv[-1] + 1)) else 0
+    full = tuple(len(dims[k][2]) for k in others[:lead]) + block + tuple(
+        len(dims[k][2]) for k in others[lead:])
+    out: list = [picked.get(k) for k in range(len(shape))]
+    for n, k in enumerate(others):
+        kind, dim, pos = dims[k]
+        if kind == "slice":
+            axis = n if n < lead else n + len(block)
+            out[dim] = pos.reshape([len(pos) if a == axis else 1 for a in range(len(full))])
+    for k in adv:
+        kind, dim, pos = dims[k]
+        if dim is not None:
+            out[dim] = pos.reshape((1,) * (lead + len(block) - pos.ndim) + pos.shape
+                                   + (1,) * (len(full) - lead - len(block)))
+    out[0] = np.broadcast_to(np.asarray(out[0]), full)  # so that None dims and bools count
+    return tuple(out)
