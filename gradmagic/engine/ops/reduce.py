@@ -11,6 +11,8 @@ tensor([0.0000, 0.5000, 0.5000])
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..registry import defop
@@ -23,8 +25,9 @@ def _reduced_name(full: str, with_dim: str):
 
 
 def _count(shape: tuple[int, ...], axis) -> int:
+    """Elements reduced over ``axis`` (math.prod: np.prod costs microseconds on a tuple)."""
     axes = norm_axis(axis, len(shape))
-    return int(np.prod([shape[i] for i in axes] if axes is not None else shape))
+    return math.prod([shape[i] for i in axes] if axes is not None else shape)
 
 
 def _sum(a, axis=None, keepdims=False, dtype=None):
