@@ -186,11 +186,11 @@ def apply(op_name: str, *inputs: Any, **params: Any) -> Tensor:
 
 def run(op: OpDef, inputs: tuple, params: dict) -> Tensor:
     """Forward of ``op``; records a Node when grad mode is on and an input requires grad."""
-    if not params and not op.variadic:
+    if not op.variadic:
         if len(inputs) == 2:
-            return run2(op, inputs[0], inputs[1])
+            return run2(op, inputs[0], inputs[1], params)
         if len(inputs) == 1:
-            return run1(op, inputs[0])
+            return run1(op, inputs[0], params)
     arrays = _arrays(op, inputs)
     out = op.fwd(*arrays, **params) if params else op.fwd(*arrays)
     t = _result(out)
@@ -214,15 +214,15 @@ def run(op: OpDef, inputs: tuple, params: dict) -> Tensor:
     return t
 
 
-def run2(op: OpDef, a: Any, b: Any) -> Tensor:
-    """``run(op, (a, b), {})`` for a two-input op without parameters (the operators),
-    without the tuples and loops of the general path."""
+def run2(op: OpDef, a: Any, b: Any, params: dict | None = None) -> Tensor:
+    """``run(op, (a, b), params)`` for a two-input op (the operators), without the tuples
+    and loops of the general path."""
     xa = a.data if type(a) is Tensor else a
     xb = b.data if type(b) is Tensor else b
     mode = op.promote
     if mode is not None and not _same_float(xa, xb, mode):
         xa, xb = promote(mode, [xa, xb])
-    t = _result(op.fwd(xa, xb))
+    t = _result(op.fwd(xa, xb, **params) if params else op.fwd(xa, xb))
     if not STATE.grad_enabled or op.nondiff or t.data.dtype.kind not in "fc":
         return t
     diff = op.diff
@@ -242,18 +242,18 @@ def run2(op: OpDef, a: Any, b: Any) -> Tensor:
         elif type(x) is Tensor:
             vsum += x._version
     t.grad_fn = Node(op, a.data if type(pa) is Node else a, b.data if type(pb) is Node else b,
-                     pa, pb, None, t.data if op.saves_ans else None, saved, vsum)
+                     pa, pb, params or None, t.data if op.saves_ans else None, saved, vsum)
     t.requires_grad = True
     return t
 
 
-def run1(op: OpDef, a: Any) -> Tensor:
-    """``run(op, (a,), {})`` for a one-input op without parameters."""
+def run1(op: OpDef, a: Any, params: dict | None = None) -> Tensor:
+    """``run(op, (a,), params)`` for a one-input op."""
     xa = a.data if type(a) is Tensor else a
     mode = op.promote
     if mode is not None and not (type(xa) is ndarray and (mode != "float" or xa.dtype.kind == "f")):
         (xa,) = promote(mode, [xa])
-    t = _result(op.fwd(xa))
+    t = _result(op.fwd(xa, **params) if params else op.fwd(xa))
     if not STATE.grad_enabled or op.nondiff or t.data.dtype.kind not in "fc":
         return t
     if not (type(a) is Tensor and a.requires_grad and op.diff[0]):
@@ -263,7 +263,7 @@ def run1(op: OpDef, a: Any) -> Tensor:
     if saved is None:
         saved = op.saved_indices(1, 1)
     vsum = (pa.outv if type(pa) is Node else a._version) if saved else 0
-    t.grad_fn = Node(op, a.data if type(pa) is Node else a, ABSENT, pa, None, None,
+    t.grad_fn = Node(op, a.data if type(pa) is Node else a, ABSENT, pa, None, params or None,
                      t.data if op.saves_ans else None, saved, vsum)
     t.requires_grad = True
     return t
