@@ -236,7 +236,10 @@ def run2(op: OpDef, a: Any, b: Any, params: dict | None = None) -> Tensor:
         saved = op.saved_indices(mask, 2)
     vsum = 0  # as Node.version_sum: a computed input's version lives on its node
     for i in saved:
-        p, x = (pa, a) if i == 0 else (pb, b)
+        if i == 0:
+            p, x = pa, a
+        else:
+            p, x = pb, b
         if type(p) is Node:
             vsum += p.outv
         elif type(x) is Tensor:

@@ -40,10 +40,13 @@ def _matmul_name(inputs, params) -> str:
 
 
 def _checked(name: str, ndims: tuple[int, int], message: str):
+    nd_a, nd_b = ndims
+    product = np.dot if name == "dot" else np.matmul
+
     def fwd(a, b):
-        if (a.ndim, b.ndim) != ndims:
+        if a.ndim != nd_a or b.ndim != nd_b:
             raise RuntimeError(message.format(a=a.ndim, b=b.ndim))
-        return a @ b if name != "dot" else np.dot(a, b)
+        return product(a, b)
     return fwd
 
 
