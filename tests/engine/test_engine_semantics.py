@@ -31,6 +31,26 @@ def test_non_leaf_grad_is_none_unless_retained():
     assert z.retains_grad and not y.retains_grad
 
 
+@pytest.mark.parametrize("op", ["exp", "sigmoid", "tanh", "sqrt"])  # VJPs that read the output
+def test_retained_output_receives_gradient_through_its_own_saved_value(op):
+    """With ``create_graph``, a VJP that reads the op's output uses that very output (as
+    torch unpacks a saved result), so a later backward also reaches ``t.retain_grad()``
+    through it."""
+    grads = []
+    for T in (torch, ge):
+        x = T.tensor([0.3, 0.7], requires_grad=True)
+        t = getattr(x.tanh(), op)()
+        t.retain_grad()
+        (g,) = T.autograd.grad((t * t).sum(), [x], create_graph=True) if T is torch else \
+            ge.grad((t * t).sum(), [x], create_graph=True)
+        (g * g).sum().backward()
+        grads.append((t.grad.detach().numpy() if T is torch else t.grad.data,
+                      x.grad.detach().numpy() if T is torch else x.grad.data))
+    (tt, xt), (tg, xg) = grads
+    np.testing.assert_allclose(tg, tt, rtol=1e-5)
+    np.testing.assert_allclose(xg, xt, rtol=1e-5)
+
+
 def test_second_backward_through_freed_graph_raises():
     xg = ge.tensor([1.0, 2.0], requires_grad=True)
     y = (xg * xg).sum()
