@@ -23,7 +23,8 @@ import torch
 
 import gradmagic.engine as ge
 from gradmagic.engine import Tensor as ETensor
-from gradmagic.engine.backward import record_backward
+from gradmagic.engine.autograd import backward as engine_backward
+from gradmagic.engine.records import record_backward
 
 from .block import BackRec
 from .crosscheck import compare, leaf_gradcheck, tolerances, vjp_check
@@ -47,18 +48,25 @@ class BackwardHandlers:
     def _pre_backward(self, args: tuple, kwargs: dict) -> Any:
         """Before torch's backward: make the engine's leaf gradients equal torch's."""
         b = _backward_args(args, kwargs)
-        t = b.get("tensors")
-        if isinstance(t, (list, tuple)) and len(t) == 1:
-            t = t[0]
-        if not isinstance(t, _Tensor):
-            self.b.note("torch.autograd.backward with several roots is not mirrored; its "
-                        "gradients are unchecked.")
+        roots = b.get("tensors")
+        roots = [roots] if isinstance(roots, _Tensor) else roots
+        if not isinstance(roots, (list, tuple)) or not roots or \
+                not all(isinstance(t, _Tensor) for t in roots):
+            self.b.note("a backward call whose roots are not a tensor or a list of tensors is "
+                        "not mirrored; its gradients are unchecked.")
             return None
-        tw = self.tw(t)
-        if tw.rec.too_large:
+        tws = [self.tw(t) for t in roots]
+        if any(tw.rec.too_large for tw in tws):
             self.note_too_large()
             return None
-        leaves = _graph_leaves(self.s, tw.et)
+        leaves = _graph_leaves(self.s, tws[0].et)
+        if len(tws) > 1:  # the union of the roots' leaves, each once
+            seen = {id(et) for et, _ in leaves}
+            for tw in tws[1:]:
+                for et, rec in _graph_leaves(self.s, tw.et):
+                    if id(et) not in seen:
+                        seen.add(id(et))
+                        leaves.append((et, rec))
         for et, rec in leaves:
             tt = rec.tref() if rec.tref is not None else None
             if tt is None:
@@ -69,7 +77,11 @@ class BackwardHandlers:
             elif et.grad is None or not rec.grad_synced(g):
                 et.grad = ETensor(copy_numpy(g))
                 rec.mark_grad_synced(g)
-        return tw, leaves, self._bypassed(t, leaves, b.get("inputs"))
+        bypassed = []
+        for t in roots:
+            known = {id(rec) for rec, _, _ in bypassed}
+            bypassed += [x for x in self._bypassed(t, leaves, b.get("inputs")) if id(x[0]) not in known]
+        return tws, leaves, bypassed, b
 
     def _bypassed(self, root: _Tensor, leaves: list, inputs: Any = None) -> list:
         """Leaves torch's backward reaches but the engine's cannot (only through an opaque
@@ -94,17 +106,18 @@ class BackwardHandlers:
         if pre is None:
             return
         src = self.where()
-        b = _backward_args(args, kwargs)
-        root_tw, leaves, bypassed = pre
+        tws, leaves, bypassed, b = pre
+        root_tw = tws[0]
         recs: list = []
         gradient = b.get("gradient", b.get("grad_tensors"))
-        if isinstance(gradient, (list, tuple)) and len(gradient) == 1:
+        if len(tws) == 1 and isinstance(gradient, (list, tuple)) and len(gradient) == 1:
             gradient = gradient[0]
         grad = self.convert(gradient, recs, src)
         inputs = self.convert(b.get("inputs"), recs, src)
         create = bool(b.get("create_graph") or False)
         retain = b.get("retain_graph")
-        call = self._new_call("backward", [root_tw.rec], src, grad, retain, create)
+        call = self._new_call("backward", [tw.rec for tw in tws], src, grad, retain, create)
+        roots = tuple(tw.et for tw in tws)
         # small graphs are replayable step by step; big ones keep per-leaf summaries only
         record = sum(et.data.size for et, _ in leaves) <= STEPS_LIMIT
         befores = None if record else [(et, self.snap(et.grad.data) if et.grad is not None else None)
@@ -112,9 +125,9 @@ class BackwardHandlers:
         try:
             if record:
                 with record_backward() as calls:
-                    root_tw.et.backward(gradient=grad, retain_graph=retain, create_graph=create, inputs=inputs)
+                    _engine_backward(roots, grad, retain, create, inputs)
             else:
-                root_tw.et.backward(gradient=grad, retain_graph=retain, create_graph=create, inputs=inputs)
+                _engine_backward(roots, grad, retain, create, inputs)
         except Exception as exc:
             call.status = "differ"
             call.note = f"the engine's backward raised {type(exc).__name__}: {exc}"
@@ -129,10 +142,10 @@ class BackwardHandlers:
             accs = [_Acc(et, before) for et, before in befores if et.grad is not None]
             self.b.note("backward steps of large graphs are summarised per leaf, not recorded "
                         "step by step.")
-        self._check_accumulations(call, src, accs, root_tw.et)
+        self._check_accumulations(call, src, accs, roots)
         if bypassed:
             self._record_bypassed(call, src, bypassed)
-        if self.b.gradcheck and record:
+        if self.b.gradcheck and record and len(roots) == 1:
             self._gradcheck(call, root_tw.et, grad)
         if call.status == "differ" and record:
             self._locate(call)
@@ -149,10 +162,10 @@ class BackwardHandlers:
                 self.b.used[id(r)] = r
         return call
 
-    def _check_accumulations(self, call: BackRec, src: Any, steps: list, root: Any = None) -> None:
-        """Compare every gradient the engine accumulated with torch's .grad (``root``: the
-        engine root, whose opaque leaves count also when ``inputs=`` skipped them)."""
-        unchecked = _below_opaque(self.s, steps, (root,) if root is not None else ()) if self.s.opaque else ()
+    def _check_accumulations(self, call: BackRec, src: Any, steps: list, roots: tuple = ()) -> None:
+        """Compare every gradient the engine accumulated with torch's .grad (``roots``: the
+        engine roots, whose opaque leaves count also when ``inputs=`` skipped them)."""
+        unchecked = _below_opaque(self.s, steps, roots) if self.s.opaque else ()
         complex_path = _through_complex(steps)
         loose = _UNSET  # computed on first need: only float64 leaves use it
         statuses = []
@@ -334,6 +347,15 @@ class BackwardHandlers:
     @staticmethod
     def _loc(src: Any) -> str:
         return f"line {src[1]}" if src else "an unknown line"
+
+
+def _engine_backward(roots: tuple, grad: Any, retain: Any, create: bool, inputs: Any) -> None:
+    """The engine's ``t.backward(...)`` (one root) or ``autograd.backward(roots, ...)``."""
+    if len(roots) == 1:
+        roots[0].backward(gradient=grad, retain_graph=retain, create_graph=create, inputs=inputs)
+    else:
+        engine_backward(list(roots), grad_tensors=grad, retain_graph=retain, create_graph=create,
+                        inputs=inputs)
 
 
 def _through_complex(steps: list) -> bool:

@@ -73,6 +73,25 @@ def test_autograd_backward_function_form():
     assert rep.backward_calls[0].status == "agree"
 
 
+@pytest.mark.skipif(tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < (2, 11),
+                    reason="torch.autograd.backward(...) reaches TorchFunctionMode from torch 2.11 on")
+def test_autograd_backward_with_several_roots_is_mirrored():
+    """``torch.autograd.backward([l1, l2, v], grad_tensors=[...])``: the engine runs the same
+    multi-root backward; every leaf reached by any root is checked."""
+    with trace(session=Session()) as rep:
+        x = torch.tensor([1.0, -2.0], requires_grad=True)
+        w = torch.tensor([0.5, 3.0], requires_grad=True)
+        l1, l2, v = (x * w).sum(), (x * x).mean(), x * 3
+        torch.autograd.backward([l1, l2, v], grad_tensors=[None, torch.tensor(2.0),
+                                                          torch.tensor([1.0, 0.5])], retain_graph=True)
+        torch.autograd.backward((l1 * 2,), retain_graph=True)  # a tuple of one root
+    assert_clean(rep)
+    assert [c.status for c in rep.backward_calls] == ["agree", "agree"]
+    assert rep.leaf("x").grad == x.grad.tolist() == [6.5, 6.5]
+    assert rep.leaf("w").grad == w.grad.tolist() == [3.0, -6.0]
+    assert len(rep.leaf("x").events) == 3  # created, then one backward event per call
+
+
 def test_editing_grad_in_place_is_mirrored_in_the_engine():
     """x.grad.zero_() in a later cell, and inside a training loop: the engine's .grad follows."""
     from recorder_helpers import run_cells
