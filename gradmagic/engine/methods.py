@@ -37,8 +37,8 @@ for _name, _dt in _CASTS.items():
     setattr(Tensor, _name, (lambda dt: lambda self: F.to(self, dt))(_dt))
 Tensor.astype = lambda self, dtype: F.to(self, dtype)          # NumPy spelling, used by VJPs
 Tensor.type = lambda self, dtype=None: str(self.dtype) if dtype is None else F.to(self, dtype)
-Tensor.T = property(lambda self: self if self.ndim < 2 else
-                    apply("permute", self, dims=tuple(reversed(range(self.ndim)))))
+# a new tensor also for 0-d and 1-d inputs, as torch's (its grad_fn is PermuteBackward0)
+Tensor.T = property(lambda self: apply("permute", self, dims=tuple(reversed(range(self.ndim)))))
 Tensor.mT = property(lambda self: F.transpose(self, -2, -1))
 Tensor.backward = tensor_backward
 Tensor.where = lambda self, condition, other: F.where(condition, self, other)

@@ -39,7 +39,6 @@ GRADCHECK_LIMIT = 1_000_000
 STEPS_LIMIT = 1 << 18
 #: backward steps examined when locating a wrong rule
 LOCATE_LIMIT = 2000
-_UNSET = object()
 
 
 class BackwardHandlers:
@@ -167,7 +166,7 @@ class BackwardHandlers:
         engine roots, whose opaque leaves count also when ``inputs=`` skipped them)."""
         unchecked = _below_opaque(self.s, steps, roots) if self.s.opaque else ()
         complex_path = _through_complex(steps)
-        loose = _UNSET  # computed on first need: only float64 leaves use it
+        loose: list = []  # the steps' loosest dtype, computed on first need
         statuses = []
         for step in steps:
             if step.kind != "accumulate":
@@ -189,12 +188,7 @@ class BackwardHandlers:
                 res = ("unchecked", None, None, None, None, COMPLEX_NOTE)
             else:
                 tg_np = to_numpy(tg)
-                rt, at = self.b.rtol, self.b.atol
-                if tg_np.dtype == np.float64 and rt is None and at is None:
-                    if loose is _UNSET:
-                        loose = _loosest_dtype(steps)
-                    if loose is not None:  # a float64 leaf fed through float32 ops: float32's
-                        rt, at = tolerances(loose)
+                rt, at = self._grad_tolerances(steps, tg_np.dtype, loose)
                 res = compare(step.after, tg_np, rt, at, _BF16 if tg.dtype is _BF16 else None)
                 _lock_grad(rec, step.tensor, tg, tg_np, res)
             if tg is not None and tg.requires_grad:
@@ -208,6 +202,18 @@ class BackwardHandlers:
                 self.event(rec, "backward", src, call=call.index, before=self.snap(step.before, True),
                            added=added, after=after)
         call.status = _fold(statuses)
+
+    def _grad_tolerances(self, steps: list, dtype: np.dtype, loose: list) -> tuple:
+        """(rtol, atol) for a gradient of ``dtype``: the block's, except that a float64
+        gradient that flowed through lower-precision ops carries their rounding and gets
+        that dtype's defaults (``loose`` caches the steps' loosest dtype)."""
+        rt, at = self.b.rtol, self.b.atol
+        if dtype == np.float64 and rt is None and at is None:
+            if not loose:
+                loose.append(_loosest_dtype(steps))
+            if loose[0] is not None:
+                rt, at = tolerances(loose[0])
+        return rt, at
 
     def _record_bypassed(self, call: BackRec, src: Any, bypassed: list) -> None:
         """torch accumulated into these leaves through a node the engine has no rule for:
@@ -303,6 +309,7 @@ class BackwardHandlers:
         call.steps = calls[0].steps if calls else []
         complex_path = _through_complex(call.steps)
         statuses = []
+        loose: list = []
         unchecked = _below_opaque(self.s, [], outs) if self.s.opaque else ()
         for t, e, irec in zip(out, res, irecs):
             if not isinstance(t, _Tensor):
@@ -317,8 +324,12 @@ class BackwardHandlers:
                 self.b.count(r[0], irec.seq, irec, "grad", r)
                 self._opaque_result(t, spec, [*orecs, irec], src)
                 continue
-            r = ("unchecked", None, None, None, None, COMPLEX_NOTE) if complex_path else \
-                compare(e.data, to_numpy(t), self.b.rtol, self.b.atol, _BF16 if t.dtype is _BF16 else None)
+            if complex_path:
+                r = ("unchecked", None, None, None, None, COMPLEX_NOTE)
+            else:
+                ref = to_numpy(t)
+                rt, at = self._grad_tolerances(call.steps, ref.dtype, loose)
+                r = compare(e.data, ref, rt, at, _BF16 if t.dtype is _BF16 else None)
             call.checks.append((irec, "grad", r))
             call.results.append((irec, e.data))
             statuses.append(r[0])

@@ -145,7 +145,11 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
 
     def tw(self, t: _Tensor, src: Any = None) -> Twin:
         """Up-to-date twin of ``t``; earlier records used here are remembered."""
-        tw = self.s.twin(t, src, self.b.cell)
+        tw = self.s.twins.get(t)
+        if tw is not None and tw.version != t._version and t._base is not None:
+            tw = self._view_of_current_base(t, src)  # a write through another view
+        if tw is None or tw.version != t._version or tw.exposed:
+            tw = self.s.twin(t, src, self.b.cell)
         rec = tw.rec
         if rec.seq <= self.b.first_seq:
             self.b.used[id(rec)] = rec

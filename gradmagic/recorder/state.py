@@ -18,17 +18,51 @@ when torch changes a tensor in place, and write the leaf events (``zero_``,
 from __future__ import annotations
 
 import weakref
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
+import gradmagic.engine as ge
 from gradmagic.engine import Tensor as ETensor
+from gradmagic.engine._state import STATE
 
 from .history import LAZY_VALUE_LIMIT
 from .twins import Twin, copy_numpy, numpy_dtype
 
 _Tensor = torch.Tensor
+#: the Recs of a write through a view: torch's rebased base and the view read from it
+_COPY_SLICES = SimpleNamespace(op="index_put", name="CopySlices")
+_VIEW_OF_BASE = SimpleNamespace(op="getitem", name="view of CopySlices")
+
+
+def _writes_back_own_view(spec: Any, t: _Tensor, args: tuple) -> bool:
+    """``t[i] = v`` where ``v`` is a view of ``t`` itself: Python's closing assignment of
+    ``t[i] op= x``, after the in-place op already wrote through the view."""
+    value = args[2] if len(args) > 2 else None
+    return spec.name == "Tensor.__setitem__" and isinstance(value, _Tensor) and \
+        value._base is not None and value._base is (t._base if t._base is not None else t)
+
+
+def view_index(view: _Tensor, base: _Tensor) -> Optional[tuple]:
+    """The index (one integer array per dim of ``base``, shaped like ``view``) of the
+    elements of ``base`` that the torch view ``view`` shows, from its strides; None when
+    ``base`` is not a plain contiguous tensor.
+
+    >>> b = torch.arange(6.0).reshape(2, 3)
+    >>> [a.tolist() for a in view_index(b[:, 1], b)]
+    [[0, 1], [1, 1]]
+    """
+    if not base.is_contiguous() or base.storage_offset() != 0:
+        return None
+    pos = np.full(tuple(view.shape), view.storage_offset(), np.intp)
+    for d, (n, stride) in enumerate(zip(view.shape, view.stride())):
+        pos = pos + (np.arange(n, dtype=np.intp) * stride).reshape(
+            (1,) * d + (n,) + (1,) * (view.ndim - d - 1))
+    if pos.size and (pos.min() < 0 or pos.max() >= base.numel()):
+        return None
+    return np.unravel_index(pos, tuple(base.shape))
 
 
 class StateHandlers:
@@ -42,6 +76,19 @@ class StateHandlers:
         src = self.where()
         if self._grad_tensor_changed(t, spec, src) or self._alias_changed(t, spec, src):
             return
+        if not torch.is_grad_enabled() and _writes_back_own_view(spec, t, args):
+            tw = self.s.twins.get(t)  # ``w[0] -= g``'s closing ``w[0] = view``: nothing new
+            if tw is not None and tw.version == pre:
+                tw.version = t._version
+            return
+        base = t._base
+        if base is not None and not torch.is_grad_enabled():
+            tw_b = self.s.twins.get(base)
+            if tw_b is not None and tw_b.rec.kind == "leaf" and base.grad_fn is None:
+                # ``w[0] -= lr * g`` under no_grad: an update of the leaf w (torch forbids
+                # even reading such a view's grad_fn afterwards)
+                self._leaf_resynced(base, tw_b, src)
+                return
         tw = self.s.twins.get(t)
         if tw is None or (pre is not None and tw.version != pre) or tw.rec.too_large:
             self.tw(t, src)  # unseen or changed behind our back: take torch's value as is
@@ -51,7 +98,10 @@ class StateHandlers:
             self._leaf_update(t, tw, src, spec, args, kwargs)
             return
         old_rec = tw.rec
-        if old_rec.arr is tw.et.data:
+        rebased = self._rebased_base(t, pre)
+        if rebased is not None:  # through a view: a private copy (the engine's view of the
+            tw.et.data = tw.et.data.copy()  # base twin may share its memory)
+        elif old_rec.arr is tw.et.data:
             old_rec.arr = tw.et.data.copy()  # keep the value the earlier node had
         try:
             _, recs = self.run_engine(spec, args, kwargs, src)
@@ -62,6 +112,61 @@ class StateHandlers:
         self.check_value(rec, tw.et.data, t)
         tw.rec = rec
         tw.version = t._version
+        if rebased is not None:
+            self._copy_slices(t, tw, *rebased, src)
+
+    def _rebased_base(self, view: _Tensor, pre: Any) -> Optional[tuple]:
+        """``(base, its twin, the view's index into it)`` when an in-place op through the
+        torch view ``view`` made torch rebase the base's history (``CopySlices``) and the
+        base's twin was current before it; else None (the base re-syncs on its next use)."""
+        base = view._base
+        if base is None or base.grad_fn is None or not torch.is_grad_enabled():
+            return None
+        tw_b = self.s.twins.get(base)
+        if tw_b is None or tw_b.rec.too_large or (pre is not None and tw_b.version != pre):
+            return None
+        index = view_index(view, base)
+        return None if index is None else (base, tw_b, index)
+
+    def _view_of_current_base(self, view: _Tensor, src: Any) -> Optional[Twin]:
+        """A torch view whose twin went stale because its base was written through another
+        view: read it again from the base's (current) twin, so gradients through it keep
+        flowing into the base's history. None when that is not possible."""
+        base = view._base
+        tw_b = self.s.twins.get(base)
+        if tw_b is None or tw_b.version != base._version or tw_b.rec.too_large:
+            return None
+        index = view_index(view, base)
+        if index is None:
+            return None
+        prev = STATE.grad_enabled
+        STATE.grad_enabled = bool(view.requires_grad)
+        try:
+            new_view = ge.apply("getitem", tw_b.et, index=index)
+        finally:
+            STATE.grad_enabled = prev
+        rec = self.new_op("op", new_view, new_view.data, _VIEW_OF_BASE, [tw_b.rec], src)
+        self.check_value(rec, new_view.data, view)
+        return self.s.set_twin(view, new_view, rec)
+
+    def _copy_slices(self, view: _Tensor, tw_v: Twin, base: _Tensor, tw_b: Twin, index: tuple,
+                     src: Any) -> None:
+        """torch's ``CopySlices``: the base's new value is its old one with the view's new
+        value written at ``index`` (gradients: the rest to the old base, the slice to the
+        in-place op), and the view reads from that new base."""
+        prev = STATE.grad_enabled
+        STATE.grad_enabled = True
+        try:
+            new_base = ge.apply("index_put", tw_b.et, tw_v.et, index=index)
+            new_view = ge.apply("getitem", new_base, index=index)
+        finally:
+            STATE.grad_enabled = prev
+        rec_b = self.new_op("op", new_base, new_base.data, _COPY_SLICES, [tw_b.rec, tw_v.rec], src)
+        self.check_value(rec_b, new_base.data, base)
+        self.s.set_twin(base, new_base, rec_b)
+        rec_v = self.new_op("op", new_view, new_view.data, _VIEW_OF_BASE, [rec_b], src)
+        self.check_value(rec_v, new_view.data, view)
+        self.s.set_twin(view, new_view, rec_v)
 
     def _inplace_unknown(self, spec: Any, t: _Tensor) -> None:
         """An in-place call without a rule: re-sync (and an update event for a leaf)."""
@@ -72,11 +177,16 @@ class StateHandlers:
         if tw is None:
             return  # never used yet: its twin is made, with this value, on first use
         if t.is_leaf and (not torch.is_grad_enabled() or not t.requires_grad):
-            before = tw.et.data.copy() if tw.rec.hist is not None else None
-            self.s.resync(t, tw, src, self.b.cell)
-            self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
+            self._leaf_resynced(t, tw, src)
         else:
             self._resync_opaque(t, spec, src, None)
+
+    def _leaf_resynced(self, t: _Tensor, tw: Twin, src: Any) -> None:
+        """torch changed the leaf ``t`` (not through a mirrored op): copy its value into
+        the twin, with an ``update`` event."""
+        before = tw.et.data.copy() if tw.rec.hist is not None else None
+        self.s.resync(t, tw, src, self.b.cell)
+        self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
 
     def _resync_opaque(self, t: _Tensor, spec: Any, src: Any, exc: Optional[BaseException]) -> None:
         """Replace the twin of a changed non-leaf by an opaque copy of torch's value."""
@@ -204,7 +314,7 @@ class StateHandlers:
             return
         src = self.where()
         before = tw.et.data.copy() if tw.rec.hist is not None else None
-        tw = self.s.resync(base, tw, src, self.b.cell)
+        tw = self.s.resync(base, tw, src, self.b.cell, rebound=True)
         if before is not None:
             self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
 

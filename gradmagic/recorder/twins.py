@@ -398,11 +398,14 @@ class Session:
             self.watch(rec, t)
         return self.set_twin(t, et, rec)
 
-    def resync(self, t: torch.Tensor, tw: Twin, src: Any, cell: Optional[int]) -> Twin:
+    def resync(self, t: torch.Tensor, tw: Twin, src: Any, cell: Optional[int],
+               rebound: bool = False) -> Twin:
         """torch changed ``t`` behind the twin's back: copy its value.
 
         A leaf keeps its engine tensor (and gradient); anything else becomes a fresh,
-        unrecorded value.
+        unrecorded value. A leaf's new value is written into its array, which engine views
+        of it share as torch's views share its memory; ``rebound`` (``t.data = v`` gave
+        ``t`` new memory, its old views keep the old values) gives it a new array instead.
         """
         rec = tw.rec
         if self.too_large(t):  # grown past the limit (resize_), or a stand-in
@@ -412,7 +415,7 @@ class Session:
             return tw
         if rec.kind in ("leaf", "constant") and t.grad_fn is None:
             arr = copy_numpy(t)
-            if arr.shape == tw.et.data.shape and arr.dtype == tw.et.data.dtype:
+            if not rebound and arr.shape == tw.et.data.shape and arr.dtype == tw.et.data.dtype:
                 np.copyto(tw.et.data, arr)
                 tw.et._version += 1
             else:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -316,8 +315,6 @@ class Builder:
             if isinstance(t, torch.Tensor) and t.is_leaf and t.requires_grad and self.leaf_name(target) is None:
                 self.anc[target] = frozenset({target})
                 self.leaves.append(target)
-            if isinstance(t, torch.Tensor) and t.grad_fn is not None and _unrecorded_view_write(t, stmt.src):
-                self.opaque_fns[id(t.grad_fn)] = (t.grad_fn, target, True)
         if stmt.kind == "autograd_grad":
             self._opaque_grads(stmt)
         if stmt.kind == "backward":
@@ -440,14 +437,6 @@ class Builder:
 
 #: edits of ``x.grad`` that count as clearing it (history.CLEARING: zero_, = None, = t, edits)
 _CLEARING = (".grad.zero_()", ".grad = ", ".grad.mul_(", ".grad.data.zero_()")
-
-
-def _unrecorded_view_write(t: torch.Tensor, src: str) -> bool:
-    """An in-place op through a view (``t[0].mul_(2)``, ``t[0] += 1``): gradmagic draws torch's CopySlices
-    as an unrecorded node (documented: gradients below it are unchecked). ``t[i] = v`` is
-    recorded (``index_put``)."""
-    through_view = re.search(r"\]\.\w+_\(|\] *[-+*/]{1,2}= |relu_?\(\w+\[", src)
-    return type(t.grad_fn).__name__ in ("CopySlices", "CopyBackwards") and bool(through_view)
 
 
 def _words(src: str) -> set:

@@ -114,9 +114,12 @@ defop("rsqrt", lambda a: 1 / np.sqrt(a), "RsqrtBackward0",
       formulas=("∂/∂a = −g·out³ / 2",), saves=("ans",), promote="float", quiet=True)
 
 
-def _zeros(g, ans, a):
-    """torch's ``zeros_like(grad)`` (not g·0, which is NaN where g is inf)."""
-    return call("zero", g)
+def _zeros(g, ans, a, *rest, **params):
+    """torch's ``zeros_like(grad)``: zeros, not g·0 (NaN where g is inf), and a constant
+    under ``create_graph`` (no graph back to g, so a later backward reaches no leaf
+    through it, as in torch)."""
+    zeros = np.zeros_like(data(g))
+    return Tensor(zeros) if isinstance(g, Tensor) else zeros
 
 
 # sign(a) as an op (zero gradient, torch's SgnBackward): a double backward keeps a in its graph
@@ -271,10 +274,9 @@ defop("dropout", lambda a, mask, p: a * (mask.astype(a.dtype) / (1 - p)) if p < 
       formulas=("∂/∂a = g·mask / (1 − p)",))
 
 # ---------------------------------------------------------------- in-place helpers (out of place)
-defop("zero", np.zeros_like, "ZeroBackward0", vjp=(lambda g, ans, a: g * 0,),
-      formulas=("∂/∂a = 0",))
+defop("zero", np.zeros_like, "ZeroBackward0", vjp=(_zeros,), formulas=("∂/∂a = 0",))
 defop("fill", lambda a, value: np.full_like(a, value), "FillBackward0",
-      vjp=(lambda g, ans, a, value: g * 0,), formulas=("∂/∂a = 0",))
+      vjp=(_zeros,), formulas=("∂/∂a = 0",))
 defop("copy", lambda a, src: np.broadcast_to(src, a.shape).astype(a.dtype), "CopyBackwards",
-      vjp=(lambda g, ans, a, src: g * 0, lambda g, ans, a, src: g),
+      vjp=(_zeros, lambda g, ans, a, src: g),
       formulas=("∂/∂self = 0", "∂/∂src = g"))

@@ -8,6 +8,8 @@ tensor([[ 7., 11.],
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..registry import defop
@@ -72,7 +74,12 @@ def _linear(x, w, b=None):
 
 
 def _linear_w(g, ans, x, w, b=None):
-    return g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+    return _rows(g).T @ _rows(x)
+
+
+def _rows(t):
+    """``t`` as a matrix of its last dim (explicit sizes: -1 is ambiguous for empty ``t``)."""
+    return t.reshape(math.prod(t.shape[:-1]), t.shape[-1])
 
 
 def _linear_name(inputs, params) -> str:

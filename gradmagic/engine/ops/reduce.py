@@ -102,25 +102,29 @@ def _var(a, axis=None, keepdims=False, correction=1):
         return out + np.nan if n == 0 else out  # empty: nan (not -0.0)
 
 
-def _var_vjp(g, ans, a, axis=None, keepdims=False, correction=1):
+def _centered(a, axis):
+    """``a`` minus its mean over ``axis`` (an empty slice gives an empty result, no warning)."""
     ax = norm_axis(axis, a.ndim)
-    centered = a - a.mean(axis=ax, keepdims=True)
-    return unreduce(g, a.shape, axis, keepdims) * centered * (2 / (_count(a.shape, axis) - correction))
+    return a - a.sum(axis=ax, keepdims=True) / max(_count(a.shape, axis), 1)
+
+
+def _var_vjp(g, ans, a, axis=None, keepdims=False, correction=1):
+    dof = _count(a.shape, axis) - correction  # torch: 2/dof is inf when dof <= 0
+    return unreduce(g, a.shape, axis, keepdims) * _centered(a, axis) * (2 / dof if dof > 0 else math.inf)
 
 
 def _std_vjp(g, ans, a, axis=None, keepdims=False, correction=1):
-    ax = norm_axis(axis, a.ndim)
-    centered = a - a.mean(axis=ax, keepdims=True)
-    scale = unreduce(ans, a.shape, axis, keepdims) * (_count(a.shape, axis) - correction)
-    zero = data(scale) == 0  # torch: no gradient where std == 0 (masked_fill(result == 0, 0))
-    return unreduce(g, a.shape, axis, keepdims) * centered / (scale + zero) * ~zero
+    """torch's std_backward term for term: var's VJP of g / (2·std), masked to 0 where std
+    is 0, so that a double backward gives what torch's does (NaN at the masked division)."""
+    grad_var = _masked(g / (2 * ans), data(ans) == 0)
+    return _var_vjp(grad_var, None, a, axis, keepdims, correction)
 
 
 defop("var", _var, "VarBackward0", vjp=(_var_vjp,),
-      formulas=("∂/∂a = g·2(a − mean) / (n − c)",), saves=("a",))
+      formulas=("∂/∂a = g·2(a − mean) / (n − c)",), saves=("a",), quiet=True)
 defop("std", lambda a, axis=None, keepdims=False, correction=1:
       np.sqrt(_var(a, axis, keepdims, correction)), "StdBackward0", vjp=(_std_vjp,),
-      formulas=("∂/∂a = g·(a − mean) / ((n − c)·out)",), saves=("a ans",))
+      formulas=("∂/∂a = g·(a − mean) / ((n − c)·out)",), saves=("a ans",), quiet=True)
 
 
 # ---------------------------------------------------------------- max / min
@@ -228,11 +232,15 @@ def _logsumexp(a, axis, keepdims=False):
 
 
 def _softmax(a, axis):
+    if not a.size:  # an empty tensor (max has no identity): an empty result, as torch
+        return a.copy()
     e = np.exp(a - a.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def _log_softmax(a, axis):
+    if not a.size:
+        return a.copy()
     s = a - a.max(axis=axis, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
 
