@@ -122,6 +122,82 @@ def test_unsupported_calls_are_listed_and_never_agree():
 # The shrunk programs of the bugs the fuzzer found (source as printed by the failing example).
 
 REGRESSIONS = {
+    # recorder/backward.py: autograd.grad compared a float64 leaf's gradient that went
+    # through float32 ops with float64's tolerances (backward() already used float32's)
+    "autograd_grad_of_a_float64_leaf_through_float32_ops": """
+torch.manual_seed(60193)
+x1 = torch.arange(6.0).reshape((1, 2, 3)).requires_grad_()
+x2 = torch.randn(()).double().requires_grad_()
+x3 = torch.ones(()).requires_grad_()
+t5 = x2.amin()
+x6 = torch.randn((2, 4), requires_grad=True)
+t7 = F.cross_entropy(x6, torch.randint(0, 4, (2,)), reduction='none')
+t12 = torch.sub(x6, t5)
+w13 = torch.randn((4, 2), requires_grad=True)
+t16 = 2 ** (t12 @ w13).tanh()
+loss = torch.log((t16.abs() + 0.5)).sum() + (x3.ceil() ** 2).mean()
+g19, g20, = torch.autograd.grad(loss, [x3, x2])
+""",
+    # engine/ops/reduce.py: var's VJP divided by 0 in Python and took NumPy's mean of an
+    # empty slice (a warning in the user's cell)
+    "var_backward_of_an_empty_slice": """
+x = torch.full((1, 3, 2), 0.5, requires_grad=True)
+t = x[x > 0.75]
+v = torch.var(t, -1, unbiased=False)
+(v.sum() + t.sum()).backward()
+""",
+    # engine/ops/reduce.py: log_softmax of an empty tensor (max has no identity)
+    "log_softmax_of_an_empty_tensor": """
+x = torch.randn((2, 0), requires_grad=True)
+t = x.log_softmax(dim=-1)
+(t.sum() + x.sum()).backward()
+""",
+    # engine/ops/linalg.py: linear's weight VJP reshaped an empty input with -1
+    "linear_of_an_empty_input": """
+w = torch.randn((1, 0), requires_grad=True)
+t = F.linear(torch.randn(0), w, bias=torch.ones(1))
+t.sum().backward()
+""",
+    # engine/methods.py: the engine's .T of a 0-d tensor was the tensor itself
+    "transpose_of_a_0d_tensor_retains_its_own_grad": """
+x = torch.full((), 0.5, requires_grad=True)
+x.backward(gradient=torch.randn_like(x))
+t = x.T
+(x * x + t).backward()
+t.retain_grad()
+x.backward(torch.ones_like(x))
+""",
+    # engine/ops/elementwise.py: fill_'s zero VJP kept a graph to the gradient (torch's
+    # zeros_like(grad) is a constant), so a double backward reached leaves torch does not
+    "second_order_through_fill_reaches_no_other_leaf": """
+x2 = torch.arange(9.0).reshape((3, 3)).requires_grad_()
+x3 = torch.full((3,), 0.5, requires_grad=True)
+t4 = x3.clone()
+t4.fill_(1.5)
+t6 = x2 + t4
+loss = (x3 * x3).mean() + (t6 * t6).mean()
+g, = torch.autograd.grad(loss, [x3], create_graph=True)
+(g * g).sum().backward()
+""",
+    # engine/ops/reduce.py: std's VJP differed from torch's std_backward at std = 0 under a
+    # double backward (torch: NaN into a retained std)
+    "second_order_of_std_at_zero_into_a_retained_std": """
+x = torch.randn((), requires_grad=True)
+s = torch.std(x, unbiased=False)
+loss = (s * s).mean() + x.sum()
+s.retain_grad()
+g, = torch.autograd.grad(loss, [x], create_graph=True)
+(g * g).sum().backward()
+""",
+    # recorder/twins.py: x.data = v wrote into the twin's memory, which a detached view of x
+    # shares in the engine (torch gives x new memory: the view keeps the old value)
+    "data_assignment_leaves_old_views_alone": """
+x = torch.as_tensor([0.25]).requires_grad_()
+d = x[None][0].detach()
+x.data = x.data * 0.5
+t = d.clip(-0.5, 0.5) + x
+t.sum().backward()
+""",
     # mapping.py: Tensor.where(cond, other) took its receiver for the condition
     "tensor_where_receiver_is_the_value": """
 x = torch.ones(2, requires_grad=True)
