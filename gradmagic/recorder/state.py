@@ -47,22 +47,37 @@ def _writes_back_own_view(spec: Any, t: _Tensor, args: tuple) -> bool:
 
 def view_index(view: _Tensor, base: _Tensor) -> Optional[tuple]:
     """The index (one integer array per dim of ``base``, shaped like ``view``) of the
-    elements of ``base`` that the torch view ``view`` shows, from its strides; None when
-    ``base`` is not a plain contiguous tensor.
+    elements of ``base`` that the torch view ``view`` shows, from both tensors' strides
+    (any dense layout of ``base``); None when they do not map one to one.
 
     >>> b = torch.arange(6.0).reshape(2, 3)
     >>> [a.tolist() for a in view_index(b[:, 1], b)]
     [[0, 1], [1, 1]]
     """
-    if not base.is_contiguous() or base.storage_offset() != 0:
+    offset = base.storage_offset()
+    at = _storage_positions(view, offset)
+    n = base.numel()
+    if not base.is_contiguous():  # storage position -> base element, through base's strides
+        where = _storage_positions(base, offset).reshape(-1)
+        span = int(where.max()) + 1 if n else 0
+        element = np.full(span, -1, np.intp)
+        element[where] = np.arange(n, dtype=np.intp)
+        if (element[where] != np.arange(n)).any():  # overlapping memory: no one-to-one map
+            return None
+        if at.size and (at.min() < 0 or at.max() >= span):
+            return None
+        at = element[at]
+    if at.size and (at.min() < 0 or at.max() >= n):
         return None
-    pos = np.full(tuple(view.shape), view.storage_offset(), np.intp)
-    for d, (n, stride) in enumerate(zip(view.shape, view.stride())):
-        pos = pos + (np.arange(n, dtype=np.intp) * stride).reshape(
-            (1,) * d + (n,) + (1,) * (view.ndim - d - 1))
-    if pos.size and (pos.min() < 0 or pos.max() >= base.numel()):
-        return None
-    return np.unravel_index(pos, tuple(base.shape))
+    return np.unravel_index(at, tuple(base.shape))
+
+
+def _storage_positions(t: _Tensor, offset: int) -> np.ndarray:
+    """Each element's position in ``t``'s storage, less ``offset`` (shaped like ``t``)."""
+    pos = np.full(tuple(t.shape), t.storage_offset() - offset, np.intp)
+    for d, (n, stride) in enumerate(zip(t.shape, t.stride())):
+        pos = pos + (np.arange(n, dtype=np.intp) * stride).reshape((1,) * d + (n,) + (1,) * (t.ndim - d - 1))
+    return pos
 
 
 class StateHandlers:

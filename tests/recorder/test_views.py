@@ -83,6 +83,22 @@ def test_view_index_addresses_the_views_elements(index):
     assert base[view_index(view, base)].tolist() == view.tolist()
 
 
-def test_view_index_declines_a_non_contiguous_base():
-    base = torch.arange(6.0).reshape(2, 3).t()  # a view itself: a base is never one, but say so
-    assert view_index(base[0], base) is None
+@pytest.mark.parametrize("index", ["[1]", "[:, 1:]", "[::2, 0]"])
+def test_view_index_follows_a_base_with_its_own_strides(index):
+    base = torch.arange(12.0).reshape(3, 4).t().clone()  # clone keeps the transposed layout
+    assert not base.is_contiguous()
+    view = eval("base" + index)
+    assert base[view_index(view, base)].tolist() == view.tolist()
+
+
+def test_view_index_declines_overlapping_memory():
+    base = torch.zeros(1).expand(3)  # three elements, one memory location
+    assert view_index(base[1:], base) is None
+
+
+def test_write_through_a_view_of_a_transposed_clone():
+    src = "y = w.t().clone()\ny[:, 1].mul_(w[0])\nloss = (y * y).sum()"
+    plain, _ = _run(src, traced=False)
+    ns, rep = _run(src, traced=True)
+    assert torch.equal(ns["w"].grad, plain["w"].grad)
+    assert [c.status for c in rep.backward_calls] == ["agree"]
