@@ -220,7 +220,9 @@ def run2(op: OpDef, a: Any, b: Any, params: dict | None = None) -> Tensor:
     xa = a.data if type(a) is Tensor else a
     xb = b.data if type(b) is Tensor else b
     mode = op.promote
-    if mode is not None and not _same_float(xa, xb, mode):
+    if mode is not None and not (type(xa) is ndarray and type(xb) is ndarray and
+                                 xa.dtype is xb.dtype and xa.dtype.kind == "f") \
+            and not _same_float(xa, xb, mode):  # (two arrays of one float dtype: no cast)
         xa, xb = promote(mode, [xa, xb])
     t = _result(op.fwd(xa, xb, **params) if params else op.fwd(xa, xb))
     if not STATE.grad_enabled or op.nondiff or t.data.dtype.kind not in "fc":
