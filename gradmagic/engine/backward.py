@@ -94,7 +94,7 @@ def node_grads(v: Node, g: Any, create: bool, parents: tuple | None = None) -> l
         if gi.shape != x.shape:
             gi = sum_to(gi, x.shape)
         if gi.dtype != x.dtype:
-            gi = gi.astype(x.dtype)
+            gi = cast_grad(gi, x.dtype)
         if not create and type(gi) is not ndarray:
             gi = np.asarray(gi)
         out.append(gi)
@@ -261,7 +261,7 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
             if gi.shape != x.shape:
                 gi = sum_to(gi, x.shape)
             if gi.dtype != x.dtype:
-                gi = gi.astype(x.dtype)
+                gi = cast_grad(gi, x.dtype)
             if steps is not None:
                 got.append(snapshot(gi))
             k = id(p)
@@ -346,6 +346,18 @@ def _send(v: Node, g: Any, parents: tuple, grads_in: list, pending: dict, deps: 
         deps[k] -= 1
         if not deps[k]:
             ready.append(p)
+
+
+def cast_grad(g: Any, dtype: np.dtype) -> Any:
+    """``g`` in its input's dtype; a complex gradient of a real input keeps its real part,
+    silently, as torch does (NumPy would warn that it discards the imaginary part).
+
+    >>> cast_grad(np.array([1 + 2j]), np.dtype("float32"))
+    array([1.], dtype=float32)
+    """
+    if type(g) is ndarray and g.dtype.kind == "c" and dtype.kind != "c":
+        g = g.real
+    return g.astype(dtype)
 
 
 def own(g: Any, borrowed: bool) -> np.ndarray:

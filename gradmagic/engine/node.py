@@ -40,7 +40,7 @@ class Node:
                  ans: np.ndarray | None, saved_idx: tuple[int, ...], vsum: int) -> None:
         """A node of an op with one or two inputs (``b`` is ``ABSENT`` for one), each
         given as stored: an input another node computed as its array (see the class comment).
-        ``Node.of`` builds one from any number of inputs."""
+        ``Node.of`` builds the rest."""
         self.opdef = op               # the OpDef (row of the op table)
         self.a, self.b = a, b         # the inputs as stored
         self.pa, self.pb = pa, pb     # where their gradients go (Node, leaf Tensor or None)
@@ -55,14 +55,8 @@ class Node:
     @classmethod
     def of(cls, op: Any, inputs: tuple, parents: tuple, params: dict | None,
            ans: np.ndarray | None, saved_idx: tuple[int, ...], vsum: int) -> "Node":
-        """A node from the op's input tensors and per-input parents (any number)."""
-        n = len(inputs)
-        if 1 <= n <= 2 and not op.variadic:
-            a, pa = inputs[0], parents[0]
-            a = a.data if type(pa) is Node else a
-            b, pb = (inputs[1], parents[1]) if n == 2 else (ABSENT, None)
-            b = b.data if type(pb) is Node else b
-            return cls(op, a, b, pa, pb, params, ans, saved_idx, vsum)
+        """A node of an op with three or more inputs, or a variadic one (``tensor.run1`` and
+        ``run2`` build the others from their slots)."""
         node = cls(op, ABSENT, ABSENT, None, None, params, ans, saved_idx, vsum)
         node.rest = (inputs, parents)
         return node

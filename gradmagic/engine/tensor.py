@@ -306,16 +306,7 @@ def _arrays(op: OpDef, inputs: tuple) -> list:
 def _edges(op: OpDef, inputs: tuple) -> tuple[tuple, int]:
     """Per input, where its gradient goes (its grad_fn, itself as a leaf, or None), and
     the bit mask of the inputs that need one."""
-    diff = op.diff
-    if len(inputs) == 1 and not op.variadic:
-        a = inputs[0]
-        pa = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad and diff[0] else None
-        return (pa,), int(pa is not None)
-    if len(inputs) == 2 and not op.variadic:
-        a, b = inputs
-        pa = (a.grad_fn or a) if type(a) is Tensor and a.requires_grad and diff[0] else None
-        pb = (b.grad_fn or b) if type(b) is Tensor and b.requires_grad and diff[1] else None
-        return (pa, pb), (pa is not None) | (pb is not None) << 1
+    diff = op.diff  # (one and two inputs of a non-variadic op go through run1/run2)
     parents, mask = [], 0
     for i, x in enumerate(inputs):
         if type(x) is Tensor and x.requires_grad and (op.variadic or diff[i]):
