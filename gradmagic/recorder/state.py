@@ -37,6 +37,16 @@ _COPY_SLICES = SimpleNamespace(op="index_put", name="CopySlices")
 _VIEW_OF_BASE = SimpleNamespace(op="getitem", name="view of CopySlices")
 
 
+def _engine_op(grad: bool, name: str, *inputs: Any, **params: Any) -> ETensor:
+    """``ge.apply(name, ...)`` with the engine's grad mode set to ``grad``."""
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = grad
+    try:
+        return ge.apply(name, *inputs, **params)
+    finally:
+        STATE.grad_enabled = prev
+
+
 def _writes_back_own_view(spec: Any, t: _Tensor, args: tuple) -> bool:
     """``t[i] = v`` where ``v`` is a view of ``t`` itself: Python's closing assignment of
     ``t[i] op= x``, after the in-place op already wrote through the view."""
@@ -154,34 +164,26 @@ class StateHandlers:
         index = view_index(view, base)
         if index is None:
             return None
-        prev = STATE.grad_enabled
-        STATE.grad_enabled = bool(view.requires_grad)
-        try:
-            new_view = ge.apply("getitem", tw_b.et, index=index)
-        finally:
-            STATE.grad_enabled = prev
-        rec = self.new_op("op", new_view, new_view.data, _VIEW_OF_BASE, [tw_b.rec], src)
-        self.check_value(rec, new_view.data, view)
-        return self.s.set_twin(view, new_view, rec)
+        return self._read_view(view, tw_b.et, tw_b.rec, index, src, bool(view.requires_grad))
 
     def _copy_slices(self, view: _Tensor, tw_v: Twin, base: _Tensor, tw_b: Twin, index: tuple,
                      src: Any) -> None:
         """torch's ``CopySlices``: the base's new value is its old one with the view's new
         value written at ``index`` (gradients: the rest to the old base, the slice to the
         in-place op), and the view reads from that new base."""
-        prev = STATE.grad_enabled
-        STATE.grad_enabled = True
-        try:
-            new_base = ge.apply("index_put", tw_b.et, tw_v.et, index=index)
-            new_view = ge.apply("getitem", new_base, index=index)
-        finally:
-            STATE.grad_enabled = prev
+        new_base = _engine_op(True, "index_put", tw_b.et, tw_v.et, index=index)
         rec_b = self.new_op("op", new_base, new_base.data, _COPY_SLICES, [tw_b.rec, tw_v.rec], src)
         self.check_value(rec_b, new_base.data, base)
         self.s.set_twin(base, new_base, rec_b)
-        rec_v = self.new_op("op", new_view, new_view.data, _VIEW_OF_BASE, [rec_b], src)
-        self.check_value(rec_v, new_view.data, view)
-        self.s.set_twin(view, new_view, rec_v)
+        self._read_view(view, new_base, rec_b, index, src, True)
+
+    def _read_view(self, view: _Tensor, base_et: ETensor, base_rec: Any, index: tuple, src: Any,
+                   grad: bool) -> Twin:
+        """The twin of ``view`` as the elements ``index`` of the base's twin, checked."""
+        new_view = _engine_op(grad, "getitem", base_et, index=index)
+        rec = self.new_op("op", new_view, new_view.data, _VIEW_OF_BASE, [base_rec], src)
+        self.check_value(rec, new_view.data, view)
+        return self.s.set_twin(view, new_view, rec)
 
     def _inplace_unknown(self, spec: Any, t: _Tensor) -> None:
         """An in-place call without a rule: re-sync (and an update event for a leaf)."""
