@@ -66,16 +66,7 @@ class BackwardHandlers:
                     if id(et) not in seen:
                         seen.add(id(et))
                         leaves.append((et, rec))
-        for et, rec in leaves:
-            tt = rec.tref() if rec.tref is not None else None
-            if tt is None:
-                continue
-            g = torch_grad(tt)
-            if g is None:
-                et.grad = None
-            elif et.grad is None or not rec.grad_synced(g):
-                et.grad = ETensor(copy_numpy(g))
-                rec.mark_grad_synced(g)
+        _sync_leaf_grads(leaves)
         bypassed = []
         for t in roots:
             known = {id(rec) for rec, _, _ in bypassed}
@@ -142,6 +133,7 @@ class BackwardHandlers:
             self.b.note("backward steps of large graphs are summarised per leaf, not recorded "
                         "step by step.")
         self._check_accumulations(call, src, accs, roots)
+        _sync_leaf_grads(leaves)  # torch may have given leaves one buffer: share it here too
         if bypassed:
             self._record_bypassed(call, src, bypassed)
         if self.b.gradcheck and record and len(roots) == 1:
@@ -189,7 +181,9 @@ class BackwardHandlers:
             else:
                 tg_np = to_numpy(tg)
                 rt, at = self._grad_tolerances(steps, tg_np.dtype, loose)
-                res = compare(step.after, tg_np, rt, at, _BF16 if tg.dtype is _BF16 else None)
+                eg = step.tensor.grad  # now: a leaf sharing torch's buffer with another (see
+                mine = eg.data if eg is not None else step.after  # _sync_leaf_grads) got both adds
+                res = compare(mine, tg_np, rt, at, _BF16 if tg.dtype is _BF16 else None)
                 _lock_grad(rec, step.tensor, tg, tg_np, res)
             if tg is not None and tg.requires_grad:
                 self.s.grad_owner[tg] = rec
@@ -358,6 +352,32 @@ class BackwardHandlers:
     @staticmethod
     def _loc(src: Any) -> str:
         return f"line {src[1]}" if src else "an unknown line"
+
+
+def _sync_leaf_grads(leaves: list) -> None:
+    """Make each leaf's engine ``.grad`` equal torch's before a backward (no copy while
+    they are known to be equal). Leaves whose torch gradients share one memory region —
+    torch hands 0-d leaves views of one buffer after ``(a.sum() + b.sum()).backward()`` —
+    share one engine gradient too, so the coming accumulations add up as torch's do."""
+    shared: dict = {}
+    for et, rec in leaves:
+        tt = rec.tref() if rec.tref is not None else None
+        if tt is None:
+            continue
+        g = torch_grad(tt)
+        if g is None:
+            et.grad = None
+            continue
+        key = (g.data_ptr(), g.dtype, tuple(g.shape), g.stride()) if g.numel() else None
+        same = shared.get(key) if key is not None else None
+        if same is not None:
+            et.grad = same
+            continue
+        if et.grad is None or not rec.grad_synced(g):
+            et.grad = ETensor(copy_numpy(g))
+            rec.mark_grad_synced(g)
+        if key is not None:
+            shared[key] = et.grad
 
 
 def _engine_backward(roots: tuple, grad: Any, retain: Any, create: bool, inputs: Any) -> None:

@@ -243,13 +243,18 @@ class StateHandlers:
         zeroed = spec.name == "Tensor.zero_"
         kind = "zero_" if zeroed else "set"
         tw_owner = owner.et
-        before = tw_owner.grad.data if tw_owner is not None and tw_owner.grad is not None else None
+        eg = tw_owner.grad if tw_owner is not None else None
+        before = self.snap(eg.data) if eg is not None else None
         # zero_: fresh zeros (calloc'd, no copy of torch's memory); anything else: a copy
         after = np.zeros(t.shape, numpy_dtype(t.dtype)) if zeroed else copy_numpy(t)
-        if tw_owner is not None:  # the user edited .grad directly: the engine's .grad follows
+        if eg is not None and eg.data.shape == after.shape and eg.data.dtype == after.dtype and \
+                eg.data.flags.writeable and not eg.requires_grad:
+            np.copyto(eg.data, after)  # in place: a leaf sharing this .grad (see
+            owner.mark_grad_synced(t)  # backward._sync_leaf_grads) follows, as in torch
+        elif tw_owner is not None:  # the user edited .grad directly: the engine's .grad follows
             tw_owner.grad = ETensor(after)
             owner.mark_grad_synced(t)
-        self.event(owner, kind, src, before=self.snap(before), after=self.snap(after))
+        self.event(owner, kind, src, before=before, after=self.snap(after))
         return True
 
     def _alias_changed(self, t: _Tensor, spec: Any, src: Any) -> bool:

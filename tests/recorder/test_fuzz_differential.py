@@ -122,6 +122,25 @@ def test_unsupported_calls_are_listed_and_never_agree():
 # The shrunk programs of the bugs the fuzzer found (source as printed by the failing example).
 
 REGRESSIONS = {
+    # recorder/backward.py: torch gives 0-d leaves summed this way views of one gradient
+    # buffer; the next accumulation (and an edit of one .grad) changes both, in the engine too
+    "zero_d_leaves_sharing_one_grad_buffer_accumulate_together": """
+x1 = torch.tensor(0.25, requires_grad=True)
+x2 = torch.tensor(0.25, requires_grad=True)
+x3 = torch.randn((3, 2), requires_grad=True)
+(x2.sum() + x1.sum()).backward()
+loss = (x3 * (x1 + x2)).pow(2).sum()
+loss.backward(retain_graph=True)
+(loss * 2).backward()
+""",
+    "zero_d_leaves_sharing_one_grad_buffer_edit_together": """
+x1 = torch.randn((), requires_grad=True)
+x3 = torch.ones(()).requires_grad_()
+(x1.sum() + x3.sum()).backward()
+x1.grad.mul_(0.5)
+x3.grad.data.zero_()
+(x1 * x3).backward()
+""",
     # recorder/backward.py: autograd.grad compared a float64 leaf's gradient that went
     # through float32 ops with float64's tolerances (backward() already used float32's)
     "autograd_grad_of_a_float64_leaf_through_float32_ops": """
