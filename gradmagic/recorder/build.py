@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from gradmagic.engine import Tensor as ETensor
 from gradmagic.report import BackwardCall, Check, Edge, Event, GradReport, Leaf, NodeInfo
 
 from .block import BackRec, Block
@@ -150,8 +151,9 @@ def _saved(node: Any) -> list:
     items = node.saved
     if not items and node.saved_idx:
         names = node.opdef.arg_names
-        items = [(names[i] if i < len(names) else f"input{i}", getattr(node.inputs[i], "data", None))
-                 for i in node.saved_idx]
+        raw = node.raw_inputs()  # Tensors, scalars, or arrays (inputs computed by a node)
+        items = [(names[i] if i < len(names) else f"input{i}",
+                  raw[i].data if isinstance(raw[i], ETensor) else raw[i]) for i in node.saved_idx]
     out = []
     for name, arr in items:
         if isinstance(arr, np.ndarray):
@@ -171,7 +173,7 @@ def _node(s: Session, r: Rec, ids: dict, finder: Any) -> NodeInfo:
                  op=node.op if node is not None else r.op,
                  label=node.name if node is not None else r.label, torch_op=r.torch_op)
     if node is not None:
-        n.formulas = list(node.formulas[: len(node.inputs)])
+        n.formulas = list(node.formulas[: len(node.parents)])
         n.saved = _saved(node)
         n.saved_bytes = int(sum(x["bytes"] for x in n.saved))
     if value is not None:

@@ -271,7 +271,7 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             self.b.add_rec(r)
         for node_rec in [*made.values(), rec]:
             node_rec.inputs = tuple(self._input_rec(node_rec.enode, i, known_et)
-                                    for i in range(len(node_rec.enode.inputs)))
+                                    for i in range(len(node_rec.enode.parents)))
         rec.seq = self.s.seq = self.s.seq + 1  # the call's output comes after its internals
 
     def _input_rec(self, node: Any, i: int, known_et: dict) -> Optional[Rec]:
@@ -279,7 +279,7 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         p = node.parents[i]
         if p is not None:
             return self.s.rec_of_engine(p)
-        x = node.inputs[i]
+        x = node.raw_inputs()[i]  # (an input without a parent is kept as given)
         if isinstance(x, ETensor):
             return known_et.get(id(x)) or self.s.by_tensor.get(id(x))
         return None
