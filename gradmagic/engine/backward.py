@@ -1,7 +1,8 @@
-"""Reverse mode: dependency-counted traversal, cotangent accumulation, the one ``sum_to``.
+"""Reverse mode: traversal in creation order, cotangent accumulation, the one ``sum_to``.
 
-Nodes run once all their consumers have run (as in torch); each node's VJPs come from
-the op table and are reduced to the input's shape and dtype here, in one place.
+Nodes run newest first (a heap on ``Node.seq``), so each runs once all its consumers have
+(as in torch); each node's VJPs come from the op table and are reduced to the input's
+shape and dtype here, in one place.
 
 >>> from gradmagic.engine import tensor
 >>> x = tensor([1.0, 2.0], requires_grad=True)
@@ -10,7 +11,7 @@ tensor([3., 5.])
 """
 from __future__ import annotations
 
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any, Sequence
 
 import numpy as np
@@ -141,34 +142,14 @@ def _accumulate(t: Tensor, g: Any, create: bool, steps: list | None, borrowed: b
                                   after=t.grad.data.copy()))
 
 
-def _dependencies(starts: list, need: set | None) -> dict:
-    """id(vertex) -> number of edges into it from the part of the graph that runs."""
-    deps, stack = {}, []
-    for v in starts:
-        deps[id(v)] = 0
-        if type(v) is Node:
-            stack.append(v)
-    while stack:
-        v = stack.pop()
-        for p in (v.pa, v.pb) if v.rest is None else v.rest[1]:
-            if p is not None and (need is None or id(p) in need):
-                k = id(p)
-                if k in deps:
-                    deps[k] += 1
-                else:
-                    deps[k] = 1
-                    if type(p) is Node:
-                        stack.append(p)
-    return deps
-
-
 def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: bool,
                  sinks: dict | None, capture: bool, kind: str) -> dict:
     """The engine. ``sinks`` maps id(vertex) -> tensor receiving the gradient (None: all
     leaves). With ``capture`` the gradients are returned (``grad()``), not accumulated.
 
-    Vertices run once all their consumers have run (dependency counts, as torch does); the
-    common case goes to ``plain_backward``.
+    Nodes run newest first (``Node.seq``, a heap), so each runs once all its consumers have
+    (they are all younger); leaves receive their totals at the end. The common case — one
+    root, every leaf, no ``create_graph`` — goes to ``plain_backward``.
     """
     steps = open_record(kind, roots, retain_graph, create_graph) if STATE.recorders else None
     if sinks is None and not create_graph and len(roots) == 1:
@@ -176,23 +157,25 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
         return {}
     pending, starts = _start(roots, grads)
     need = _needed(toposort(starts), sinks) if sinks is not None else None
-    deps = _dependencies(starts, need)
-    ready = [v for v in reversed(starts) if deps[id(v)] == 0]
+    heap = [(-v.seq, v) for v in starts if type(v) is Node]
+    heapify(heap)
+    leaves = [v for v in starts if type(v) is not Node]
     borrowed = set(pending)  # ids whose pending array is not ours (seeds, pass-throughs)
     captured: dict = {}
     prev, STATE.grad_enabled = STATE.grad_enabled, create_graph
     try:
-        while ready:
-            v = ready.pop()
+        while heap:
+            v = heappop(heap)[1]
             g = pending.pop(id(v))
-            if sinks is not None or type(v) is Tensor or RETAINED:
+            if sinks is not None or RETAINED:
                 _deliver(v, g, sinks, capture, captured, create_graph, steps, borrowed)
-            if type(v) is Node:
-                parents = v.parents
-                grads_in = node_grads(v, g, create_graph, parents)
-                _send(v, g, parents, grads_in, pending, deps, ready, need, borrowed, steps)
-                if not retain_graph:
-                    v.vsum, v.ans = FREED, None
+            parents = v.parents
+            grads_in = node_grads(v, g, create_graph, parents)
+            _send(v, g, parents, grads_in, pending, heap, leaves, need, borrowed, steps)
+            if not retain_graph:
+                v.vsum, v.ans = FREED, None
+        for t in leaves:
+            _deliver(t, pending.pop(id(t)), sinks, capture, captured, create_graph, steps, borrowed)
     finally:
         STATE.grad_enabled = prev
     return captured
@@ -217,9 +200,10 @@ def plain_backward(root: Tensor, seed: Any, retain: bool, steps: list | None = N
 
 
 def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
-    """The loop of ``plain_backward``. It does what ``_deliver`` + ``node_grads`` +
-    ``_send`` do, without their per-node calls and tuples: on small graphs those calls were
-    most of backward's cost (W1, W5 of benchmarks/engine.py)."""
+    """The loop of ``plain_backward``: ``run_backward``'s loop with ``_deliver``,
+    ``node_grads`` and ``_send`` written inline for one- and two-input nodes, without their
+    per-node calls and tuples: on small graphs those calls were most of backward's cost
+    (W1, W5 of benchmarks/engine.py)."""
     pending = {id(root): seed}
     borrowed = {id(root)}
     heap = [(-root.seq, root)]
@@ -325,10 +309,10 @@ def _deliver(v: Any, g: Any, sinks: dict | None, capture: bool, captured: dict, 
                                       added=snapshot(g), after=snapshot(g)))
 
 
-def _send(v: Node, g: Any, parents: tuple, grads_in: list, pending: dict, deps: dict,
-          ready: list, need: set | None, borrowed: set, steps: list | None) -> None:
-    """Add each input's gradient to its parent's pending sum; a parent whose consumers
-    have all run becomes ready."""
+def _send(v: Node, g: Any, parents: tuple, grads_in: list, pending: dict, heap: list,
+          leaves: list, need: set | None, borrowed: set, steps: list | None) -> None:
+    """Add each input's gradient to its parent's pending sum; a parent seen for the first
+    time joins the heap (a node) or the leaves (a tensor)."""
     if steps is not None:
         steps.append(BackwardStep("node", node=v, grad_output=snapshot(g),
                                   input_grads=tuple(snapshot(x) for x in grads_in)))
@@ -343,9 +327,10 @@ def _send(v: Node, g: Any, parents: tuple, grads_in: list, pending: dict, deps: 
             pending[k] = gi
             if gi is g or type(gi) is not Tensor and gi.base is not None:
                 borrowed.add(k)  # g itself or a view of it: others see this array too
-        deps[k] -= 1
-        if not deps[k]:
-            ready.append(p)
+            if type(p) is Node:
+                heappush(heap, (-p.seq, p))
+            else:
+                leaves.append(p)
 
 
 def cast_grad(g: Any, dtype: np.dtype) -> Any:
