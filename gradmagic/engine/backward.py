@@ -127,6 +127,23 @@ def _accumulate(t: Tensor, g: Any, create: bool, steps: list | None, borrowed: b
     """Add ``g`` into ``t.grad`` the way torch's AccumulateGrad does: the first time it
     takes ``g`` itself unless someone else may still see it (``borrowed``: a copy)."""
     grad = t.grad
+    if steps is not None and not create:  # recorded: the steps keep ``g`` itself, so the
+        # leaf's .grad (the one gradient that later changes in place) is never ``g``
+        if type(g) is not ndarray:
+            g = np.array(g)
+        if grad is None:
+            t.grad = wrap(g.copy())
+            steps.append(BackwardStep("accumulate", tensor=t, added=g, after=g))
+        elif grad.requires_grad:
+            t.grad = grad + g
+            steps.append(BackwardStep("accumulate", tensor=t, before=grad.data, added=g,
+                                      after=t.grad.data))
+        else:
+            before = grad.data.copy()
+            grad.data += g
+            steps.append(BackwardStep("accumulate", tensor=t, before=before, added=g,
+                                      after=grad.data.copy()))
+        return
     before = None if grad is None or steps is None else grad.data.copy()
     if grad is None:
         if create:  # a constant cotangent (the seed) is copied; an op's output is fresh
@@ -155,6 +172,8 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     if sinks is None and not create_graph and len(roots) == 1:
         plain_backward(roots[0], grads[0], retain_graph, steps)
         return {}
+    if steps is not None:  # steps keep arrays, not copies: the seeds may be someone's data
+        grads = [snapshot(g) if type(g) is ndarray else g for g in grads]
     pending, starts = _start(roots, grads)
     need = _needed(toposort(starts), sinks) if sinks is not None else None
     heap = [(-v.seq, v) for v in starts if type(v) is Node]
@@ -192,6 +211,8 @@ def plain_backward(root: Tensor, seed: Any, retain: bool, steps: list | None = N
     if type(v) is Tensor:
         _accumulate(v, seed, False, steps, True)
         return
+    if steps is not None and type(seed) is ndarray:  # steps keep arrays, not copies: the
+        seed = snapshot(seed)                        # seed may be someone's data
     prev, STATE.grad_enabled = STATE.grad_enabled, False
     try:
         _run_plain(v, seed, retain, steps)
@@ -247,7 +268,7 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
             if gi.dtype != x.dtype:
                 gi = cast_grad(gi, x.dtype)
             if steps is not None:
-                got.append(snapshot(gi))
+                got.append(gi)
             k = id(p)
             if k in pending:
                 pending[k] = pending[k] + gi
@@ -261,8 +282,7 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
                 else:
                     leaves.append(p)
         if steps is not None:
-            steps.append(BackwardStep("node", node=v, grad_output=snapshot(g),
-                                      input_grads=tuple(got)))
+            steps.append(BackwardStep("node", v, g, tuple(got)))
         if not retain:
             v.vsum, v.ans = FREED, None
     for t in leaves:
@@ -305,8 +325,7 @@ def _deliver(v: Any, g: Any, sinks: dict | None, capture: bool, captured: dict, 
             return
         captured[key] = g if create or not shared else np.array(g)
         if steps is not None:
-            steps.append(BackwardStep("accumulate", tensor=sinks[key], before=None,
-                                      added=snapshot(g), after=snapshot(g)))
+            steps.append(BackwardStep("accumulate", tensor=sinks[key], added=g, after=g))
 
 
 def _send(v: Node, g: Any, parents: tuple, grads_in: list, pending: dict, heap: list,
@@ -314,8 +333,7 @@ def _send(v: Node, g: Any, parents: tuple, grads_in: list, pending: dict, heap: 
     """Add each input's gradient to its parent's pending sum; a parent seen for the first
     time joins the heap (a node) or the leaves (a tensor)."""
     if steps is not None:
-        steps.append(BackwardStep("node", node=v, grad_output=snapshot(g),
-                                  input_grads=tuple(snapshot(x) for x in grads_in)))
+        steps.append(BackwardStep("node", v, g, tuple(grads_in)))
     for p, gi in zip(parents, grads_in):
         if gi is None or (need is not None and id(p) not in need):
             continue

@@ -21,17 +21,33 @@ from .node import Node
 from .tensor import Tensor
 
 
-@dataclass
 class BackwardStep:
-    """One step of a backward pass (see docs/contract.md)."""
-    kind: str                                 # "node" | "accumulate"
-    node: Node | None = None
-    grad_output: np.ndarray | None = None
-    input_grads: tuple = ()
-    tensor: Tensor | None = None
-    before: np.ndarray | None = None
-    added: np.ndarray | None = None
-    after: np.ndarray | None = None
+    """One step of a backward pass (see docs/contract.md).
+
+    The arrays are the backward's own, not copies: cotangents are fresh arrays that
+    nothing writes to afterwards (a recorded backward copies what it hands to a leaf's
+    ``.grad``, the one gradient that later changes in place), so recording a step costs
+    one small object, not a copy per array.
+    """
+
+    __slots__ = ("kind", "node", "grad_output", "input_grads", "tensor", "before", "added", "after")
+
+    def __init__(self, kind: str, node: Node | None = None, grad_output: np.ndarray | None = None,
+                 input_grads: tuple = (), tensor: Tensor | None = None,
+                 before: np.ndarray | None = None, added: np.ndarray | None = None,
+                 after: np.ndarray | None = None) -> None:
+        self.kind = kind                  # "node" | "accumulate"
+        self.node = node
+        self.grad_output = grad_output
+        self.input_grads = input_grads
+        self.tensor = tensor
+        self.before = before
+        self.added = added
+        self.after = after
+
+    def __repr__(self) -> str:
+        what = self.node.name if self.node is not None else "accumulate"
+        return f"BackwardStep({self.kind!r}, {what})"
 
 
 @dataclass
@@ -64,4 +80,5 @@ def open_record(kind: str, roots: list, retain_graph: bool, create_graph: bool) 
 
 
 def snapshot(x: Any) -> Any:
+    """An owned copy of ``x`` (a Tensor's data or an array) for a step, or None."""
     return None if x is None else np.array(x.data if isinstance(x, Tensor) else x)

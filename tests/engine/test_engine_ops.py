@@ -158,3 +158,35 @@ def test_every_op_has_formulas_and_node_name() -> None:
         if not op.nondiff:
             assert op.node_name, name
             assert any(v is not None for v in op.vjps), name
+
+
+def _arrays_of(steps: list) -> list:
+    out = []
+    for s in steps:
+        out += [s.grad_output, *s.input_grads, s.before, s.added, s.after]
+    return [a for a in out if isinstance(a, np.ndarray)]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, r in TABLE.items() if r.gradcheck))
+def test_recorded_steps_keep_their_values_through_later_writes(name: str) -> None:
+    """Recorded steps hold the backward's arrays, not copies: nothing written later — the
+    inputs' values, the seed, the leaves' ``.grad`` (accumulated, zeroed) — may change them."""
+    row = TABLE[name]
+    shapes = (row.shapes[0] if row.shapes != "broadcast" else ((2, 3),) * row.n)
+    xs = [ge.tensor(a, requires_grad=m) for a, m in zip(inputs(row, shapes, "float64", 11), diff_mask(row))]
+    out = row.fn(ge, *xs)
+    if not out.requires_grad:
+        return
+    seed = ge.tensor(np.random.default_rng(5).standard_normal(out.shape))
+    with ge.record_backward() as calls:
+        out.backward(seed, retain_graph=True)
+    kept = [a.copy() for a in _arrays_of(calls[0].steps)]
+    out.backward(seed, retain_graph=True)  # accumulates into the leaves' .grad in place
+    seed.data += 1.0
+    out.data[...] = 7.0
+    for x in xs:
+        x.data[...] = 3.0
+        if x.grad is not None:
+            x.grad.data[...] = 0.0
+    for before, now in zip(kept, _arrays_of(calls[0].steps)):
+        np.testing.assert_array_equal(now, before, err_msg=name)
