@@ -24,6 +24,7 @@ from gradmagic.report import BackwardCall, Check, Edge, Event, GradReport, Leaf,
 
 from .block import BackRec, Block
 from .naming import tensor_names
+from .crosscheck import identical
 from .twins import Rec, Session, to_numpy
 from .values import dtype_name, grad_field, summarize
 
@@ -37,12 +38,13 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
     _freeze_sources(b, recs)
     ids = {id(r): f"n{i}" for i, r in enumerate(recs)}
     finder = b.finder
-    report.nodes = [_node(s, r, ids, finder) for r in recs]
+    sm = Summaries(s.value_limit)
+    report.nodes = [_node(s, r, ids, finder, sm) for r in recs]
     report.edges = [Edge(ids[id(i)], ids[id(r)], k) for r in recs for k, i in enumerate(r.inputs)
                     if i is not None and id(i) in ids]
     kept = {id(c) for c in b.calls[-b.keep_calls:]}
-    report.backward_calls = [_call(s, c, k, ids, finder, id(c) in kept) for k, c in enumerate(b.calls)]
-    report.leaves = _leaves(s, b, recs, ids, finder)
+    report.backward_calls = [_call(s, c, k, ids, finder, id(c) in kept, sm) for k, c in enumerate(b.calls)]
+    report.leaves = _leaves(s, b, recs, ids, finder, sm)
     report.checks, report.mismatches, report.first_divergence = _checks(b, recs, ids)
     _grad_status(report)
     report.ok = b.counts.get("differ", 0) == 0
@@ -162,10 +164,10 @@ def _saved(node: Any) -> list:
     return out
 
 
-def _node(s: Session, r: Rec, ids: dict, finder: Any) -> NodeInfo:
+def _node(s: Session, r: Rec, ids: dict, finder: Any, sm: "Summaries") -> NodeInfo:
     node = r.enode
     arr = r.et.data if r.kind in ("leaf", "constant") and r.et is not None else r.arr
-    value = summarize(arr, s.value_limit) if arr is not None else None
+    value = sm(arr) if arr is not None else None
     kind = "op" if r.kind == "internal" else r.kind
     if kind in ("leaf", "constant") and r.et is not None:
         kind = "leaf" if r.et.requires_grad else "constant"
@@ -178,37 +180,38 @@ def _node(s: Session, r: Rec, ids: dict, finder: Any) -> NodeInfo:
         n.saved_bytes = int(sum(x["bytes"] for x in n.saved))
     if value is not None:
         if r.tdtype:
-            value["dtype"] = r.tdtype
+            value = {**value, "dtype": r.tdtype}
         n.shape, n.dtype = value["shape"], value["dtype"]
     n.value = value
     n.requires_grad = bool(r.et.requires_grad) if r.et is not None else True
     n.is_leaf = r.kind in ("leaf", "constant")
     if r.hist is not None or r.retained:
-        if r.et is not None and r.et.grad is not None:
-            n.grad = summarize(r.et.grad.data, s.value_limit)
         t = r.tref() if r.tref is not None else None
-        if t is not None and t.grad is not None:
-            n.torch_grad = summarize(to_numpy(t.grad), s.value_limit)
+        tg = t.grad if t is not None else None
+        if tg is not None:
+            n.torch_grad = sm.torch(tg)
+        if r.et is not None and r.et.grad is not None:
+            n.grad = sm.engine(r.et.grad.data, tg)
     n.source = _source(r.cell, r.src, finder)
     n.status, n.max_abs_err = r.status, r.err
     return n
 
 
 # ----- backward calls -------------------------------------------------------------------------------
-def _call(s: Session, c: BackRec, k: int, ids: dict, finder: Any, keep_steps: bool) -> BackwardCall:
+def _call(s: Session, c: BackRec, k: int, ids: dict, finder: Any, keep_steps: bool,
+          sm: "Summaries") -> BackwardCall:
     root_rec = c.root_rec()
     root = ids.get(id(root_rec)) if root_rec is not None else None
     call = BackwardCall(index=k, kind=c.kind, root=root, source=_source(c.cell, c.src, finder),
-                        gradient=summarize(c.gradient, s.value_limit) if c.gradient is not None else None,
+                        gradient=sm(c.gradient) if c.gradient is not None else None,
                         retain_graph=c.retain, create_graph=c.create, status=c.status)
     if keep_steps and c.steps is not None:
-        call.steps = _steps(s, c, ids)
+        call.steps = _steps(s, c, ids, sm)
     return call
 
 
-def _steps(s: Session, c: BackRec, ids: dict) -> list:
+def _steps(s: Session, c: BackRec, ids: dict, sm: "Summaries") -> list:
     out = []
-    vl = s.value_limit
     for step in c.steps:
         if step.kind == "node":
             node = step.node
@@ -222,23 +225,23 @@ def _steps(s: Session, c: BackRec, ids: dict) -> list:
                 prec = s.rec_of_engine(p) if p is not None else None
                 contribs.append({"input": i, "to": ids.get(id(prec)) if prec is not None else None,
                                  "formula": formulas[i] if i < len(formulas) else None,
-                                 "value": summarize(g, vl)})
+                                 "value": sm(g)})
             out.append({"k": len(out), "kind": "node", "node": ids.get(id(rec)) if rec else None,
-                        "grad_output": summarize(step.grad_output, vl), "contributions": contribs})
+                        "grad_output": sm(step.grad_output), "contributions": contribs})
         else:
             rec = s.by_tensor.get(id(step.tensor))
             out.append({"k": len(out), "kind": "accumulate", "node": ids.get(id(rec)) if rec else None,
-                        "before": summarize(step.before, vl) if step.before is not None else None,
-                        "added": summarize(step.added, vl), "after": summarize(step.after, vl)})
+                        "before": sm(step.before) if step.before is not None else None,
+                        "added": sm(step.added), "after": sm(step.after)})
     for rec, arr in c.results:
-        v = summarize(arr, vl)
+        v = sm(arr)
         out.append({"k": len(out), "kind": "accumulate", "node": ids.get(id(rec)),
                     "before": None, "added": v, "after": v})
     return out
 
 
 # ----- leaves and events ------------------------------------------------------------------------------
-def _leaves(s: Session, b: Block, recs: list, ids: dict, finder: Any) -> list:
+def _leaves(s: Session, b: Block, recs: list, ids: dict, finder: Any, sm: "Summaries") -> list:
     call_index = {c.index: k for k, c in enumerate(b.calls)}
     last_check: dict[int, str] = {}
     for c in b.calls:
@@ -250,12 +253,13 @@ def _leaves(s: Session, b: Block, recs: list, ids: dict, finder: Any) -> list:
         if r.hist is None or r.kind != "leaf":
             continue
         t = r.tref() if r.tref is not None else None
-        tg = to_numpy(t.grad) if t is not None and t.grad is not None else None
+        tg = t.grad if t is not None else None
         eg = r.et.grad.data if r.et is not None and r.et.grad is not None else None
         events = [_event(ev, call_index, finder, s.value_limit) for ev in r.hist.events]
         flagged = any(ev.accumulated and ev.seq > b.first_seq for ev in r.hist.events)
         out.append(Leaf(id=ids[id(r)], name=r.name, shape=list(r.et.data.shape), dtype=r.tdtype or dtype_name(r.et.data.dtype),
-                        grad=grad_field(tg, s.value_limit), engine_grad=grad_field(eg, s.value_limit),
+                        grad=sm.torch(tg, field=True) if tg is not None else None,
+                        engine_grad=sm.engine(eg, tg, field=True) if eg is not None else None,
                         status=last_check.get(id(r), "unchecked"), accumulated_without_clearing=flagged,
                         events=events, events_dropped=r.hist.dropped))
         if flagged:
@@ -275,6 +279,53 @@ def _event(ev: Any, call_index: dict, finder: Any, value_limit: int) -> Event:
             setattr(ev, field, summarize(v, value_limit))
     return Event(kind=ev.kind, call=call_index.get(ev.call) if ev.call is not None else None,
                  cell=ev.cell, line=line, code=code, before=ev.before, after=ev.after, added=ev.added)
+
+
+# ----- value summaries --------------------------------------------------------------------------------
+class Summaries:
+    """The **Value** summaries of one report, each array summarised once: a leaf's
+    gradient appears on its node and in ``leaves``, and the engine's gradient (after the
+    lockstep) usually holds torch's very values, so one pass over a large array serves
+    all of them. Arrays (and torch tensors) stay referenced while the report is built,
+    so their ids are not reused meanwhile.
+
+    >>> sm = Summaries(value_limit=64)
+    >>> a = np.arange(100.0)
+    >>> sm(a) is sm(a), sm.engine(a.copy(), None, field=True)["mean"]
+    (True, 49.5)
+    """
+
+    def __init__(self, value_limit: int) -> None:
+        self.value_limit = value_limit
+        self.memo: dict = {}
+
+    def __call__(self, arr: Any) -> dict:
+        got = self.memo.get(id(arr))
+        if got is None:
+            got = self.memo[id(arr)] = (arr, summarize(arr, self.value_limit))
+        return got[1]
+
+    def _field(self, arr: np.ndarray, summary: Any) -> Any:
+        """``values.grad_field``: nested lists when small, else the summary."""
+        return grad_field(arr, self.value_limit) if arr.size <= self.value_limit else summary
+
+    def torch(self, t: Any, field: bool = False) -> Any:
+        """Summary of torch tensor ``t`` (``field``: as a leaf's ``grad`` entry)."""
+        got = self.memo.get(id(t))
+        if got is None:
+            arr = to_numpy(t)
+            got = self.memo[id(t)] = (t, summarize(arr, self.value_limit), arr)
+        return self._field(got[2], got[1]) if field else got[1]
+
+    def engine(self, arr: np.ndarray, t: Any, field: bool = False) -> Any:
+        """Summary of the engine's gradient ``arr``: torch's (``t``) when they are equal."""
+        if t is not None and id(arr) not in self.memo:
+            self.torch(t)
+            ref = self.memo[id(t)][2]
+            if ref.shape == arr.shape and ref.dtype == arr.dtype and identical(ref, arr):
+                self.memo[id(arr)] = (arr, self.memo[id(t)][1])
+        summary = self(arr)
+        return self._field(arr, summary) if field else summary
 
 
 # ----- checks ---------------------------------------------------------------------------------------------

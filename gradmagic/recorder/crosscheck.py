@@ -110,8 +110,7 @@ def compare(
         base = _BY_DTYPE[key] = tolerances(name)
     rt = base[0] if rtol is None else rtol
     at = base[1] if atol is None else atol
-    if e.shape == r.shape and e.dtype == r.dtype and (
-            e.tobytes() == r.tobytes() if e.size <= 4096 else bool(np.equal(e, r).all())):
+    if e.shape == r.shape and e.dtype == r.dtype and e.size <= 4096 and e.tobytes() == r.tobytes():
         return ("agree", 0.0, 0.0, rt, at, None)
     if e.shape != r.shape:
         return ("differ", None, None, rt, at, f"shape {list(e.shape)} vs torch {list(r.shape)}")
@@ -131,13 +130,21 @@ def compare(
 def _compare_float(e: np.ndarray, r: np.ndarray, rt: float, at: float, detail: Optional[str]) -> Result:
     """Float (or mixed) comparison: norm-wise tolerance, NaN/inf aware."""
     with np.errstate(all="ignore"):
-        diff = np.subtract(e, r)
-        if type(diff) is np.ndarray and diff.dtype.kind in "fc" and diff.dtype == diff.real.dtype:
-            np.abs(diff, out=diff)
+        diff = None
+        if e.size > CHUNK and e.dtype == r.dtype and r.dtype.kind == "f":
+            err = max_abs_diff(e, r)
         else:
-            diff = np.abs(diff)
-        err = float(diff.max())
+            diff = np.subtract(e, r)
+            if type(diff) is np.ndarray and diff.dtype.kind in "fc" and diff.dtype == diff.real.dtype:
+                np.abs(diff, out=diff)
+            else:
+                diff = np.abs(diff)
+            err = float(diff.max())
+        if err == 0.0 and detail is None:
+            return ("agree", 0.0, 0.0, rt, at, None)
         if err != err or err == np.inf:  # NaN or inf somewhere: equal specials agree
+            if diff is None:
+                diff = np.abs(np.subtract(e, r))
             same = (e == r) | (np.isnan(e) & np.isnan(r))
             err = float(np.where(same, 0.0, diff).max())
             if err != err or err == np.inf:
@@ -152,6 +159,55 @@ def _compare_float(e: np.ndarray, r: np.ndarray, rt: float, at: float, detail: O
     ok = err <= at + rt * scale
     status = "agree" if ok and detail is None else "differ"
     return (status, _f(err), _f(rel), rt, at, detail)
+
+
+#: elements per block in ``max_abs_diff``/``identical``: blocks stay in cache and the
+#: comparison of a large tensor allocates no array of its size (fresh pages of a large
+#: temporary cost more than the subtraction itself)
+CHUNK = 1 << 16
+
+
+def _blocks(e: np.ndarray, r: np.ndarray) -> Any:
+    """Matching flat blocks of two arrays of one shape."""
+    fe, fr = e.reshape(-1), r.reshape(-1)
+    for i in range(0, fe.size, CHUNK):
+        yield fe[i:i + CHUNK], fr[i:i + CHUNK]
+
+
+def max_abs_diff(e: np.ndarray, r: np.ndarray) -> float:
+    """``max |e - r|`` of two real float arrays of one shape and dtype, block by block
+    (NaN when either holds a NaN, inf for infinities that differ).
+
+    >>> max_abs_diff(np.arange(5.0), np.arange(5.0) + [0, 0, 0.5, 0, 0])
+    0.5
+    """
+    buf = np.empty(min(CHUNK, e.size), e.dtype)
+    err = 0.0
+    for a, b in _blocks(e, r):
+        d = buf[:a.size]
+        np.subtract(a, b, out=d)
+        np.abs(d, out=d)
+        m = float(d.max()) if d.size else 0.0
+        if m != m:
+            return m
+        if m > err:
+            err = m
+    return err
+
+
+def identical(e: np.ndarray, r: np.ndarray) -> bool:
+    """True when two arrays of one shape and dtype hold equal values (NaN never equals),
+    compared block by block for large arrays.
+
+    >>> identical(np.zeros(100_000), np.zeros(100_000)), identical(np.ones(3), np.zeros(3))
+    (True, False)
+    """
+    if e.size <= 4096:
+        return e.tobytes() == r.tobytes() or bool(np.array_equal(e, r))
+    for a, b in _blocks(e, r):
+        if not np.array_equal(a, b):
+            return False
+    return True
 
 
 def _f(x: float) -> Optional[float]:

@@ -39,7 +39,7 @@ import gradmagic.engine as ge
 from . import mapping
 from .backward import BackwardHandlers
 from .block import Block
-from .crosscheck import compare
+from .crosscheck import compare, identical
 from .history import LAZY_VALUE_LIMIT
 from .state import StateHandlers, _first_tensor
 from .twins import Rec, Session, TooLarge, Twin, copy_numpy, numpy_dtype, to_numpy
@@ -454,10 +454,10 @@ _CONVERTED = (_Tensor, tuple, list, torch.dtype)
 
 
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:
-    """Bitwise-equal values (same shape and dtype already checked)."""
+    """Equal values (same shape and dtype already checked)."""
     try:
         if a.size <= 4096:
             return a.tobytes() == b.tobytes()
-        return bool(np.equal(a, b).all())
+        return identical(a, b)
     except Exception:
         return False

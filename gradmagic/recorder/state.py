@@ -17,6 +17,7 @@ when torch changes a tensor in place, and write the leaf events (``zero_``,
 """
 from __future__ import annotations
 
+import math
 import weakref
 from types import SimpleNamespace
 from typing import Any, Optional
@@ -30,6 +31,7 @@ from gradmagic.engine._state import STATE
 
 from .history import LAZY_VALUE_LIMIT
 from .twins import Twin, copy_numpy, numpy_dtype
+from .values import zeros_summary
 
 _Tensor = torch.Tensor
 #: the Recs of a write through a view: torch's rebased base and the view read from it
@@ -245,16 +247,25 @@ class StateHandlers:
         tw_owner = owner.et
         eg = tw_owner.grad if tw_owner is not None else None
         before = self.snap(eg.data) if eg is not None else None
-        # zero_: fresh zeros (calloc'd, no copy of torch's memory); anything else: a copy
-        after = np.zeros(t.shape, numpy_dtype(t.dtype)) if zeroed else copy_numpy(t)
-        if eg is not None and eg.data.shape == after.shape and eg.data.dtype == after.dtype and \
+        shape, dtype = tuple(t.shape), numpy_dtype(t.dtype)
+        new = None if zeroed else copy_numpy(t)  # zero_ needs no copy of torch's memory
+        if eg is not None and eg.data.shape == shape and eg.data.dtype == dtype and \
                 eg.data.flags.writeable and not eg.requires_grad:
-            np.copyto(eg.data, after)  # in place: a leaf sharing this .grad (see
-            owner.mark_grad_synced(t)  # backward._sync_leaf_grads) follows, as in torch
-        elif tw_owner is not None:  # the user edited .grad directly: the engine's .grad follows
-            tw_owner.grad = ETensor(after)
+            if zeroed:  # in place: a leaf sharing this .grad (see
+                eg.data.fill(0)  # backward._sync_leaf_grads) follows, as in torch
+            else:
+                np.copyto(eg.data, new)
             owner.mark_grad_synced(t)
-        self.event(owner, kind, src, before=before, after=self.snap(after))
+        elif tw_owner is not None:  # the user edited .grad directly: the engine's .grad follows
+            tw_owner.grad = ETensor(np.zeros(shape, dtype) if zeroed else new)
+            owner.mark_grad_synced(t)
+        if not zeroed:
+            after = self.snap(new)  # (a copy when small: ``new`` may be the engine's .grad now)
+        elif math.prod(shape) > LAZY_VALUE_LIMIT:
+            after = zeros_summary(shape, dtype, self.s.value_limit)
+        else:
+            after = np.zeros(shape, dtype)
+        self.event(owner, kind, src, before=before, after=after)
         return True
 
     def _alias_changed(self, t: _Tensor, spec: Any, src: Any) -> bool:

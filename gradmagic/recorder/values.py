@@ -150,6 +150,23 @@ def _small(a: np.ndarray, numel: int) -> dict[str, Any]:
             "head": head, "min": lo, "max": hi, "mean": mean}
 
 
+def zeros_summary(shape: tuple, dtype: Any, value_limit: int = VALUE_LIMIT) -> dict[str, Any]:
+    """``summarize(np.zeros(shape, dtype), value_limit)`` without making or reading the
+    array (a zeroed gradient of a large leaf costs no pass over memory).
+
+    >>> big = (300, 300)
+    >>> zeros_summary(big, np.float32) == summarize(np.zeros(big, np.float32))
+    True
+    """
+    dtype = np.dtype(dtype)
+    numel = math.prod(shape)
+    if numel <= value_limit or numel <= HEAD:
+        return summarize(np.zeros(shape, dtype), value_limit)
+    out = summarize(np.zeros(HEAD, dtype), 0)
+    out.update(shape=list(shape), numel=numel, data=None)
+    return out
+
+
 def grad_field(arr: Any, value_limit: int = VALUE_LIMIT) -> Any:
     """A leaf's ``grad``/``engine_grad`` entry: nested lists when small, a
     **Value** summary when large, ``None`` when there is no gradient.

@@ -1,0 +1,59 @@
+"""``crosscheck.compare`` on large arrays (compared block by block) against the plain
+whole-array rule of its docstring, with specials and differences in any block."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from gradmagic.recorder.crosscheck import CHUNK, compare, identical, max_abs_diff
+
+
+def reference(e: np.ndarray, r: np.ndarray, rtol: float, atol: float) -> str:
+    """The documented rule, on whole arrays."""
+    with np.errstate(all="ignore"):
+        return _reference(e, r, rtol, atol)
+
+
+def _reference(e: np.ndarray, r: np.ndarray, rtol: float, atol: float) -> str:
+    same = (e == r) | (np.isnan(e) & np.isnan(r))
+    if not same.all() and not np.isfinite(np.where(same, 0.0, e - r)).all():
+        return "differ"
+    err = float(np.where(same, 0.0, np.abs(e.astype(np.float64) - r)).max())
+    finite = np.abs(r[np.isfinite(r)])
+    scale = float(finite.max()) if finite.size else 0.0
+    return "agree" if err <= atol + rtol * scale else "differ"
+
+
+SIZES = st.sampled_from([CHUNK - 1, CHUNK + 1, 3 * CHUNK + 17])
+EDITS = st.lists(st.tuples(st.floats(0, 0.999), st.sampled_from(["nan", "inf", "-inf", "tiny", "big"]),
+                           st.booleans()), max_size=4)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(n=SIZES, dtype=st.sampled_from(["float32", "float64"]), edits=EDITS, seed=st.integers(0, 99))
+def test_large_compare_matches_the_whole_array_rule(n, dtype, edits, seed):
+    r = np.random.default_rng(seed).standard_normal(n).astype(dtype)
+    e = r.copy()
+    for where, what, both in edits:
+        i = int(where * n)
+        value = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}.get(what)
+        if value is None:
+            e[i] += r.dtype.type(1e-6 if what == "tiny" else 5.0)
+        else:
+            e[i] = value
+            if both:
+                r[i] = value
+    rtol, atol = (1e-4, 1e-6) if dtype == "float32" else (1e-9, 1e-12)
+    got = compare(e.reshape(-1, 1), r.reshape(-1, 1))
+    assert got[0] == reference(e, r, rtol, atol), (got, edits)
+    assert identical(e, r) == bool(np.array_equal(e, r))
+
+
+def test_max_abs_diff_sees_every_block():
+    r = np.zeros(3 * CHUNK + 5, np.float32)
+    for i in (0, CHUNK, 2 * CHUNK + 3, r.size - 1):
+        e = r.copy()
+        e[i] = -2.5
+        assert max_abs_diff(e, r) == 2.5
+        assert not identical(e, r)
+    assert np.isnan(max_abs_diff(np.full_like(r, np.nan), r))
