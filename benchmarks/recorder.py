@@ -7,8 +7,11 @@ Run from the repository root::
     python3 benchmarks/recorder.py --only R1,MEM --json out.json
 
 Each cell is compiled with its own file name (as IPython does) and run on a fresh namespace;
-its set-up (data, parameters) runs untimed before it. Plain and traced runs take turns; the
-median of each is reported. Before timing, the traced run must leave exactly the values the
+its set-up (data, parameters) runs untimed before it. Plain, traced and "bare mode" runs take
+turns; the median of each is reported. "bare mode" runs the cell under a ``TorchFunctionMode``
+that only calls each function: the cost of being called on every torch call at all, the
+floor under any recorder built on ``TorchFunctionMode`` (the ``mode`` column, as a ratio to
+plain). Before timing, the traced run must leave exactly the values the
 plain run leaves (the recorder must not change the user's results) and its report should be
 ``ok`` with nothing unsupported.
 
@@ -169,6 +172,18 @@ MEM_SIZES, MEM_BATCH, MEM_STEPS, MEM_LIMIT = (784, 256, 10), 64, 500, 1.5
 
 # ============================================================================ running one cell
 
+class BareMode:
+    """A ``TorchFunctionMode`` that only calls each function (the ``mode`` column)."""
+
+    def __call__(self, ns: dict, filename: str, source: str) -> Any:
+        from torch.overrides import TorchFunctionMode
+
+        class Bare(TorchFunctionMode):
+            def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+                return func(*args, **(kwargs or {}))
+        return Bare()
+
+
 class Tracer:
     """``gradmagic.trace`` with a fresh ``Session`` per run (as one new shell would have)."""
 
@@ -182,7 +197,7 @@ class Tracer:
         return self.trace(session=session, namespace=ns, filename=filename, source=source)
 
 
-def run_cell(cell: Cell, quick: bool, tracer: Tracer | None) -> tuple[float, dict, Any]:
+def run_cell(cell: Cell, quick: bool, tracer: Tracer | BareMode | None) -> tuple[float, dict, Any]:
     """Run ``cell`` once on a fresh namespace: ``(seconds of the cell, namespace, report)``."""
     ns: dict[str, Any] = {"__name__": "__main__", **cell.params(quick)}
     exec(compile(cell.setup, "<bench-setup>", "exec"), ns)
@@ -236,11 +251,14 @@ def bench_cell(cell: Cell, quick: bool, tracer: Tracer | None, repeats: int) -> 
         result["status"], result["report"] = values, report_status
         if values == "ok":
             runs["traced"] = lambda: run_cell(cell, quick, tracer)[0]
+            runs["mode"] = lambda: run_cell(cell, quick, BareMode())[0]
     timings = h.time_turns(runs, repeats=repeats)
     result["timings"] = {k: t.to_dict() for k, t in timings.items()}
     ratio, verdict = h.Target(cell.name, "traced", "plain", cell.limit).evaluate(
         {k: t.median_s for k, t in timings.items()})
     result.update(ratio=ratio, verdict=verdict)
+    if "mode" in timings and timings["plain"].median_s:
+        result["mode_ratio"] = timings["mode"].median_s / timings["plain"].median_s
     return result
 
 
@@ -316,9 +334,11 @@ def print_table(results: list[dict[str, Any]], info: dict[str, Any]) -> None:
         else:
             med = {k: t["median_s"] for k, t in r["timings"].items()}
             plain, traced = h.fmt_time(med.get("plain")), h.fmt_time(med.get("traced"))
+        mode = h.fmt_ratio(r["mode_ratio"]) if r.get("mode_ratio") else "—"
         rows.append([r["workload"], r["title"], plain, traced, h.fmt_ratio(r["ratio"]),
-                     f"≤ {r['limit']:.1f}×", r["verdict"], r.get("report", "n/a")])
-    print(h.format_table(["", "workload", "plain", "traced", "ratio", "target", "verdict", "report"], rows))
+                     f"≤ {r['limit']:.1f}×", r["verdict"], mode, r.get("report", "n/a")])
+    print(h.format_table(["", "workload", "plain", "traced", "ratio", "target", "verdict", "mode",
+                          "report"], rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,7 @@
 """
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -50,26 +48,37 @@ class BackwardStep:
         return f"BackwardStep({self.kind!r}, {what})"
 
 
-@dataclass
 class BackwardRecord:
     """One ``backward()`` (kind "backward") or ``grad()`` (kind "grad") call."""
-    kind: str
-    roots: list
-    retain_graph: bool
-    create_graph: bool
-    steps: list = field(default_factory=list)
+
+    __slots__ = ("kind", "roots", "retain_graph", "create_graph", "steps")
+
+    def __init__(self, kind: str, roots: list, retain_graph: bool, create_graph: bool,
+                 steps: list | None = None) -> None:
+        self.kind = kind
+        self.roots = roots
+        self.retain_graph = retain_graph
+        self.create_graph = create_graph
+        self.steps = [] if steps is None else steps
+
+    def __repr__(self) -> str:
+        return f"BackwardRecord({self.kind!r}, {len(self.steps)} steps)"
 
 
-@contextlib.contextmanager
-def record_backward() -> Iterator[list]:
-    """Collect a :class:`BackwardRecord` per backward/grad call made inside the block."""
-    calls: list = []
-    prev = STATE.recorders
-    STATE.recorders = [*(prev or ()), calls]
-    try:
-        yield calls
-    finally:
-        STATE.recorders = prev
+class record_backward:
+    """Collect a :class:`BackwardRecord` per backward/grad call made inside the block
+    (``with record_backward() as calls:``; blocks nest, each sees the calls made in it)."""
+
+    __slots__ = ("calls", "prev")
+
+    def __enter__(self) -> list:
+        self.calls: list = []
+        self.prev = STATE.recorders
+        STATE.recorders = [*(self.prev or ()), self.calls]
+        return self.calls
+
+    def __exit__(self, *exc: Any) -> None:
+        STATE.recorders = self.prev
 
 
 def open_record(kind: str, roots: list, retain_graph: bool, create_graph: bool) -> list:

@@ -425,6 +425,8 @@ def _bind(args: tuple, kwargs: dict, names: tuple) -> dict:
 def _backward_args(args: tuple, kwargs: dict) -> dict:
     """Arguments of ``Tensor.backward(self, gradient, ...)`` or of
     ``torch.autograd.backward(tensors, grad_tensors, ...)`` by name (root: ``tensors``)."""
+    if not kwargs and len(args) == 1 and isinstance(args[0], _Tensor):
+        return {"tensors": args[0]}  # the common ``loss.backward()``
     if "tensors" in kwargs or (args and not isinstance(args[0], _Tensor)):
         return _bind(args, kwargs, ("tensors", "grad_tensors", "retain_graph", "create_graph",
                                     "grad_variables", "inputs"))

@@ -294,13 +294,15 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             return arr if owned else arr.copy()
         return summarize(arr, self.s.value_limit)
 
-    def event(self, rec: Rec, kind: str, src: Any, call: Optional[int] = None, **values: Any) -> None:
+    def event(self, rec: Rec, kind: str, src: Any, call: Optional[int] = None, before: Any = None,
+              after: Any = None, added: Any = None) -> None:
         """Add an accumulation/update event to a leaf's history."""
-        if rec.hist is None:
+        hist = rec.hist
+        if hist is None:
             return
         self.b.touched[id(rec)] = rec
-        self.s.seq += 1
-        rec.hist.add(kind, call=call, cell=self.b.cell, where=src, seq=self.s.seq, **values)
+        self.s.seq = seq = self.s.seq + 1
+        hist.add(kind, call, self.b.cell, src, before, after, added, seq)
 
     # ----- kinds: ops and values ---------------------------------------------------------
     def _op(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
