@@ -11,7 +11,9 @@ its set-up (data, parameters) runs untimed before it. Plain, traced and "bare mo
 turns; the median of each is reported. "bare mode" runs the cell under a ``TorchFunctionMode``
 that only calls each function: the cost of being called on every torch call at all, the
 floor under any recorder built on ``TorchFunctionMode`` (the ``mode`` column, as a ratio to
-plain). Before timing, the traced run must leave exactly the values the
+plain). "floor" adds the engine's recomputation of every op and backward call and nothing
+else (``EngineOnly``): no checks, records or report; the recorder's own cost is the
+difference between ``traced`` and ``floor``. Before timing, the traced run must leave exactly the values the
 plain run leaves (the recorder must not change the user's results) and its report should be
 ``ok`` with nothing unsupported.
 
@@ -172,16 +174,92 @@ MEM_SIZES, MEM_BATCH, MEM_STEPS, MEM_LIMIT = (784, 256, 10), 64, 500, 1.5
 
 # ============================================================================ running one cell
 
+def _modes() -> tuple[type, type]:
+    """The ``mode`` and ``floor`` TorchFunctionModes (made once, at first use: torch is
+    imported after the thread limits are set)."""
+    global _MODES
+    if _MODES is not None:
+        return _MODES
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    import gradmagic.engine as ge
+    from gradmagic.engine._state import STATE
+    from gradmagic.recorder import mapping
+    from gradmagic.recorder.twins import copy_numpy, numpy_dtype
+
+    class Bare(TorchFunctionMode):
+        """Only calls each function (the ``mode`` column)."""
+
+        def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+            return func(*args, **(kwargs or {}))
+
+    class EngineOnly(TorchFunctionMode):
+        """The ``floor`` column: recomputes every mapped op and backward call with
+        gradmagic's engine (as the recorder must) and does nothing else — no value or
+        gradient checks, records, events, names or report. What the recorder spends beyond
+        this is its bookkeeping; this much no recorder that recomputes each op in the
+        engine can avoid."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.twins: dict = {}  # id(torch tensor) -> (tensor, its version, engine tensor)
+
+        def __exit__(self, *exc: Any) -> None:
+            super().__exit__(*exc)
+            self.twins.clear()
+
+        def twin(self, t: Any) -> Any:
+            got = self.twins.get(id(t))
+            if got is None or got[0] is not t or got[1] != t._version:
+                et = ge.tensor(copy_numpy(t), requires_grad=bool(t.requires_grad and t.grad_fn is None))
+                got = self.twins[id(t)] = (t, t._version, et)
+            return got[2]
+
+        def convert(self, obj: Any) -> Any:
+            if isinstance(obj, torch.Tensor):
+                return self.twin(obj)
+            if type(obj) in (list, tuple):
+                return type(obj)(self.convert(o) for o in obj)
+            if type(obj) is dict:
+                return {k: self.convert(v) for k, v in obj.items()}
+            return numpy_dtype(obj) if isinstance(obj, torch.dtype) else obj
+
+        def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            spec = mapping.lookup(func)
+            if spec.kind == "op" and isinstance(out, torch.Tensor) and spec.adapt is not None:
+                prev, STATE.grad_enabled = STATE.grad_enabled, torch.is_grad_enabled()
+                try:
+                    et = spec.adapt(self.convert(args), self.convert(kwargs))
+                finally:
+                    STATE.grad_enabled = prev
+                self.twins[id(out)] = (out, out._version, et)
+            elif spec.kind == "backward" and args and isinstance(args[0], torch.Tensor):
+                with ge.record_backward():
+                    self.twin(args[0]).backward()
+            return out
+
+    _MODES = (Bare, EngineOnly)
+    return _MODES
+
+
+_MODES: tuple | None = None
+
+
 class BareMode:
-    """A ``TorchFunctionMode`` that only calls each function (the ``mode`` column)."""
+    """Runs a cell under ``_modes()``'s ``Bare`` (the ``mode`` column)."""
 
     def __call__(self, ns: dict, filename: str, source: str) -> Any:
-        from torch.overrides import TorchFunctionMode
+        return _modes()[0]()
 
-        class Bare(TorchFunctionMode):
-            def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
-                return func(*args, **(kwargs or {}))
-        return Bare()
+
+class EngineOnly:
+    """Runs a cell under ``_modes()``'s ``EngineOnly`` (the ``floor`` column)."""
+
+    def __call__(self, ns: dict, filename: str, source: str) -> Any:
+        return _modes()[1]()
 
 
 class Tracer:
@@ -197,7 +275,7 @@ class Tracer:
         return self.trace(session=session, namespace=ns, filename=filename, source=source)
 
 
-def run_cell(cell: Cell, quick: bool, tracer: Tracer | BareMode | None) -> tuple[float, dict, Any]:
+def run_cell(cell: Cell, quick: bool, tracer: Tracer | BareMode | EngineOnly | None) -> tuple[float, dict, Any]:
     """Run ``cell`` once on a fresh namespace: ``(seconds of the cell, namespace, report)``."""
     ns: dict[str, Any] = {"__name__": "__main__", **cell.params(quick)}
     exec(compile(cell.setup, "<bench-setup>", "exec"), ns)
@@ -252,13 +330,15 @@ def bench_cell(cell: Cell, quick: bool, tracer: Tracer | None, repeats: int) -> 
         if values == "ok":
             runs["traced"] = lambda: run_cell(cell, quick, tracer)[0]
             runs["mode"] = lambda: run_cell(cell, quick, BareMode())[0]
+            runs["floor"] = lambda: run_cell(cell, quick, EngineOnly())[0]
     timings = h.time_turns(runs, repeats=repeats)
     result["timings"] = {k: t.to_dict() for k, t in timings.items()}
     ratio, verdict = h.Target(cell.name, "traced", "plain", cell.limit).evaluate(
         {k: t.median_s for k, t in timings.items()})
     result.update(ratio=ratio, verdict=verdict)
-    if "mode" in timings and timings["plain"].median_s:
-        result["mode_ratio"] = timings["mode"].median_s / timings["plain"].median_s
+    for run in ("mode", "floor"):
+        if run in timings and timings["plain"].median_s:
+            result[f"{run}_ratio"] = timings[run].median_s / timings["plain"].median_s
     return result
 
 
@@ -334,11 +414,11 @@ def print_table(results: list[dict[str, Any]], info: dict[str, Any]) -> None:
         else:
             med = {k: t["median_s"] for k, t in r["timings"].items()}
             plain, traced = h.fmt_time(med.get("plain")), h.fmt_time(med.get("traced"))
-        mode = h.fmt_ratio(r["mode_ratio"]) if r.get("mode_ratio") else "—"
+        mode, floor = (h.fmt_ratio(r[k]) if r.get(k) else "—" for k in ("mode_ratio", "floor_ratio"))
         rows.append([r["workload"], r["title"], plain, traced, h.fmt_ratio(r["ratio"]),
-                     f"≤ {r['limit']:.1f}×", r["verdict"], mode, r.get("report", "n/a")])
+                     f"≤ {r['limit']:.1f}×", r["verdict"], mode, floor, r.get("report", "n/a")])
     print(h.format_table(["", "workload", "plain", "traced", "ratio", "target", "verdict", "mode",
-                          "report"], rows))
+                          "floor", "report"], rows))
 
 
 def main(argv: list[str] | None = None) -> int:
