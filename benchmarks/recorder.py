@@ -37,6 +37,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -203,7 +204,7 @@ def _modes() -> tuple[type, type]:
 
         def __init__(self) -> None:
             super().__init__()
-            self.twins: dict = {}  # id(torch tensor) -> (tensor, its version, engine tensor)
+            self.twins: dict = {}  # id(torch tensor) -> (weakref to it, its version, engine tensor)
 
         def __exit__(self, *exc: Any) -> None:
             super().__exit__(*exc)
@@ -211,9 +212,9 @@ def _modes() -> tuple[type, type]:
 
         def twin(self, t: Any) -> Any:
             got = self.twins.get(id(t))
-            if got is None or got[0] is not t or got[1] != t._version:
+            if got is None or got[0]() is not t or got[1] != t._version:
                 et = ge.tensor(copy_numpy(t), requires_grad=bool(t.requires_grad and t.grad_fn is None))
-                got = self.twins[id(t)] = (t, t._version, et)
+                got = self.twins[id(t)] = (weakref.ref(t), t._version, et)
             return got[2]
 
         def convert(self, obj: Any) -> Any:
@@ -235,7 +236,7 @@ def _modes() -> tuple[type, type]:
                     et = spec.adapt(self.convert(args), self.convert(kwargs))
                 finally:
                     STATE.grad_enabled = prev
-                self.twins[id(out)] = (out, out._version, et)
+                self.twins[id(out)] = (weakref.ref(out), out._version, et)
             elif spec.kind == "backward" and args and isinstance(args[0], torch.Tensor):
                 with ge.record_backward():
                     self.twin(args[0]).backward()
