@@ -227,13 +227,13 @@ def _modes() -> tuple[type, type]:
             return numpy_dtype(obj) if isinstance(obj, torch.dtype) else obj
 
         def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
-            kwargs = kwargs or {}
-            out = func(*args, **kwargs)
+            out = func(*args, **kwargs) if kwargs else func(*args)
             spec = mapping.lookup(func)
-            if spec.kind == "op" and isinstance(out, torch.Tensor) and spec.adapt is not None:
+            if spec.kind == "op" and type(out) is torch.Tensor and spec.adapt is not None:
+                cargs = tuple([self.twin(a) if type(a) is torch.Tensor else self.convert(a) for a in args])
                 prev, STATE.grad_enabled = STATE.grad_enabled, torch.is_grad_enabled()
                 try:
-                    et = spec.adapt(self.convert(args), self.convert(kwargs))
+                    et = spec.adapt(cargs, self.convert(kwargs) if kwargs else {})
                 finally:
                     STATE.grad_enabled = prev
                 self.twins[id(out)] = (weakref.ref(out), out._version, et)
