@@ -63,8 +63,36 @@ def test_recorder_benchmark_quick(tmp_path: Path) -> None:
         assert r["status"] == "ok" or "not importable" in r["status"], r
         if r["status"] == "ok":
             assert r["verdict"] in ("PASS", "MISS") and r["ratio"] > 0
+            if r["workload"] != "MEM":
+                assert r["mode_ratio"] > 0 and r["floor_ratio"] > 0
     mem = data["results"][-1]["children"]
     assert mem["plain"]["peak_rss"] >= mem["plain"]["rss_after"] > 0
+
+
+def test_floor_mode_recomputes_every_op_and_backward_in_the_engine() -> None:
+    """The ``floor`` column's mode does the engine's work it claims (a mode doing less would
+    make the floor look lower than what recomputing every op costs)."""
+    import torch
+    sys.path.insert(0, str(BENCH))
+    try:
+        recorder = importlib.import_module("recorder")
+        _, engine_only = recorder._modes()
+    finally:
+        sys.path.remove(str(BENCH))
+        sys.modules.pop("recorder", None)
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    mode = engine_only()
+    with mode:
+        z = x * y + x
+        loss = z.sum()
+        loss.backward()
+        ez = mode.twins[id(z)][2]
+        np.testing.assert_array_equal(ez.data, z.detach().numpy())
+        ex = mode.twins[id(x)][2]
+        np.testing.assert_allclose(ex.grad.data, x.grad.numpy())
+        assert ez.grad_fn is not None and ez.grad_fn.op == "add"
+    assert not mode.twins  # released at exit
 
 
 @pytest.mark.timeout(120)
