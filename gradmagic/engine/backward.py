@@ -125,38 +125,27 @@ _EMPTY: dict = {}
 
 def _accumulate(t: Tensor, g: Any, create: bool, steps: list | None, borrowed: bool) -> None:
     """Add ``g`` into ``t.grad`` the way torch's AccumulateGrad does: the first time it
-    takes ``g`` itself unless someone else may still see it (``borrowed``: a copy)."""
+    takes ``g`` itself unless someone else may still see it (``borrowed``: a copy). A
+    recorded step keeps ``g`` itself, so then the leaf's ``.grad`` (the one gradient that
+    later changes in place) is a copy."""
     grad = t.grad
-    if steps is not None and not create:  # recorded: the steps keep ``g`` itself, so the
-        # leaf's .grad (the one gradient that later changes in place) is never ``g``
-        if type(g) is not ndarray:
-            g = np.array(g)
-        if grad is None:
-            t.grad = wrap(g.copy())
-            steps.append(BackwardStep("accumulate", tensor=t, added=g, after=g))
-        elif grad.requires_grad:
-            t.grad = grad + g
-            steps.append(BackwardStep("accumulate", tensor=t, before=grad.data, added=g,
-                                      after=t.grad.data))
-        else:
-            before = grad.data.copy()
-            grad.data += g
-            steps.append(BackwardStep("accumulate", tensor=t, before=before, added=g,
-                                      after=grad.data.copy()))
-        return
+    kept = steps is not None and not create  # the step holds ``g``, not a snapshot
+    if kept and type(g) is not ndarray:
+        g = np.array(g)
     before = None if grad is None or steps is None else grad.data.copy()
     if grad is None:
         if create:  # a constant cotangent (the seed) is copied; an op's output is fresh
             t.grad = g if g.grad_fn is not None else wrap(g.data.copy())
         else:
-            t.grad = wrap(own(g, borrowed))
+            t.grad = wrap(own(g, borrowed or kept))
     elif create or grad.requires_grad:
         t.grad = grad + g
     else:
         grad.data += g
     if steps is not None:
-        steps.append(BackwardStep("accumulate", tensor=t, before=before, added=snapshot(g),
-                                  after=t.grad.data.copy()))
+        after = g if kept and grad is None else t.grad.data.copy()
+        steps.append(BackwardStep("accumulate", tensor=t, before=before,
+                                  added=g if kept else snapshot(g), after=after))
 
 
 def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: bool,

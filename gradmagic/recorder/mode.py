@@ -146,11 +146,10 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
     def tw(self, t: _Tensor, src: Any = None) -> Twin:
         """Up-to-date twin of ``t``; earlier records used here are remembered."""
         tw = self.s.twins.get(t)
+        if tw is not None and tw.version != t._version and t._base is not None:
+            tw = self._view_of_current_base(t, src)  # a write through another view
         if tw is None or tw.version != t._version or tw.exposed:
-            if tw is not None and tw.version != t._version and t._base is not None:
-                tw = self._view_of_current_base(t, src)  # a write through another view
-            if tw is None or tw.version != t._version or tw.exposed:
-                tw = self.s.twin(t, src, self.b.cell)
+            tw = self.s.twin(t, src, self.b.cell)
         rec = tw.rec
         if rec.seq <= self.b.first_seq:
             self.b.used[id(rec)] = rec
@@ -178,24 +177,14 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
     def run_engine(self, spec: Any, args: tuple, kwargs: dict, src: Any) -> tuple[Any, list]:
         """The engine's result for a mapped call, with the Recs of its tensor inputs."""
         recs: list = []
-        cargs = []
-        for a in args:  # ``convert(args)``, one level unrolled: the common arguments are
-            cls = type(a)  # tensors and numbers
-            if cls is _Tensor:
-                tw = self.tw(a, src)
-                recs.append(tw.rec)
-                cargs.append(tw.et)
-            elif cls is int or cls is float or cls is bool or a is None:
-                cargs.append(a)
-            else:
-                cargs.append(self.convert(a, recs, src))
+        cargs = self.convert(args, recs, src)
         ckw = {k: self.convert(v, recs, src) for k, v in kwargs.items()} if kwargs else kwargs
         if self.s.stand_ins:
             self.check_size(recs)
         prev = STATE.grad_enabled
         STATE.grad_enabled = torch.is_grad_enabled()
         try:
-            return spec.adapt(tuple(cargs), ckw), recs
+            return spec.adapt(cargs, ckw), recs
         finally:
             STATE.grad_enabled = prev
 
