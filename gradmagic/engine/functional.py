@@ -451,6 +451,13 @@ def setitem(self: Tensor, index: Any, value: Any) -> None:
         mark_modified(self)
 
 
+# ---------------------------------------------------------------- op families (engine/ops/*.py)
+from .ops import FAMILIES as _FAMILIES  # noqa: E402
+
+for _family in _FAMILIES:
+    for _public in _family.PUBLIC:
+        globals()[_public] = getattr(_family, _public)
+
 __all__ = [n for n in dir() if not n.startswith("_") and n not in (
     "annotations", "builtins", "namedtuple", "Any", "Sequence", "np", "STATE", "Tensor", "apply", "run",
     "REGISTRY",

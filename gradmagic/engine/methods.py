@@ -14,6 +14,7 @@ import numpy as np
 from . import dtypes
 from . import functional as F
 from .autograd import tensor_backward
+from .ops import FAMILIES as _FAMILIES
 from .registry import REGISTRY
 from .tensor import Tensor, apply, inplace, run2
 
@@ -29,6 +30,9 @@ _FUNCTIONS = (
     "not_equal").split()
 for _name in _FUNCTIONS:
     setattr(Tensor, _name, getattr(F, _name))
+for _family in _FAMILIES:  # the op families' methods (engine/ops/*.py ``METHODS``)
+    for _name in _family.METHODS:
+        setattr(Tensor, _name, getattr(_family, _name))
 
 _CASTS = {"float": dtypes.float32, "double": dtypes.float64, "half": dtypes.float16,
           "long": dtypes.int64, "int": dtypes.int32, "short": dtypes.int16, "bool": dtypes.bool_,

@@ -28,6 +28,9 @@ import torch.nn.functional as TF
 from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine import functional as EF
 
+from .adapters import _DROP_IF_DEFAULT, _clean, call, swapped  # noqa: F401
+from .rows import FAMILY_ROWS
+
 
 class Spec(NamedTuple):
     """How the recorder treats one torch callable."""
@@ -40,39 +43,6 @@ class Spec(NamedTuple):
 
 
 # ----- adapters ---------------------------------------------------------------------------
-_DROP_IF_DEFAULT = {"out": None, "memory_format": None, "layout": None, "device": None,
-                    "pin_memory": False, "non_blocking": False, "copy": False, "inplace": False,
-                    "size_average": None, "reduce": None, "weight": None, "generator": None,
-                    "pos_weight": None}
-
-
-def _clean(kwargs: dict) -> dict:
-    """Drop keyword arguments that only restate torch's defaults (``weight=None``)."""
-    if not kwargs:
-        return kwargs
-    out = {}
-    for k, v in kwargs.items():
-        if k in _DROP_IF_DEFAULT and (v is None or v is _DROP_IF_DEFAULT[k]):
-            continue
-        if k == "device" and isinstance(v, (str, torch.device)) and torch.device(v).type == "cpu":
-            continue
-        out[k] = v
-    return out
-
-
-def call(fn: Callable) -> Callable[[Any, dict], Any]:
-    """Adapter running engine function ``fn`` with torch's arguments."""
-    def adapt(args: Any, kwargs: dict) -> Any:
-        return fn(*args, **_clean(kwargs)) if kwargs else fn(*args)
-    adapt.__name__ = f"call_{getattr(fn, '__name__', 'fn')}"
-    return adapt
-
-
-def swapped(fn: Callable) -> Callable[[Any, dict], Any]:
-    """Adapter for reflected operators: ``Tensor.__rsub__(x, 2)`` is ``2 - x``."""
-    return lambda args, kwargs: fn(args[1], args[0])
-
-
 def _engine(name: str) -> Callable:
     return getattr(EF, name)
 
@@ -367,6 +337,8 @@ _ROWS: list[tuple[str, Optional[str], Any, tuple[str, ...]]] = [
         "retains_grad.__get__", "output_nr.__get__", "_cdata.__get__"))
      + ("torch.is_tensor", "torch.is_complex", "torch.is_floating_point", "torch.numel",
         "torch._C._set_grad_enabled", "torch.is_grad_enabled", "torch.get_default_dtype")),
+    # the op families of recorder/rows/ (one section each: convolution, normalization, ...)
+    *FAMILY_ROWS,
 ]
 
 

@@ -228,3 +228,11 @@ def _ce(m: Any, a: Any) -> Any:
     return (m.cross_entropy(a, t) + m.cross_entropy(a, t, reduction="none").sum() * 0.5
             + m.cross_entropy(a, m.tensor([1, -100, 0, 2]), reduction="sum")
             + m.cross_entropy(a, probs))
+
+
+# the op families' rows (tests/engine/table_*.py, one per engine/ops/ family module)
+import table_activations, table_conv, table_mathops, table_norm, table_recurrent, table_tensorops  # noqa: E402
+
+for _family in (table_tensorops, table_mathops, table_activations, table_conv, table_norm,
+                table_recurrent):
+    TABLE.update(_family.TABLE)

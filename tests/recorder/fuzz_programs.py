@@ -1476,3 +1476,9 @@ def _classify(chunk: str) -> tuple:
     if " = " in first and first.split(" = ")[0].strip().isidentifier():
         return "setup" if "requires_grad" in first else "op", first.split(" = ")[0].strip()
     return ("grad" if ".grad" in first else "op"), _first_name(first)
+
+
+# ----------------------------------------------------------------------------- op-family generators
+# one module per family of the mapping table (gradmagic/recorder/rows/), each registering its
+# families with ``@family`` on import
+import fuzz_activations, fuzz_conv, fuzz_mathops, fuzz_norm, fuzz_optim, fuzz_recurrent, fuzz_tensorops  # noqa: E402,F401

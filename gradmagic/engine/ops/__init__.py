@@ -57,3 +57,8 @@ def unreduce(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
 
 
 from . import elementwise, reduce, shape, linalg, nn  # noqa: E402,F401  (registration)
+# op families: each declares its rules and its torch-named public functions (``PUBLIC``, re-exported
+# by ``functional``; ``METHODS``: those that are also Tensor methods)
+from . import tensorops, mathops, activations, conv, norm, recurrent  # noqa: E402
+
+FAMILIES = (tensorops, mathops, activations, conv, norm, recurrent)
