@@ -1,5 +1,276 @@
-"""Rules of the recurrent family (see ops/__init__.py)."""
+"""Recurrent layers: the fused calls that ``nn.RNN``/``nn.LSTM``/``nn.GRU`` make
+(``torch.rnn_tanh``, ``torch.rnn_relu``, ``torch.lstm``, ``torch.gru``, also on packed
+sequences), the cells (``torch.lstm_cell``, ...) and the packing of padded sequences.
+
+They are composites of existing engine ops, unrolled one time step at a time, so every gate
+of every step is a node of its own (torch's gate order: LSTM i, f, g, o; GRU r, z, n)::
+
+    LSTM  i, f, g, o = σ(·), σ(·), tanh(·), σ(·) of  x W_ihᵀ + b_ih + h W_hhᵀ + b_hh
+          c' = f·c + i·g          h' = o·tanh(c')        (h' W_hrᵀ with proj_size)
+    GRU   r, z = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr), σ(…)
+          n = tanh(x W_inᵀ + b_in + r·(h W_hnᵀ + b_hn))   h' = (h − n)·z + n
+    RNN   h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)      (relu for rnn_relu)
+
+Arguments are torch's, positionally as ``torch._VF`` receives them::
+
+    lstm(input, (h0, c0), params, has_biases, num_layers, dropout, train, bidirectional,
+         batch_first)                                       -> (output, h_n, c_n)
+    lstm(data, batch_sizes, (h0, c0), params, has_biases, num_layers, dropout, train,
+         bidirectional)                                     -> (data_out, h_n, c_n)
+
+``params`` holds, per layer and direction, ``w_ih, w_hh[, b_ih, b_hh][, w_hr]``.
+Dropout between layers in training mode draws a random mask, which the engine does not
+reproduce: it raises ``NotImplementedError`` (the recorder shows the call opaque).
+
+>>> import numpy as np
+>>> from gradmagic.engine import tensor
+>>> x, h0, c0 = tensor(np.ones((2, 1, 1))), tensor(np.zeros((1, 1, 1))), tensor(np.zeros((1, 1, 1)))
+>>> w = [tensor(np.full((4, 1), 0.5), requires_grad=True), tensor(np.zeros((4, 1)))]
+>>> out, h, c = lstm(x, (h0, c0), w, False, 1, 0.0, True, False, False)
+>>> out.shape, h.grad_fn.name
+((2, 1, 1), 'StackBackward0')
+"""
 from __future__ import annotations
 
-PUBLIC: tuple[str, ...] = ()   # torch-named functions re-exported by engine.functional
-METHODS: tuple[str, ...] = ()  # those that are also Tensor methods
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..tensor import Tensor, apply
+from . import data as _data
+
+PUBLIC: tuple[str, ...] = (
+    "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell",
+    "rnn_relu_cell", "_pack_padded_sequence", "_pad_packed_sequence")
+METHODS: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- building blocks
+def _linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+    return apply("linear", x, w) if b is None else apply("linear", x, w, b)
+
+
+def _gate(gates: Tensor, k: int, size: int) -> Tensor:
+    """The ``k``-th chunk of ``size`` along the last dim (torch's ``chunk`` of the gates)."""
+    return apply("getitem", gates, index=(Ellipsis, slice(k * size, (k + 1) * size)))
+
+
+def _rows(x: Tensor, start: int, stop: int) -> Tensor:
+    return apply("getitem", x, index=slice(start, stop))
+
+
+# ---------------------------------------------------------------- one time step (a cell)
+# ``xw`` is the input's part x W_ihᵀ + b_ih; each step returns its new state tuple.
+def _rnn_step(act: str) -> Callable:
+    def step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Any = None) -> tuple:
+        return (apply(act, _linear(h, w_hh, b_hh) + xw),)
+    return step
+
+
+def _lstm_step(xw: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+               w_hr: Tensor | None = None) -> tuple:
+    gates = _linear(h, w_hh, b_hh) + xw
+    n = c.shape[-1]
+    i = apply("sigmoid", _gate(gates, 0, n))  # input gate
+    f = apply("sigmoid", _gate(gates, 1, n))  # forget gate
+    g = apply("tanh", _gate(gates, 2, n))     # cell candidate
+    o = apply("sigmoid", _gate(gates, 3, n))  # output gate
+    c = f * c + i * g
+    h = o * apply("tanh", c)
+    return (h if w_hr is None else _linear(h, w_hr), c)
+
+
+def _gru_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Any = None) -> tuple:
+    hw = _linear(h, w_hh, b_hh)
+    n = h.shape[-1]
+    r = apply("sigmoid", _gate(hw, 0, n) + _gate(xw, 0, n))  # reset gate
+    z = apply("sigmoid", _gate(hw, 1, n) + _gate(xw, 1, n))  # update gate
+    new = apply("tanh", _gate(xw, 2, n) + _gate(hw, 2, n) * r)
+    return ((h - new) * z + new,)
+
+
+_STEPS = {"lstm": _lstm_step, "gru": _gru_step, "rnn_tanh": _rnn_step("tanh"),
+          "rnn_relu": _rnn_step("relu")}
+
+
+# ---------------------------------------------------------------- one layer, one direction
+def _direction(step: Callable, xs: list, h0: tuple, weights: tuple, reverse: bool) -> tuple:
+    """Run ``step`` over the inputs ``xs`` (one per time step, batch sizes non-increasing as
+    in a packed sequence) from state ``h0``: (outputs per step, final state).
+
+    Forward in time, rows whose sequence ended are set aside and put back at the end;
+    backward in time, rows join from ``h0`` when their sequence starts (torch's packed
+    layers)."""
+    w_ih, w_hh, b_ih, b_hh, w_hr = weights
+    full, state, done = h0[0].shape[0], h0, []
+    if reverse:
+        state = tuple(_rows(s, 0, xs[-1].shape[0]) if xs[-1].shape[0] < full else s for s in h0)
+    outs: list = [None] * len(xs)
+    for t in (range(len(xs) - 1, -1, -1) if reverse else range(len(xs))):
+        bs, have = xs[t].shape[0], state[0].shape[0]
+        if bs < have:  # sequences that ended: keep their final state aside
+            done.append(tuple(_rows(s, bs, have) for s in state))
+            state = tuple(_rows(s, 0, bs) for s in state)
+        elif bs > have:  # (reverse) sequences that start here join with their h0
+            state = tuple(apply("cat", s, _rows(s0, have, bs), axis=0) for s, s0 in zip(state, h0))
+        state = step(_linear(xs[t], w_ih, b_ih), *state, w_hh, b_hh, w_hr)
+        outs[t] = state[0]
+    if done:
+        state = tuple(apply("cat", *parts, axis=0) for parts in zip(state, *reversed(done)))
+    return outs, state
+
+
+def _weights(params: Sequence, has_biases: bool, layers: int, dirs: int) -> list:
+    """Per layer and direction: (w_ih, w_hh, b_ih, b_hh, w_hr), absent ones None."""
+    per = len(params) // (layers * dirs)
+    base = 4 if has_biases else 2
+    if per not in (base, base + 1) or per * layers * dirs != len(params):
+        raise RuntimeError(f"rnn: expected {base} or {base + 1} parameters per layer and "
+                           f"direction, got {len(params)} for {layers * dirs}")
+    out = []
+    for k in range(layers * dirs):
+        p = list(params[k * per:(k + 1) * per])
+        w_ih, w_hh = p[0], p[1]
+        b_ih, b_hh = (p[2], p[3]) if has_biases else (None, None)
+        out.append((w_ih, w_hh, b_ih, b_hh, p[base] if per > base else None))
+    return out
+
+
+def _stack_layers(xs: list, hx: tuple, params: Sequence, kind: str, has_biases: bool,
+                  layers: int, dropout: float, train: bool, bidirectional: bool) -> tuple:
+    """All layers over the per-step inputs ``xs``: (per-step outputs, final states)."""
+    if dropout and train and layers > 1:
+        raise NotImplementedError(f"{kind} with dropout between layers in training mode: "
+                                  f"torch's random masks are not reproduced")
+    dirs = 2 if bidirectional else 1
+    weights = _weights(params, has_biases, layers, dirs)
+    step, finals = _STEPS[kind], []
+    for layer in range(layers):
+        runs = []
+        for d in range(dirs):
+            k = layer * dirs + d
+            h0 = tuple(apply("getitem", h, index=k) for h in hx)
+            outs, state = _direction(step, xs, h0, weights[k], reverse=d == 1)
+            runs.append(outs)
+            finals.append(state)
+        xs = runs[0] if dirs == 1 else [apply("cat", f, b, axis=-1) for f, b in zip(*runs)]
+    return xs, tuple(apply("stack", *parts, axis=0) for parts in zip(*finals))
+
+
+def _check_input(x: Tensor, ndim: int, name: str) -> None:
+    if x.ndim != ndim:
+        raise RuntimeError(f"{name}: input must have {ndim} dimensions, got {x.ndim}")
+
+
+def _layers(kind: str, input: Tensor, second: Any, *rest: Any) -> tuple:
+    """Both overloads: (input, hx, params, ..., batch_first) and packed (data, batch_sizes,
+    hx, params, ...)."""
+    packed = isinstance(second, (Tensor, np.ndarray)) and np.asarray(_data(second)).dtype.kind in "iu"
+    if packed:
+        hx, params, has_biases, layers, dropout, train, bidirectional = rest
+        _check_input(input, 2, kind)
+        sizes = [int(n) for n in np.asarray(_data(second))]
+        starts = np.cumsum([0] + sizes[:-1])
+        xs = [_rows(input, int(s), int(s) + n) for s, n in zip(starts, sizes)]
+    else:
+        hx = second
+        params, has_biases, layers, dropout, train, bidirectional, batch_first = rest
+        _check_input(input, 3, kind)
+        steps = input.shape[1] if batch_first else input.shape[0]
+        xs = [apply("getitem", input, index=(slice(None), t) if batch_first else t)
+              for t in range(steps)]
+    hx = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+    outs, finals = _stack_layers(xs, hx, params, kind, has_biases, int(layers), dropout, train,
+                                 bidirectional)
+    if packed:
+        output = apply("cat", *outs, axis=0)
+    else:
+        output = apply("stack", *outs, axis=1 if batch_first else 0)
+    return (output, *finals)
+
+
+# ---------------------------------------------------------------- torch's fused calls
+def lstm(input: Tensor, hx: Any, *args: Any) -> tuple:
+    """``torch.lstm`` → (output, h_n, c_n), unrolled into gates per step."""
+    return _layers("lstm", input, hx, *args)
+
+
+def gru(input: Tensor, hx: Any, *args: Any) -> tuple:
+    """``torch.gru`` → (output, h_n), unrolled into gates per step."""
+    return _layers("gru", input, hx, *args)
+
+
+def rnn_tanh(input: Tensor, hx: Any, *args: Any) -> tuple:
+    """``torch.rnn_tanh`` → (output, h_n): h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)."""
+    return _layers("rnn_tanh", input, hx, *args)
+
+
+def rnn_relu(input: Tensor, hx: Any, *args: Any) -> tuple:
+    """``torch.rnn_relu`` → (output, h_n): h' = relu(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)."""
+    return _layers("rnn_relu", input, hx, *args)
+
+
+# ---------------------------------------------------------------- cells
+def lstm_cell(input: Tensor, hx: Sequence[Tensor], w_ih: Tensor, w_hh: Tensor,
+              b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> tuple:
+    """``torch.lstm_cell`` (``nn.LSTMCell``) → (h', c')."""
+    h, c = hx
+    return _lstm_step(_linear(input, w_ih, b_ih), h, c, w_hh, b_hh)
+
+
+def gru_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor,
+             b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
+    """``torch.gru_cell`` (``nn.GRUCell``) → h'."""
+    return _gru_step(_linear(input, w_ih, b_ih), hx, w_hh, b_hh)[0]
+
+
+def rnn_tanh_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor,
+                  b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
+    """``torch.rnn_tanh_cell`` (``nn.RNNCell``) → h'."""
+    return _STEPS["rnn_tanh"](_linear(input, w_ih, b_ih), hx, w_hh, b_hh)[0]
+
+
+def rnn_relu_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor,
+                  b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
+    """``torch.rnn_relu_cell`` (``nn.RNNCell(nonlinearity="relu")``) → h'."""
+    return _STEPS["rnn_relu"](_linear(input, w_ih, b_ih), hx, w_hh, b_hh)[0]
+
+
+# ---------------------------------------------------------------- packed sequences
+def _pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False) -> tuple:
+    """``torch._pack_padded_sequence`` → (data, batch_sizes): the rows of each time step
+    whose sequence is still running, time step after time step."""
+    lens = np.asarray(_data(lengths)).astype(np.int64).reshape(-1)
+    if lens.size and lens.min() <= 0:
+        raise RuntimeError("Length of all samples has to be greater than 0, but found an "
+                           "element in 'lengths' that is <= 0")
+    if (np.diff(lens) > 0).any():
+        raise RuntimeError("`lengths` array must be sorted in decreasing order when "
+                           "`enforce_sorted` is True. You can pass `enforce_sorted=False` to "
+                           "pack_padded_sequence and/or pack_sequence to sidestep this "
+                           "requirement if you do not need ONNX exportability.")
+    steps = int(lens[0]) if lens.size else 0
+    sizes = (lens[None, :] > np.arange(steps)[:, None]).sum(axis=1).astype(np.int64)
+    parts = [apply("getitem", input, index=(slice(0, int(n)), t) if batch_first
+                   else (t, slice(0, int(n)))) for t, n in enumerate(sizes)]
+    return apply("cat", *parts, axis=0), Tensor(sizes)
+
+
+def _pad_packed_sequence(data: Tensor, batch_sizes: Any, batch_first: bool = False,
+                         padding_value: float = 0.0, total_length: int = 0) -> tuple:
+    """``torch._pad_packed_sequence`` → (padded, lengths): each time step's rows, padded
+    with ``padding_value`` to the full batch, stacked over time."""
+    sizes = [int(n) for n in np.asarray(_data(batch_sizes))]
+    full, rest = sizes[0], tuple(data.shape[1:])
+    steps = max(int(total_length), len(sizes))
+
+    def pad(n: int) -> Tensor:
+        return Tensor(np.full((n,) + rest, padding_value, data.dtype))
+    rows, start = [], 0
+    for n in sizes:
+        part = _rows(data, start, start + n)
+        rows.append(part if n == full else apply("cat", part, pad(full - n), axis=0))
+        start += n
+    rows += [pad(full) for _ in range(steps - len(sizes))]
+    lengths = (np.asarray(sizes)[None, :] > np.arange(full)[:, None]).sum(axis=1)
+    return apply("stack", *rows, axis=1 if batch_first else 0), Tensor(lengths.astype(np.int64))
