@@ -380,28 +380,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return apply("linear", input, weight, bias)
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    return apply("mse_loss", input, target, reduction=reduction)
-
-
-def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean",
-                  ignore_index: int = -100, label_smoothing: float = 0.0) -> Tensor:
-    return apply("cross_entropy", input, target, reduction=reduction, ignore_index=ignore_index,
-                 label_smoothing=label_smoothing)
-
-
-def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean",
-             ignore_index: int = -100) -> Tensor:
-    return apply("nll_loss", input, target, reduction=reduction, ignore_index=ignore_index)
-
-
-def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    return apply("binary_cross_entropy", input, target, reduction=reduction)
-
-
-def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
-                                     reduction: str = "mean") -> Tensor:
-    return apply("binary_cross_entropy_with_logits", input, target, reduction=reduction)
+# the losses (mse_loss, cross_entropy, nll_loss, binary_cross_entropy, ...) are the
+# activations family's (engine/ops/nn.py, re-exported below)
 
 
 def dropout(input: Tensor, mask: Any = None, p: float = 0.5, training: bool = True) -> Tensor:
