@@ -141,6 +141,9 @@ class GradReport:
     notes: list = field(default_factory=list)
     cell: Optional[dict] = None
     error: Optional[dict] = None
+    #: how much was checked: {"values": {"checked", "agree", "differ", "unchecked"}, "grads": {...},
+    #: "too_large": n}
+    coverage: dict = field(default_factory=dict)
     stats: dict = field(default_factory=lambda: {"nodes": 0, "ops": 0, "saved_bytes": 0, "elapsed_ms": 0.0})
 
     def node(self, key: str) -> Optional[NodeInfo]:

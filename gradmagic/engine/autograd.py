@@ -14,6 +14,7 @@ import numpy as np
 
 from ._state import STATE
 from .backward import own, plain_backward, run_backward
+from .hooks import HOOKS, POST_ACCUMULATE
 from .tensor import Tensor, as_tensor, wrap
 
 ndarray = np.ndarray
@@ -54,7 +55,8 @@ def _roots(tensors: Any, grads: Any, create: bool) -> tuple[list, list]:
 def tensor_backward(self: Tensor, gradient: Any = None, retain_graph: bool | None = None,
                     create_graph: bool = False, inputs: Any = None) -> None:
     """``t.backward()``: accumulate d(t)/d(leaf) into every leaf's ``.grad``."""
-    if gradient is None and not create_graph and inputs is None and type(self) is Tensor:
+    if gradient is None and not create_graph and inputs is None and type(self) is Tensor \
+            and not HOOKS and not POST_ACCUMULATE:
         if not self.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a "
                                "grad_fn")

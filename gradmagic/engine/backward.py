@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._state import STATE
+from .hooks import HOOKS, POST_ACCUMULATE, run_hooks, run_post_accumulate
 from .broadcast import sum_to
 from .node import ABSENT, FREED, MODIFIED, Node
 from .records import (BackwardRecord, BackwardStep, open_record,  # noqa: F401 (re-exported)
@@ -158,7 +159,7 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
     root, every leaf, no ``create_graph`` — goes to ``plain_backward``.
     """
     steps = open_record(kind, roots, retain_graph, create_graph) if STATE.recorders else None
-    if sinks is None and not create_graph and len(roots) == 1:
+    if sinks is None and not create_graph and len(roots) == 1 and not HOOKS and not POST_ACCUMULATE:
         plain_backward(roots[0], grads[0], retain_graph, steps)
         return {}
     if steps is not None:  # steps keep arrays, not copies: the seeds may be someone's data
@@ -175,6 +176,8 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
         while heap:
             v = heappop(heap)[1]
             g = pending.pop(id(v))
+            if HOOKS:
+                g = run_hooks(v, g, create_graph)
             if sinks is not None or RETAINED:
                 _deliver(v, g, sinks, capture, captured, create_graph, steps, borrowed)
             parents = v.parents
@@ -183,7 +186,12 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
             if not retain_graph:
                 v.vsum, v.ans = FREED, None
         for t in leaves:
-            _deliver(t, pending.pop(id(t)), sinks, capture, captured, create_graph, steps, borrowed)
+            g = pending.pop(id(t))
+            if HOOKS:
+                g = run_hooks(t, g, create_graph)
+            _deliver(t, g, sinks, capture, captured, create_graph, steps, borrowed)
+            if POST_ACCUMULATE and not capture and (sinks is None or id(t) in sinks):
+                run_post_accumulate(t)
     finally:
         STATE.grad_enabled = prev
     return captured

@@ -146,8 +146,22 @@ class Tensor:
         self.requires_grad = False
         return self
 
-    def register_hook(self, hook: Any) -> None:
-        raise NotImplementedError("hooks are not supported by the gradmagic engine")
+    def register_hook(self, hook: Any) -> Any:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a Tensor it returns
+        replaces the gradient. Returns a handle with ``remove()`` (see ``engine.hooks``)."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        from .hooks import HOOKS, add_hook
+        return add_hook(HOOKS, self.grad_fn if self.grad_fn is not None else self, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """Call ``hook(self)`` after a gradient was accumulated into this leaf's ``.grad``."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        from .hooks import POST_ACCUMULATE, add_hook
+        return add_hook(POST_ACCUMULATE, self, hook)
 
 
 def retained(node: Node | None) -> "Tensor | None":

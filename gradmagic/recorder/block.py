@@ -82,6 +82,8 @@ class Block:
         self.unsupported: dict = {}  # torch name -> None (ordered set)
         self.differ: list = []  # (seq, Rec, what, result) of every disagreement, capped
         self.counts = {"agree": 0, "differ": 0, "unchecked": 0}
+        self.tally: dict = {}  # (what, status) -> checks, for the report's coverage
+        self.too_large = 0  # tensors above the twin limit drawn in this block
         self.disabled = False
         self.t0 = time.perf_counter()
         self.elapsed_ms = 0.0
@@ -122,5 +124,7 @@ class Block:
     def count(self, status: str, seq: int, rec: Any, what: str, result: Any) -> None:
         """Tally one check; keep disagreements (the first 100) for the report."""
         self.counts[status] = self.counts.get(status, 0) + 1
+        key = (what, status)
+        self.tally[key] = self.tally.get(key, 0) + 1
         if status == "differ" and len(self.differ) < 100:
             self.differ.append((seq, rec, what, result))

@@ -47,7 +47,11 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
     report.leaves = _leaves(s, b, recs, ids, finder, sm)
     report.checks, report.mismatches, report.first_divergence = _checks(b, recs, ids)
     _grad_status(report)
-    report.ok = b.counts.get("differ", 0) == 0
+    report.coverage = coverage(b)
+    checked = sum(c["checked"] for c in report.coverage.values() if isinstance(c, dict))
+    unchecked = sum(c["unchecked"] for c in report.coverage.values() if isinstance(c, dict))
+    # nothing differed, and something was checked unless there was nothing to check
+    report.ok = b.counts.get("differ", 0) == 0 and (checked > 0 or unchecked == 0)
     report.unsupported = list(b.unsupported)
     report.notes = list(b.notes)
     if b.pruned:
@@ -62,6 +66,25 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
                     "saved_bytes": int(sum(n.saved_bytes for n in report.nodes)),
                     "elapsed_ms": round(b.elapsed_ms, 3)}
     return report
+
+
+def coverage(b: Block) -> dict:
+    """How much of the block was checked: per kind (values, gradients), checked and unchecked
+    counts, and how many tensors were too large to mirror.
+
+    >>> from gradmagic.recorder.block import Block
+    >>> b = Block(cell=None, finder=None); b.count("agree", 1, None, "value", None)
+    >>> coverage(b)["values"]
+    {'checked': 1, 'agree': 1, 'differ': 0, 'unchecked': 0}
+    """
+    out: dict = {}
+    for kind, whats in (("values", ("value",)), ("grads", ("grad", "gradcheck"))):
+        agree = sum(b.tally.get((w, "agree"), 0) for w in whats)
+        differ = sum(b.tally.get((w, "differ"), 0) for w in whats)
+        unchecked = sum(b.tally.get((w, "unchecked"), 0) for w in whats)
+        out[kind] = {"checked": agree + differ, "agree": agree, "differ": differ, "unchecked": unchecked}
+    out["too_large"] = b.too_large
+    return out
 
 
 # ----- names ---------------------------------------------------------------------------------
@@ -182,6 +205,8 @@ def _node(s: Session, r: Rec, ids: dict, finder: Any, sm: "Summaries") -> NodeIn
         if r.tdtype:
             value = {**value, "dtype": r.tdtype}
         n.shape, n.dtype = value["shape"], value["dtype"]
+    elif r.et is not None:  # a stand-in above the twin limit keeps its real shape
+        n.shape, n.dtype = list(r.et.data.shape), r.tdtype or dtype_name(r.et.data.dtype)
     n.value = value
     n.requires_grad = bool(r.et.requires_grad) if r.et is not None else True
     n.is_leaf = r.kind in ("leaf", "constant")

@@ -323,6 +323,8 @@ _ROWS: list[tuple[str, Optional[str], Any, tuple[str, ...]]] = [
     ("data_set", None, None, ("Tensor.data.__set__",)),
     ("requires_grad", None, None, ("Tensor.requires_grad_", "Tensor.requires_grad.__set__")),
     ("retain_grad", None, None, ("Tensor.retain_grad",)),
+    ("register_hook", "tensor", None, ("Tensor.register_hook",)),
+    ("register_hook", "post", None, ("Tensor.register_post_accumulate_grad_hook",)),
     ("detach_", None, None, ("Tensor.detach_",)),
     ("exposed", None, None, ("Tensor.numpy", "Tensor.__array__")),
     # nothing to record (fast path)
@@ -364,7 +366,7 @@ def _display(path: str) -> str:
 def _build() -> dict[Any, Spec]:
     table: dict[Any, Spec] = {}
     for kind, op, adapt, names in _ROWS:
-        pre = kind in ("backward", "random", "inplace")
+        pre = kind in ("backward", "random", "inplace", "register_hook", "autograd_grad")
         for path in names:
             try:
                 func = _resolve(path)
@@ -430,4 +432,4 @@ def torch_name(func: Any) -> str:
 
 def registry_targets() -> set[str]:
     """Every engine op named by the table (a test asserts each exists in ``REGISTRY``)."""
-    return {op for _, op, _, _ in _ROWS if op is not None and op not in ("grad",)}
+    return {op for kind, op, _, _ in _ROWS if op is not None and kind not in ("autograd_grad", "register_hook")}

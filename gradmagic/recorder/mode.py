@@ -38,6 +38,8 @@ import gradmagic.engine as ge
 
 from . import mapping
 from .backward import BackwardHandlers
+from .functions import FunctionHandlers
+from .hook_handlers import HookHandlers
 from .block import Block
 from .crosscheck import compare, identical
 from .history import LAZY_VALUE_LIMIT
@@ -49,7 +51,7 @@ _Tensor = torch.Tensor
 _BF16 = torch.bfloat16  # mirrored as float32: compared with bfloat16's tolerances
 
 
-class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
+class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, TorchFunctionMode):
     """Mirror torch calls into ``session``'s twins, recording into ``block``."""
 
     def __init__(self, session: Session, block: Block) -> None:
@@ -60,6 +62,8 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         self.opt_handles: list = []
         self.in_zero_grad = 0
         self.zero_handles: list = []
+        self.fn_current = None  # the custom Function whose forward runs now (functions.py)
+        self.fn_outputs: dict = {}  # id(torch tensor) -> (weakref, FunctionCall) made inside one
 
     # ----- dispatch --------------------------------------------------------------------
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
@@ -71,19 +75,30 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
             self._fail(exc, SimpleNamespace(name=getattr(func, "__name__", "a torch call")))
             spec = _IGNORED  # (the call runs outside the except: no chained context)
         kind = spec.kind
-        if self.in_optimizer and kind != "profiler_exit":  # torch's own optimizer code
-            return func(*args, **kwargs)
+        if (self.in_optimizer or kind == "foreach_") and kind != "profiler_exit":  # optimizer steps
+            return self._optimizer_call(func, spec, args, kwargs)  # and torch._foreach_*_ (state.py)
         if kind == "ignore" or self.b.disabled:
             return self._call_with_users_warnings(func, args, kwargs)
+        if kind in _FUNCTION_KINDS and not _grad_enabled():  # inside a custom Function's forward?
+            fc = self._function_call()
+            if fc is not None:
+                out = self._call_with_users_warnings(func, args, kwargs)
+                try:
+                    self._in_function(fc, spec, args, kwargs, out)
+                except Exception as exc:  # gradmagic's failure never breaks the user's call
+                    fc.broken = f"gradmagic failed inside it ({type(exc).__name__}: {exc})"
+                return out
         pre = None
         if spec.pre:
             token = quiet_enter()  # the engine's NumPy stays as silent as torch on inf/nan
             try:
-                pre = self._pre(kind, args, kwargs)
+                pre = self._pre(kind, args, kwargs, spec)
             except Exception as exc:  # gradmagic's failure never breaks the user's call
                 self._fail(exc, spec)
             finally:
                 quiet_exit(token)
+            if kind == "register_hook" and pre is not None:
+                args = pre[1]  # torch gets a wrapper that logs what the user's hook does
         out = self._call_with_users_warnings(func, args, kwargs)
         if not self.b.disabled:
             token = quiet_enter()
@@ -128,11 +143,16 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         self.b.note(f"gradmagic stopped checking at {spec.name} because of an internal error "
                     f"({type(exc).__name__}: {exc}); the rest of the block ran unchecked.")
 
-    def _pre(self, kind: str, args: tuple, kwargs: dict) -> Any:
+    def _pre(self, kind: str, args: tuple, kwargs: dict, spec: Any = None) -> Any:
         if kind == "backward":
             return self._pre_backward(args, kwargs)
         if kind == "random":
             return torch.get_rng_state()
+        if kind == "register_hook":
+            return self._pre_hook(spec, args, kwargs)
+        if kind == "autograd_grad":
+            self._clear_hook_logs()
+            return None
         if kind == "inplace" and args and isinstance(args[0], _Tensor):
             return args[0]._version
         return None
@@ -146,6 +166,8 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
     def tw(self, t: _Tensor, src: Any = None) -> Twin:
         """Up-to-date twin of ``t``; earlier records used here are remembered."""
         tw = self.s.twins.get(t)
+        if tw is None and self.fn_outputs:  # an output of a custom Function (functions.py)
+            tw = self._function_output(t, src)
         if tw is not None and tw.version != t._version and t._base is not None:
             tw = self._view_of_current_base(t, src)  # a write through another view
         if tw is None or tw.version != t._version or tw.exposed:
@@ -415,6 +437,7 @@ class Recorder(StateHandlers, BackwardHandlers, TorchFunctionMode):
         """Register a stand-in twin (no copy) for ``t``, above the twin limit."""
         rec = self.s.stand_in(t, src, self.b.cell, torch_op).rec
         rec.inputs = inputs
+        self.b.too_large += 1
         self.b.add_rec(rec)
         self.b.count("unchecked", rec.seq, rec, "value", rec.check)
         self.note_too_large()
@@ -442,12 +465,16 @@ HANDLERS = {
     "data_get": Recorder._data_get, "data_set": Recorder._data_set,
     "requires_grad": Recorder._requires_grad, "retain_grad": Recorder._retain_grad,
     "detach_": Recorder._detach_, "backward": Recorder._backward, "autograd_grad": Recorder._autograd_grad,
+    "register_hook": Recorder._hook_registered,
     "exposed": Recorder._exposed, "profiler_enter": Recorder._profiler_enter,
     "profiler_exit": Recorder._profiler_exit, "auto": Recorder._auto,
 }
 
 
 _IGNORED = SimpleNamespace(kind="ignore", name="a torch call", pre=False)
+#: kinds that a custom Function's forward may call (mirrored on its private graph)
+_FUNCTION_KINDS = frozenset({"op", "factory", "inplace", "random", "auto"})
+_grad_enabled = torch.is_grad_enabled
 
 
 

@@ -307,6 +307,9 @@ class Session:
         self.calls = 0  # session-wide backward call counter
         self.blocks = 0
         self.last_report: Any = None
+        self.hook_logs: list = []  # weak references to the HookLogs of mirrored torch hooks
+        self.hook_seen: list = []  # (Replay, engine gradient, torch's, returned) of one backward
+        self.post_hooked: set = set()  # ids of leaf Recs with a post-accumulate-grad hook
 
     # ----- records -------------------------------------------------------------------
     def new_rec(self, kind: str, et: Optional[ETensor], arr: Any, src: Any, cell: Optional[int],

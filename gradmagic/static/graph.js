@@ -656,7 +656,11 @@ function render({ model, el }) {
       ? "✓ every checked value and gradient agrees with PyTorch"
       : `✗ gradmagic and PyTorch disagree${first ? ` — first at ${nodeTitle(first)}` : ""}`;
     if (ok && idx.nodes.size === 0) verdict = "nothing to check: no tensors recorded";
-    const cls = idx.nodes.size === 0 ? "gradmagic-meta" : ok ? "gradmagic-ok" : "gradmagic-bad";
+    let cls = idx.nodes.size === 0 ? "gradmagic-meta" : ok ? "gradmagic-ok" : "gradmagic-bad";
+    if (r.verdict && idx.nodes.size) {  // the headline every view shows (viz/facts.py)
+      verdict = r.verdict.headline;
+      cls = { ok: "gradmagic-ok", error: "gradmagic-ok", differ: "gradmagic-bad" }[r.verdict.level] || "gradmagic-meta";
+    }
     header.appendChild(h("span", { class: `gradmagic-verdict ${cls}` }, verdict));
     const all = [...idx.nodes.values()];
     const ops = all.filter((n) => n.kind === "op" || n.kind === "opaque").length;

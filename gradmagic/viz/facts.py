@@ -42,19 +42,41 @@ def _count(n: int, word: str, plural: str | None = None) -> str:
 
 
 def verdict(report: dict[str, Any]) -> dict[str, Any]:
-    """``{"level": ok|differ|unchecked|error, "headline": str, "details": [str, ...]}``."""
-    checks = report.get("checks") or []
-    values = sum(c.get("what") == "value" and c.get("status") != "unchecked" for c in checks)
-    grads = sum(c.get("what") in ("grad", "gradcheck") and c.get("status") != "unchecked"
-                for c in checks)
-    counted = ", ".join(_count(n, w) for n, w in ((values, "value"), (grads, "gradient")) if n)
+    """``{"level": ok|differ|unchecked|error, "headline": str, "details": [str, ...]}``.
+
+    The headline says how much was checked; unchecked is never shown as agreeing.
+
+    >>> cov = {"values": {"checked": 12, "unchecked": 3}, "grads": {"checked": 3, "unchecked": 1},
+    ...        "too_large": 1}
+    >>> verdict({"ok": True, "coverage": cov})["headline"]
+    '✓ gradmagic agrees with PyTorch: 12 of 15 values and 3 of 4 gradients checked; 1 tensor too large to mirror.'
+    >>> verdict({"ok": False, "coverage": {"values": {"checked": 0, "unchecked": 2}}})["level"]
+    'unchecked'
+    """
+    cov = report.get("coverage") or _coverage_of_checks(report.get("checks") or [])
+    parts = []
+    checked_any = unchecked_any = 0
+    for kind, word in (("values", "value"), ("grads", "gradient")):
+        c = cov.get(kind) or {}
+        done, left = int(c.get("checked", 0)), int(c.get("unchecked", 0))
+        checked_any += done
+        unchecked_any += left
+        if done or left:
+            parts.append(f"{done} of {_count(done + left, word)}" if left else _count(done, word))
+    counted = " and ".join(parts) + " checked" if parts else ""
+    large = int(cov.get("too_large") or 0)
+    if large:
+        counted += f"; {_count(large, 'tensor')} too large to mirror"
     mismatches = report.get("mismatches") or []
     unsupported = report.get("unsupported") or []
     details: list[str] = []  # the user's error comes first
-    if mismatches or report.get("ok") is False:
+    if mismatches:
         level = "differ"
         headline = f"✗ {_count(len(mismatches), 'mismatch', 'mismatches')} between gradmagic " \
                    "and PyTorch."
+    elif unchecked_any and not checked_any:
+        level = "unchecked"
+        headline = f"? Nothing could be checked ({counted})."
     elif unsupported:
         level = "unchecked"
         headline = f"? Checked what could be checked ({counted or 'nothing'}); " \
@@ -64,13 +86,23 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
         headline = "· Nothing to cross-check: no value or gradient was computed here."
     else:
         level = "ok"
-        headline = f"✓ gradmagic agrees with PyTorch: {counted} checked."
+        headline = f"✓ gradmagic agrees with PyTorch: {counted}."
     error = report.get("error")
     if error:
         details.append(f"The cell raised {clean_text(error.get('type'))}: "
                        f"{clean_text(error.get('message'))}")
         level = "error" if level == "ok" else level
     return {"level": level, "headline": headline, "details": details + _divergence(report)}
+
+
+def _coverage_of_checks(checks: list) -> dict[str, Any]:
+    """Coverage counted from the listed checks (reports made before ``coverage`` existed)."""
+    out: dict[str, Any] = {}
+    for kind, whats in (("values", ("value",)), ("grads", ("grad", "gradcheck"))):
+        mine = [c for c in checks if c.get("what") in whats]
+        left = sum(c.get("status") == "unchecked" for c in mine)
+        out[kind] = {"checked": len(mine) - left, "unchecked": left}
+    return out
 
 
 def _divergence(report: dict[str, Any]) -> list[str]:

@@ -32,6 +32,7 @@ import anywidget
 import traitlets
 
 from gradmagic.viz.escape import no_lone_surrogates
+from gradmagic.viz.facts import verdict
 
 __all__ = ["GradWidget", "widget_graph", "compact_report", "resolve_node"]
 
@@ -137,6 +138,8 @@ def widget_graph(
     for group in lay.get("groups") or []:
         labels[group["id"]] = [list(line) for line in group_lines(group)]
     slim = compact_report(report, hidden=lay.get("hidden") or ())
+    v = verdict(dict(report))
+    slim["verdict"] = {"level": v["level"], "headline": v["headline"]}  # the views' one headline
     return {"report": slim, "layout": lay, "labels": labels}
 
 

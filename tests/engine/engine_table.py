@@ -236,3 +236,31 @@ import table_activations, table_conv, table_mathops, table_norm, table_recurrent
 for _family in (table_tensorops, table_mathops, table_activations, table_conv, table_norm,
                 table_recurrent):
     TABLE.update(_family.TABLE)
+
+
+# ---------------------------------------------------------------- a custom Function as one node
+class _Cube(torch.autograd.Function):
+    """torch's side of the ``subgraph`` row: sin(x³) with a hand-written backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        ctx.save_for_backward(x)
+        return (x ** 3).sin()
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * (x ** 3).cos() * 3 * x ** 2
+
+
+def _subgraph(m: Any, a: Any) -> Any:
+    if m is not ge:
+        return _Cube.apply(a)
+    from gradmagic.engine.ops.subgraph import Subgraph
+    inner = ge.tensor(a.data.copy(), requires_grad=True)
+    return ge.apply("subgraph", a, body=Subgraph("_CubeBackward", [inner], (inner ** 3).sin()))
+
+
+# second order: the engine does not differentiate through a Function's VJP (it raises;
+# the recorder marks such a double backward unchecked)
+TABLE["subgraph"] = un(_subgraph, second=False)

@@ -56,7 +56,7 @@ def unreduce(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
     return out
 
 
-from . import elementwise, reduce, shape, linalg, nn  # noqa: E402,F401  (registration)
+from . import elementwise, reduce, shape, linalg, nn, subgraph  # noqa: E402,F401  (registration)
 # op families: each declares its rules and its torch-named public functions (``PUBLIC``, re-exported
 # by ``functional``; ``METHODS``: those that are also Tensor methods)
 from . import tensorops, mathops, activations, conv, norm, recurrent  # noqa: E402

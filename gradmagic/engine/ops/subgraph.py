@@ -1,0 +1,109 @@
+"""A graph as one node: the engine's view of a user-defined ``torch.autograd.Function``.
+
+``subgraph(*inputs, body=Subgraph(...))`` is one node (named after the Function, e.g.
+``LegendreP3Backward``) whose forward value was computed by the ops inside the Function's
+``forward``, recorded on the body's own leaves. Its VJP differentiates those ops: the true
+VJP, which the recorder compares with the user's hand-written ``backward``. A ``replay``
+(set by the recorder) may replace the result by torch's (lockstep): the rest of the
+backward then continues from exactly what the user's backward gave torch.
+
+>>> from gradmagic.engine import tensor, apply
+>>> x = tensor([1.0, 2.0], requires_grad=True)
+>>> inner = tensor([1.0, 2.0], requires_grad=True)
+>>> body = Subgraph("CubeBackward", [inner], inner ** 3)
+>>> y = apply("subgraph", x, body=body)
+>>> y.grad_fn.name
+'CubeBackward'
+>>> y.sum().backward(); x.grad
+tensor([ 3., 12.])
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from ..registry import defop
+
+
+class Subgraph:
+    """The recorded inside of one node: its own leaves (``inputs``, one per outer input, or
+    None where that input is not differentiable) and the ``output`` they computed."""
+
+    __slots__ = ("name", "inputs", "output", "replay", "_cache", "_recorded")
+
+    def __init__(self, name: str, inputs: Sequence[Any], output: Any,
+                 replay: Optional[Callable[[Any, list], Optional[list]]] = None) -> None:
+        self.name = name
+        self.inputs = list(inputs)
+        self.output = output
+        self.replay = replay  # (g, true VJPs) -> VJPs to use instead, or None
+        self._cache: tuple = (None, None)
+        self._recorded = False
+
+    def forward(self, *arrays: Any) -> np.ndarray:
+        """The output for input values ``arrays``: the recorded value the first time (the
+        call that made the node), afterwards the inside re-evaluated (finite differences)."""
+        if not self._recorded:
+            self._recorded = True
+            return self.output.data.copy()
+        return self.evaluate(arrays)
+
+    def evaluate(self, arrays: Sequence[Any]) -> np.ndarray:
+        """Re-run the ops inside on new input values (in their dtype, e.g. float64)."""
+        from ..backward import toposort
+        from ..node import Node
+        from ..tensor import Tensor
+        root = self.output.grad_fn
+        subst = {id(x): np.asarray(a) for x, a in zip(self.inputs, arrays) if x is not None}
+        if root is None:
+            return subst.get(id(self.output), self.output.data).copy()
+        vals: dict = {}
+        for v in reversed(toposort([root])):
+            if type(v) is not Node:
+                continue
+            args = []
+            for x, p in zip(v.raw_inputs(), v.parents):
+                key = id(p)
+                args.append(vals[key] if key in vals else subst[key] if key in subst else
+                            x.data if isinstance(x, Tensor) else x)
+            vals[id(v)] = np.asarray(v.opdef.fwd(*args, **(v.params or {})))
+        return vals[id(root)]
+
+    def vjp(self, g: Any, index: int) -> Any:
+        """The cotangent of input ``index`` (each input's VJP asks; one backward computes all)."""
+        if self._cache[0] is not g:
+            self._cache = (g, self._all(g))
+        return self._cache[1][index]
+
+    def _all(self, g: Any) -> list:
+        from ..autograd import grad
+        from ..tensor import Tensor, wrap
+        if isinstance(g, Tensor):
+            raise NotImplementedError(f"double backward through {self.name} (a custom Function) is "
+                                      "not mirrored by the engine")
+        used = [x for x in self.inputs if x is not None]
+        got = iter(grad([self.output], used, grad_outputs=[wrap(np.asarray(g))], retain_graph=True,
+                        allow_unused=True) if used else ())
+        true = []
+        for x in self.inputs:
+            gx = next(got) if x is not None else None
+            true.append(None if x is None else np.zeros_like(x.data) if gx is None else gx.data)
+        if self.replay is not None:
+            replaced = self.replay(np.asarray(g), true)
+            if replaced is not None:
+                return replaced
+        return true
+
+
+def _vjp(g: Any, ans: Any, *inputs: Any, index: int, body: Subgraph) -> Any:
+    out = body.vjp(g, index)
+    if out is None:  # not differentiable in the Function (its backward gave None): zero
+        return np.zeros_like(np.asarray(getattr(inputs[index], "data", inputs[index])))
+    return out
+
+
+defop("subgraph", lambda *inputs, body: body.forward(*inputs),
+      lambda inputs, params: params["body"].name, vjp=(_vjp,),
+      formulas=("∂/∂input = the VJP of the ops inside forward (checked against your backward)",),
+      variadic=True)

@@ -1,0 +1,106 @@
+"""``Tensor.register_hook`` and ``register_post_accumulate_grad_hook``: mirrored.
+
+Part of the ``Recorder`` (see ``mode.py``); the mechanism is in ``hooks.py``. Before torch
+registers a user's hook, the recorder swaps in a logging wrapper; after, it registers a
+``Replay`` on the engine twin at the same place. After each backward the replays' checks
+are filed on the hooked tensor.
+
+>>> import torch, gradmagic
+>>> with gradmagic.trace() as rep:
+...     x = torch.tensor([1.0, 2.0], requires_grad=True)
+...     _ = x.register_hook(lambda g: g + 1)
+...     (x * x).sum().backward()
+>>> rep.ok, x.grad.tolist()
+(True, [3.0, 5.0])
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import torch
+
+from .crosscheck import compare
+from .functions import file_function_check
+from .hooks import HookLog, Replay, describe, post_accumulate_side, torch_side
+from .twins import copy_numpy
+
+_Tensor = torch.Tensor
+
+
+def _copy(t: Any) -> Any:
+    return copy_numpy(t) if isinstance(t, _Tensor) else None
+
+
+class HookHandlers:
+    """Mixin of ``Recorder``: hook registration and the checks of replayed hooks."""
+
+    def _pre_hook(self, spec: Any, args: tuple, kwargs: dict) -> Any:
+        """Before torch registers the hook: ``(log, args with the wrapper)``."""
+        if len(args) < 2 or kwargs or not isinstance(args[0], _Tensor) or not callable(args[1]):
+            return None
+        log = HookLog()
+        wrap = post_accumulate_side if spec.op == "post" else torch_side
+        return log, (args[0], wrap(args[1], log, _copy), *args[2:])
+
+    def _hook_registered(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
+        if pre is None:
+            return
+        log = pre[0]
+        tw = self.tw(args[0], self.where())
+        et = tw.et
+        if et is None or not et.requires_grad or tw.rec.too_large:
+            self.b.note("a hook was registered on a tensor gradmagic does not mirror with a graph; "
+                        "the gradients it changes are unchecked.")
+            return
+        replay = Replay(log, tw.rec, self.s.hook_seen, spec.op)
+        if spec.op == "post":
+            et.register_post_accumulate_grad_hook(replay)
+            self.s.post_hooked.add(id(tw.rec))
+        else:
+            et.register_hook(replay)
+        self.s.hook_logs.append(weakref.ref(log))
+
+    def _clear_hook_logs(self) -> None:
+        """Before a recorded backward: the logs keep only what this backward's hooks see."""
+        live = []
+        for ref in self.s.hook_logs:
+            log = ref()
+            if log is not None:
+                log.calls.clear()
+                live.append(ref)
+        self.s.hook_logs = live
+
+    def _file_hook_check(self, call: Any, rec: Any, res: tuple) -> None:
+        call.checks.append((rec, "grad", res))
+        self.b.count(res[0], rec.seq, rec, "grad", res)
+        if res[0] == "differ":
+            call.status = "differ"
+
+    def _file_hooks(self, call: Any) -> None:
+        """After the engine's backward: one check per hook call (the gradient that reached
+        the hook, engine against torch), and a note when torch ran a hook the engine did not."""
+        seen, self.s.hook_seen[:] = list(self.s.hook_seen), []
+        for replay, engine, received, returned in seen:
+            rec = replay.rec
+            if replay.kind == "function":  # a custom Function's node: see functions.py
+                for res in file_function_check(self, call, replay, engine, received, returned):
+                    self._file_hook_check(call, rec, res)
+                continue
+            if received is None or engine is None:
+                res = ("unchecked", None, None, None, None, "the hook saw no gradient")
+            else:
+                res = compare(engine, received, self.b.rtol, self.b.atol)
+                what = ("post-accumulate-grad hook: the accumulated .grad it saw"
+                        if replay.kind == "post" else f"hook: {describe(received, returned)}; "
+                        "checked: the gradient reaching it")
+                res = res[:5] + ((res[5] + "; " if res[5] else "") + what,)
+            self._file_hook_check(call, rec, res)
+        for ref in self.s.hook_logs:
+            log = ref()
+            if log is not None and log.calls:
+                log.calls.clear()
+                self.b.note("torch ran a hook that gradmagic's backward did not reach; gradients "
+                            "below it are unchecked.")
+                if call.status == "agree":
+                    call.status = "unchecked"

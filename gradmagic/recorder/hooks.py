@@ -1,0 +1,122 @@
+"""Tensor hooks, mirrored: what a user's hook did in torch's backward, replayed at the same
+point of the engine's.
+
+A user's hook cannot be called a second time (it may print, append to a list, count), so
+the recorder hands torch a wrapper that calls the user's hook once and logs what it saw and
+returned. The engine's twin gets a *replay* hook at the same place: when the engine's
+backward reaches it, the gradient the engine computed is checked against the one torch's
+hook received, and the engine continues from what the hook returned (lockstep, as values
+are after each op check). Upstream of a hook everything is checked; the hook itself is
+shown for what it did ("g → 2·g").
+
+>>> import torch, gradmagic
+>>> with gradmagic.trace() as rep:
+...     x = torch.tensor([1.0, 2.0], requires_grad=True)
+...     z = x * 3
+...     _ = z.register_hook(lambda g: g * 2)
+...     z.sum().backward()
+>>> rep.ok, x.grad.tolist()
+(True, [6.0, 6.0])
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+#: the most torch calls a wrapper logs before the engine consumes them (unrecorded
+#: backward calls between recorded cells must not grow memory without bound)
+LOG_LIMIT = 64
+
+
+class HookLog:
+    """The torch-side calls of one hook: ``(gradient received, gradient returned or None)``."""
+
+    __slots__ = ("calls", "__weakref__")
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+
+def torch_side(hook: Callable, log: HookLog, copy: Callable[[Any], np.ndarray]) -> Callable:
+    """The wrapper torch stores instead of ``hook``: calls it once, logs its input/output."""
+    @functools.wraps(hook)
+    def wrapper(grad: Any) -> Any:
+        seen = copy(grad) if len(log.calls) < LOG_LIMIT else None
+        out = hook(grad)
+        if seen is not None:
+            log.calls.append((seen, None if out is None else copy(out)))
+        return out
+    return wrapper
+
+
+def post_accumulate_side(hook: Callable, log: HookLog, copy: Callable[[Any], np.ndarray]) -> Callable:
+    """The wrapper of a post-accumulate-grad hook: logs the leaf's ``.grad`` as accumulated."""
+    @functools.wraps(hook)
+    def wrapper(tensor: Any) -> Any:
+        g = tensor.grad
+        if len(log.calls) < LOG_LIMIT:
+            log.calls.append((None if g is None else copy(g), None))
+        return hook(tensor)
+    return wrapper
+
+
+class Replay:
+    """The engine-side hook: checks what reaches it against torch's log, then returns what
+    torch's hook returned. ``seen`` collects ``(replay, engine gradient, torch's, returned)``
+    for the recorder to file as checks after the backward."""
+
+    __slots__ = ("log", "rec", "seen", "kind")
+
+    def __init__(self, log: HookLog, rec: Any, seen: list, kind: str = "tensor") -> None:
+        self.log, self.rec, self.seen, self.kind = log, rec, seen, kind
+
+    def __call__(self, g: Any) -> Optional[Any]:
+        if not self.log.calls:
+            return None  # torch did not call it (removed, or not reached)
+        received, returned = self.log.calls.pop(0)
+        if self.kind == "post":  # g is the leaf: its accumulated gradient is what is checked
+            grad = g.grad
+            self.seen.append((self, None if grad is None else np.array(grad.data), received, None))
+            return None
+        self.seen.append((self, np.array(getattr(g, "data", g)), received, returned))
+        if returned is None:
+            return None
+        from gradmagic.engine import Tensor
+        return Tensor(returned.copy())
+
+
+def describe(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> str:
+    """What a hook did to the gradient, in a learner's words.
+
+    >>> describe(np.array([1.0, 2.0]), np.array([2.0, 4.0]))
+    'g → 2·g'
+    >>> describe(np.array([1.0, 2.0]), np.array([2.0, 3.0]))
+    'g → g + 1'
+    >>> describe(np.array([1.0]), None)
+    'g → g (the hook returned None: it only looked)'
+    """
+    if returned is None:
+        return "g → g (the hook returned None: it only looked)"
+    if received is None or received.shape != returned.shape or received.dtype.kind not in "fc":
+        return "g → hook(g)"
+    with np.errstate(all="ignore"):
+        if np.array_equal(received, returned):
+            return "g → g (unchanged)"
+        flat_r, flat_o = received.ravel(), returned.ravel()
+        nz = flat_r != 0
+        if nz.any():
+            c = flat_o[nz][0] / flat_r[nz][0]
+            if np.allclose(flat_o, c * flat_r, rtol=1e-5, atol=1e-7):
+                return f"g → {_num(c)}·g"
+        d = flat_o - flat_r
+        if d.size and np.allclose(d, d[0], rtol=1e-5, atol=1e-7):
+            sign = "+" if d[0] >= 0 else "−"
+            return f"g → g {sign} {_num(abs(d[0]))}"
+    return "g → hook(g)"
+
+
+def _num(c: Any) -> str:
+    c = float(np.real(c))
+    return str(int(c)) if c == int(c) and abs(c) < 1e6 else f"{c:.4g}"

@@ -1,0 +1,91 @@
+"""How large the terms behind a gradient were: the scale of its rounding error.
+
+A gradient is a sum of products along every path from the root. Summed in another order
+(torch's kernels against NumPy's), two correct float32 results differ by a few ulps *of
+the terms*, not of the result: when the terms cancel (``c.grad`` of a polynomial fit is a
+sum of 200 terms of size 0.01 that comes to 1e-6), that is far more than ``rtol`` times
+the result. ``magnitudes`` runs the recorded backward steps once more on absolute values
+(|g|, |inputs|, |output|, float64) with the same VJP rules, so each input receives an upper
+estimate of Σ|terms| at every reduction (``sum_to`` of a broadcast, the sums inside matmul,
+dot, sum); the tolerance of a gradient is then ``atol + rtol · max(max|t|, max Σ|terms|)``.
+This runs only for a gradient that failed the plain rule, so it costs nothing otherwise.
+A wrong rule (a sign, a missing factor 2, a transposed product) is off by the size of the
+terms themselves, far above ``rtol`` of them, and is still caught.
+
+>>> from gradmagic.engine import tensor, record_backward
+>>> w = tensor([1.0, -1.0], requires_grad=True)
+>>> with record_backward() as calls:
+...     (w * tensor([3.0, 3.0])).sum().backward()
+>>> float(magnitudes(calls[0].steps)[id(w)].max())
+3.0
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gradmagic.engine.broadcast import sum_to
+
+
+def magnitudes(steps: list) -> dict:
+    """``id(leaf or retained tensor) -> Σ|terms|`` (float64 array of its shape) for the
+    gradients a recorded backward accumulated (``steps``: its ``BackwardStep`` list)."""
+    pending: dict = {}
+    out: dict = {}
+    for step in steps:
+        if step.kind == "node":
+            v = step.node
+            gm = pending.pop(id(v), None)
+            if gm is None:
+                gm = _abs(step.grad_output)
+            _send(v, gm, step.input_grads, pending)
+        elif step.kind == "accumulate" and step.tensor is not None:
+            t = step.tensor
+            m = pending.get(id(t.grad_fn)) if t.grad_fn is not None else pending.pop(id(t), None)
+            if m is None and step.added is not None:
+                m = _abs(step.added)
+            if m is not None:
+                if step.before is not None:
+                    m = m + _abs(step.before)
+                out[id(t)] = m
+    return out
+
+
+def _send(v: Any, gm: np.ndarray, input_grads: tuple, pending: dict) -> None:
+    """Each input's Σ|terms| from node ``v`` (the VJP rules on absolute values)."""
+    op, params = v.opdef, v.params or {}
+    raw = v.raw_inputs()
+    args = [_abs(getattr(x, "data", x)) if _is_array(x) else x for x in raw]
+    ans = _abs(v.ans) if v.ans is not None else None
+    for i, p in enumerate(v.parents):
+        if p is None:
+            continue
+        gi = input_grads[i] if i < len(input_grads) else None
+        try:
+            with np.errstate(all="ignore"):
+                rule = op.vjp(i)
+                m = rule(gm, ans, *args, index=i, **params) if op.variadic else rule(gm, ans, *args, **params)
+                m = np.abs(np.asarray(getattr(m, "data", m), np.float64))
+            shape = np.shape(getattr(raw[i], "data", raw[i]))
+            if m.shape != shape:
+                m = sum_to(m, shape)
+        except Exception:  # a rule that cannot run on absolute values: the gradient itself
+            if gi is None:
+                continue
+            m = _abs(gi)
+        if gi is not None and np.shape(gi) == m.shape:
+            m = np.maximum(m, _abs(gi))  # never below the gradient it bounds
+        k = id(p)
+        pending[k] = pending[k] + m if k in pending else m
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(getattr(x, "data", x), np.ndarray)
+
+
+def _abs(x: Any) -> np.ndarray:
+    a = np.asarray(getattr(x, "data", x))
+    if a.dtype.kind not in "fc":
+        return a  # masks and indices stay as they are
+    return np.abs(a).astype(np.float64)
