@@ -722,5 +722,5 @@ def max_unpool2d(input: Tensor, indices: Any, kernel_size: Any, stride: Any = No
     if idx.size and (idx.min() < 0 or idx.max() >= size[0] * size[1]):
         bad = int(idx.max() if idx.max() >= size[0] * size[1] else idx.min())
         raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size "
-                           f"{size[0]}x{size[1]}")
+                           f"{size[0]}x{size[1]})")
     return apply("max_unpool2d", input, indices=idx, size=size)
