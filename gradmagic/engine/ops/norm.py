@@ -14,6 +14,7 @@ multi-head attention are composites, as torch builds them.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections import namedtuple
 from typing import Any
@@ -31,6 +32,26 @@ METHODS: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- shared helpers
+def _wide(fn):
+    """Run ``fn`` on float64 copies of its float32/float16 arrays, the result in the first
+    array's dtype: torch's CPU kernels accumulate the statistics accurately (batch norm in
+    double), and cancellations (a gradient that is 0 in exact arithmetic) leave rounding
+    noise of the size of theirs only when ours is as accurate. Tensors (``create_graph``)
+    pass through unchanged."""
+    @functools.wraps(fn)
+    def wide(*args, **params):
+        dtype = None
+        conv = []
+        for a in args:
+            if type(a) is np.ndarray and a.dtype.kind == "f" and a.dtype.itemsize < 8:
+                dtype = dtype or a.dtype
+                a = a.astype(np.float64)
+            conv.append(a)
+        out = fn(*conv, **params)
+        return out if dtype is None or type(out) is not np.ndarray else out.astype(dtype)
+    return wide
+
+
 def _normalized(x: Any, axes: tuple, eps: float) -> tuple[Any, Any]:
     """(x̂, 1/σ) over ``axes`` (biased variance), differentiable on Tensors."""
     mu = x.mean(axis=axes, keepdims=True)
@@ -43,6 +64,15 @@ def _norm_dx(gw: Any, xhat: Any, rstd: Any, axes: tuple) -> Any:
     """∂/∂x of x̂ = (x − μ)/σ over ``axes``, given the cotangent ``gw`` of x̂."""
     return rstd * (gw - gw.mean(axis=axes, keepdims=True)
                    - xhat * (gw * xhat).mean(axis=axes, keepdims=True))
+
+
+def _bias_grad(g: Any, w: Any, axes: Any) -> Any:
+    """Σ g (over ``axes``; None: left to the engine's broadcasting sum). Without a weight,
+    torch's double backward drops this path (the bias gradient does not depend on g):
+    the same here, so second derivatives agree with torch's."""
+    if w is None and isinstance(g, Tensor):
+        g = Tensor(g.data)
+    return g if axes is None else g.sum(axis=axes)
 
 
 def _check_float(x: Any, what: str) -> None:
@@ -68,23 +98,26 @@ def _affine(y: Any, w: Any, b: Any, ndim: int) -> Any:
     return y
 
 
+@_wide
 def _bn(x, w=None, b=None, eps=1e-5):
     _check_float(x, "batch_norm")
     return _affine(_normalized(x, _bn_axes(x), eps)[0], w, b, x.ndim)
 
 
+@_wide
 def _bn_x(g, ans, x, w, b, eps=1e-5):
     axes = _bn_axes(x)
     xhat, rstd = _normalized(x, axes, eps)
     return _norm_dx(g if w is None else g * _channel(w, x.ndim), xhat, rstd, axes)
 
 
+@_wide
 def _bn_w(g, ans, x, w, b, eps=1e-5):
     return (g * _normalized(x, _bn_axes(x), eps)[0]).sum(axis=_bn_axes(x))
 
 
 def _bn_b(g, ans, x, w, b, eps=1e-5):
-    return g.sum(axis=_bn_axes(g))
+    return _bias_grad(g, w, _bn_axes(g))
 
 
 defop("batch_norm", _bn, "NativeBatchNormBackward0", vjp=(_bn_x, _bn_w, _bn_b),
@@ -109,7 +142,7 @@ def _bn_eval_w(g, ans, x, mean, var, w, b, eps=1e-5):
 
 
 def _bn_eval_b(g, ans, x, mean, var, w, b, eps=1e-5):
-    return g.sum(axis=_bn_axes(g))
+    return _bias_grad(g, w, _bn_axes(g))
 
 
 defop("batch_norm_eval", _bn_eval, "NativeBatchNormBackward0",
@@ -191,6 +224,7 @@ def _ln_axes(x: Any, k: int) -> tuple:
     return tuple(range(x.ndim - k, x.ndim))
 
 
+@_wide
 def _ln(x, w=None, b=None, normalized_shape=(), eps=1e-5):
     _check_float(x, "layer_norm")
     k = len(normalized_shape)
@@ -204,18 +238,20 @@ def _ln(x, w=None, b=None, normalized_shape=(), eps=1e-5):
     return y if b is None else y + b
 
 
+@_wide
 def _ln_x(g, ans, x, w, b, normalized_shape=(), eps=1e-5):
     axes = _ln_axes(x, len(normalized_shape))
     xhat, rstd = _normalized(x, axes, eps)
     return _norm_dx(g if w is None else g * w, xhat, rstd, axes)
 
 
+@_wide
 def _ln_w(g, ans, x, w, b, normalized_shape=(), eps=1e-5):
     return g * _normalized(x, _ln_axes(x, len(normalized_shape)), eps)[0]  # summed by the engine
 
 
 defop("layer_norm", _ln, "NativeLayerNormBackward0",
-      vjp=(_ln_x, _ln_w, lambda g, ans, x, w, b, normalized_shape=(), eps=1e-5: g),
+      vjp=(_ln_x, _ln_w, lambda g, ans, x, w, b, normalized_shape=(), eps=1e-5: _bias_grad(g, w, None)),
       formulas=("∂/∂x = (g·γ − mean(g·γ) − x̂·mean(g·γ·x̂))/σ  (x̂ = (x − μ)/σ over the last dims)",
                 "∂/∂γ = Σ g·x̂", "∂/∂β = Σ g"),
       saves=("x w", "x", ""))
@@ -231,6 +267,7 @@ def _grouped(x: Any, groups: int) -> Any:
     return x.reshape((x.shape[0], groups, -1))
 
 
+@_wide
 def _gn(x, w=None, b=None, num_groups=1, eps=1e-5):
     _check_float(x, "group_norm")
     if x.ndim < 2 or x.shape[1] % num_groups:
@@ -240,19 +277,21 @@ def _gn(x, w=None, b=None, num_groups=1, eps=1e-5):
     return _affine(y, w, b, x.ndim)
 
 
+@_wide
 def _gn_x(g, ans, x, w, b, num_groups=1, eps=1e-5):
     xhat, rstd = _normalized(_grouped(x, num_groups), (2,), eps)
     gw = g if w is None else g * _channel(w, x.ndim)
     return _norm_dx(_grouped(gw, num_groups), xhat, rstd, (2,)).reshape(x.shape)
 
 
+@_wide
 def _gn_w(g, ans, x, w, b, num_groups=1, eps=1e-5):
     xhat = _normalized(_grouped(x, num_groups), (2,), eps)[0].reshape(x.shape)
     return (g * xhat).sum(axis=_bn_axes(x))
 
 
 def _gn_b(g, ans, x, w, b, num_groups=1, eps=1e-5):
-    return g.sum(axis=_bn_axes(g))
+    return _bias_grad(g, w, _bn_axes(g))
 
 
 defop("group_norm", _gn, "NativeGroupNormBackward0", vjp=(_gn_x, _gn_w, _gn_b),
