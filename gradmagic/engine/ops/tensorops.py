@@ -86,7 +86,7 @@ def unbind(input: Tensor, dim: Any = None, **kw: Any) -> tuple:
     return tuple(apply("unbind", input, axis=d, index=i) for i in range(input.shape[d]))
 
 
-def split(input: Tensor, split_size_or_sections: Any = None, dim: Any = 0, **kw: Any) -> tuple:
+def split(input: Tensor, split_size_or_sections: Any = None, dim: Any = None, **kw: Any) -> tuple:
     sizes = kw.pop("split_size", split_size_or_sections)
     d = _check_dim(_int(_axis(dim, kw, 0)), input.ndim)
     _no_more(kw, "split")
@@ -109,7 +109,7 @@ def split(input: Tensor, split_size_or_sections: Any = None, dim: Any = 0, **kw:
                        with_sizes=with_sizes) for s, k in zip(starts, sizes))
 
 
-def chunk(input: Tensor, chunks: int, dim: Any = 0, **kw: Any) -> tuple:
+def chunk(input: Tensor, chunks: int, dim: Any = None, **kw: Any) -> tuple:
     d = _check_dim(_int(_axis(dim, kw, 0)), input.ndim)
     _no_more(kw, "chunk")
     if chunks <= 0:
@@ -118,7 +118,7 @@ def chunk(input: Tensor, chunks: int, dim: Any = 0, **kw: Any) -> tuple:
     return split(input, -(-n // chunks) if n else 1, d)
 
 
-def tensor_split(input: Tensor, indices_or_sections: Any = None, dim: Any = 0, **kw: Any) -> tuple:
+def tensor_split(input: Tensor, indices_or_sections: Any = None, dim: Any = None, **kw: Any) -> tuple:
     from .. import functional as F
     spec = kw.pop("sections", kw.pop("indices", kw.pop("tensor_indices_or_sections",
                                                         indices_or_sections)))
@@ -407,7 +407,7 @@ def kthvalue(input: Tensor, k: int, dim: Any = None, keepdim: bool = False, **kw
     k = _int(k)
     n = input.shape[d] if input.ndim else 1
     if not 1 <= k <= n:
-        raise IndexError(f"kthvalue(): selected number k out of range for dimension {d}")
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
     index = _order(input.data, d, False)
     return _pick_result(_kth_t, "kthvalue", input, d, index, k - 1, keep)
 
