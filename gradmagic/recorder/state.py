@@ -393,11 +393,75 @@ class StateHandlers:
                 owner.grad_sync = False
 
     # ----- kinds: optimizers -------------------------------------------------------------------
+    def _optimizer_call(self, func: Any, spec: Any, args: tuple, kwargs: dict) -> Any:
+        """A call inside ``Optimizer.step``: torch's, mirrored on the step's engine shadows
+        (``optim.StepMirror``); or an in-place ``torch._foreach_*`` op outside a step."""
+        if not self.in_optimizer:
+            return self._foreach_inplace(func, spec, args, kwargs)
+        mirror = getattr(self, "step_mirror", None)
+        if mirror is None or self.b.disabled:
+            return func(*args, **kwargs)
+        return mirror.run(spec, func, args, kwargs)
+
+    def _foreach_inplace(self, func: Any, spec: Any, args: tuple, kwargs: dict) -> Any:
+        """``torch._foreach_mul_(grads, coef)`` and friends: each element as its own
+        in-place op (``_inplace``: a gradient edit, a checked update, a recomputed op)."""
+        targets = args[0] if args and isinstance(args[0], (list, tuple)) else ()
+        pres = [t._version if isinstance(t, _Tensor) else None for t in targets]
+        out = self._call_with_users_warnings(func, args, kwargs)
+        if self.b.disabled or not targets:
+            return out
+        from gradmagic.engine._quiet import quiet_enter, quiet_exit
+        from .rows.optim import element
+        elem = getattr(spec.adapt, "elem", None)
+        one = spec._replace(kind="inplace", adapt=elem,  # (a zeroed .grad is a zero_ event)
+                            name="Tensor.zero_" if spec.name == "torch._foreach_zero_" else spec.name)
+        token = quiet_enter()
+        try:
+            for i, t in enumerate(targets):
+                if not isinstance(t, _Tensor):
+                    continue
+                if elem is None:
+                    self._inplace_unknown(spec, t)
+                    continue
+                eargs, ekw = element(args, kwargs, i)
+                self._check_grad_edit(one, eargs, ekw, t, pres[i])
+                self._inplace(one, eargs, ekw, t, pres[i])
+        except Exception as exc:  # gradmagic's failure never breaks the user's call
+            self._fail(exc, spec)
+        finally:
+            quiet_exit(token)
+        return out
+
+    def _check_grad_edit(self, spec: Any, args: tuple, kwargs: dict, g: _Tensor, pre: Any) -> None:
+        """``clip_grad_norm_`` scaling a ``.grad`` in place: the engine's rule on a copy of
+        the gradient's twin, checked against torch's new gradient (on the ``x.grad`` node)."""
+        tw = self.s.twins.get(g)
+        owner = self.s.grad_owner.get(g)
+        if owner is None or owner.too_large or tw is None or tw.version != pre or not self.b.check:
+            return
+        recs: list = []
+        rest = self.convert(args[1:], recs, None)
+        ckw = {k: self.convert(v, recs, None) for k, v in kwargs.items()}
+        if any(r is not None and r.too_large for r in recs):
+            return
+        from .optim import engine_call
+        edited = ETensor(tw.et.data.copy())
+        try:
+            engine_call(spec.adapt, (edited, *rest), ckw)
+        except Exception as exc:
+            self.b.note(f"{spec.name}: the engine could not recompute this gradient edit ({exc}).")
+            return
+        self.check_value(tw.rec, edited.data, g, detail=f"gradient edit by {spec.name}")
+
     def _profiler_enter(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         name = args[0] if args and isinstance(args[0], str) else ""
         if name.startswith("Optimizer.step#"):
             self.in_optimizer += 1
             self.opt_handles.append(out)
+            if self.in_optimizer == 1:  # the outermost step: its calls are mirrored, then checked
+                from .optim import StepMirror
+                self.step_mirror = StepMirror(name.split("#", 1)[1], self.s.twin_limit, self.b.check)
         elif name.startswith("Optimizer.zero_grad#"):
             self.in_zero_grad += 1
             self.zero_handles.append(out)
@@ -413,19 +477,35 @@ class StateHandlers:
         self.in_optimizer -= 1
         if self.in_optimizer:
             return
+        mirror, self.step_mirror = getattr(self, "step_mirror", None), None
         src = self.where()
         for t, tw in list(self.s.twins.items()):
             rec = tw.rec
-            if rec.hist is not None and rec.kind == "leaf" and tw.version != t._version:
-                self._update(t, tw, src)
+            if rec.hist is not None and rec.kind == "leaf" and (
+                    tw.version != t._version or (mirror is not None and mirror.written(t))):
+                self._update(t, tw, src, mirror)
 
-    def _update(self, t: _Tensor, tw: Twin, src: Any) -> None:
+    def _update(self, t: _Tensor, tw: Twin, src: Any, mirror: Any = None) -> None:
         """Re-sync a leaf whose value torch changed (optimizer, ``.data``) with an
-        ``update`` event (large leaves: the new value's summary only)."""
+        ``update`` event (large leaves: the new value's summary only); after an optimizer
+        step, first check the engine's recomputed update against torch's."""
         small = tw.et.data.size <= LAZY_VALUE_LIMIT
         before = tw.et.data.copy() if small else None
+        if mirror is not None and mirror.check and not tw.rec.too_large:
+            self._check_update(t, tw, mirror)
         self.s.resync(t, tw, src, self.b.cell)
         self.event(tw.rec, "update", src, before=before, after=self.snap(tw.et.data))
+
+    def _check_update(self, t: _Tensor, tw: Twin, mirror: Any) -> None:
+        """The engine's value of ``t`` after the step vs torch's (an unchecked note when
+        the step made a call the engine could not follow)."""
+        value = mirror.value(t)
+        if value is None:
+            self.b.note(f"{mirror.name}: some parameter updates were not recomputed "
+                        f"({mirror.why_not(t)}); they are unchecked.")
+            self.b.count("unchecked", tw.rec.seq, tw.rec, "value", None)
+            return
+        self.check_value(tw.rec, value, t, detail=f"update by {mirror.name}")
 
 
 def _first_tensor(args: tuple, kwargs: dict) -> Optional[_Tensor]:
