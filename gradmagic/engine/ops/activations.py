@@ -9,7 +9,7 @@ The losses live in ``nn.py``; their torch-named public functions are re-exported
 >>> from gradmagic.engine import tensor
 >>> x = tensor([-1.0, 0.5, 4.0], requires_grad=True)
 >>> y = relu6(x) + silu(x); y.sum().backward(); y.grad_fn
-<AddBackward0>
+<AddBackward0 (add)>
 >>> [round(v, 4) for v in x.grad.tolist()]
 [0.0723, 1.7399, 1.0527]
 """

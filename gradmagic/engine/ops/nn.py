@@ -227,7 +227,8 @@ defop("huber_loss", _huber, "HuberLossBackward0",
 
 
 def _soft_margin(x, y, reduction="mean"):
-    return _reduce(np.log1p(np.exp(-y * x)), reduction)
+    # torch's result has the input's dtype, whatever the target's
+    return _reduce(np.log1p(np.exp(-y * x)), reduction).astype(x.dtype, copy=False)
 
 
 defop("soft_margin_loss", _soft_margin, "SoftMarginLossBackward0",
@@ -235,7 +236,7 @@ defop("soft_margin_loss", _soft_margin, "SoftMarginLossBackward0",
            _scale(g, np.broadcast_shapes(x.shape, y.shape), reduction) * -y * call("sigmoid", -y * x),
            None),  # torch: not differentiable wrt the target
       formulas=("∂/∂x = −g·y·σ(−yx)/n", "—"), saves=("x y",),
-      promote="same", quiet=True)
+      quiet=True)
 
 
 # ---------------------------------------------------------------- torch-named functions
@@ -267,14 +268,32 @@ def _not_differentiable(x, fn: str, arg: str) -> None:
                            f"'{arg}'. This input cannot have requires_grad True.")
 
 
+_SCALAR = {"float16": "Half", "float32": "Float", "float64": "Double"}
+
+
+def _same_dtype(weight, input) -> None:
+    """torch's nll_loss kernels take a weight of the input's dtype only."""
+    if weight is None:
+        return
+    w, x = np.asarray(data(weight)).dtype, np.asarray(data(input)).dtype
+    if w != x and x.kind == "f":
+        raise RuntimeError(f"expected scalar type {_SCALAR.get(str(x), x)} but found "
+                           f"{_SCALAR.get(str(w), w)}")
+
+
 def _EF():
     from .. import functional
     return functional
 
 
-def _param(x):
-    """A tensor argument torch does not differentiate (weights, pos_weight) as an ndarray."""
-    return None if x is None else np.asarray(data(x))
+def _param(x, like=None):
+    """A tensor argument torch does not differentiate (weights, pos_weight) as an ndarray, in
+    the dtype of ``like`` (torch's kernels compute in the input's dtype)."""
+    if x is None:
+        return None
+    arr = np.asarray(data(x))
+    dtype = np.asarray(data(like)).dtype if like is not None else arr.dtype
+    return arr.astype(dtype, copy=False) if dtype.kind == "f" else arr
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
@@ -327,6 +346,7 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction: s
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
              reduction: str = "mean"):
     _not_differentiable(weight, "nll_loss_forward", "weight")
+    _same_dtype(weight, input)
     kw = {} if weight is None else {"weight": _param(weight)}
     return _EF().apply("nll_loss", input, target, reduction=_legacy(size_average, reduce, reduction),
                        ignore_index=ignore_index, **kw)
@@ -346,13 +366,15 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
     n_classes = x.shape[c]
     _check_weight(w, n_classes, "cross_entropy: ")
     t = data(target)
-    if t.dtype.kind != "f" and not label_smoothing:
+    if t.dtype.kind != "f":
         _not_differentiable(weight, "nll_loss_forward", "weight")
+        _same_dtype(weight, input)
+    if t.dtype.kind != "f" and not label_smoothing:
         kw = {} if w is None else {"weight": w}
         return EF.apply("cross_entropy", input, target, reduction=reduction,
                         ignore_index=ignore_index, **kw)
     logp = EF.log_softmax(input, c)
-    wb = None if w is None else _class_weight(w.astype(x.dtype, copy=False), x.ndim, c)
+    wb = None if w is None else _class_weight(w, x.ndim, c)  # (probabilities: promoted)
     if t.dtype.kind == "f":
         if label_smoothing:
             target = target * (1 - label_smoothing) + label_smoothing / n_classes
@@ -377,7 +399,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction: str = "mean"):
     _not_differentiable(weight, "binary_cross_entropy", "weight")
-    kw = {} if weight is None else {"weight": _param(weight)}
+    kw = {} if weight is None else {"weight": _param(weight, input)}
     return _EF().apply("binary_cross_entropy", input, target,
                        reduction=_legacy(size_average, reduce, reduction), **kw)
 
@@ -387,7 +409,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     given = {k: v for k, v in (("weight", weight), ("pos_weight", pos_weight)) if v is not None}
     for k, v in given.items():
         _not_differentiable(v, "binary_cross_entropy_with_logits", k)
-    kw = {k: _param(v) for k, v in given.items()}
+    kw = {k: _param(v, input) for k, v in given.items()}
     return _EF().apply("binary_cross_entropy_with_logits", input, target,
                        reduction=_legacy(size_average, reduce, reduction), **kw)
 
