@@ -11,7 +11,7 @@ The losses live in ``nn.py``; their torch-named public functions are re-exported
 >>> y = relu6(x) + silu(x); y.sum().backward(); y.grad_fn
 <AddBackward0 (add)>
 >>> [round(v, 4) for v in x.grad.tolist()]
-[0.0723, 1.7399, 1.0527]
+[0.0723, 1.74, 2.0527]
 """
 from __future__ import annotations
 
