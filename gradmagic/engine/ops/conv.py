@@ -469,32 +469,46 @@ def _spread(g, tables, divisor, size):
         g.shape[:-2] + tuple(size))
 
 
+@lru_cache(maxsize=256)
 def _avg_geometry(size, kernel_size, stride, padding, ceil_mode, count_include_pad,
                   divisor_override):
-    """(window tables, divisor per output) of torch's avg_pool2d."""
-    tables, counts = [], []
+    """(output size, pads reaching every window, divisor per output) of torch's avg_pool2d."""
+    outs, pads, counts = [], [], []
     for n, k, s, p in zip(size, kernel_size, stride, padding):
         out = _pool_out(n, k, s, p, 1, ceil_mode)
-        tables.append(_fixed(n, k, s, p, 1, out))
+        outs.append(out)
+        pads.append((p, (out - 1) * s + k - n - p))
         start = np.arange(out) * s - p
         end = np.minimum(start + k, n + p)
         counts.append((end - start) if count_include_pad else
                       (np.minimum(end, n) - np.maximum(start, 0)))
     if divisor_override:
-        divisor = np.full((len(counts[0]), len(counts[1])), float(divisor_override))
+        divisor = np.full(tuple(outs), float(divisor_override))
     else:
         divisor = np.outer(counts[0], counts[1]).astype(np.float64)
-    return tuple(tables), divisor
+    return tuple(outs), tuple(pads), divisor
 
 
-def _avg(x, **geo):
-    tables, divisor = _avg_geometry(x.shape[-2:], **geo)
-    return _mean_windows(x, tables, divisor)
+def _avg(x, *, kernel_size, stride, padding, **rule):
+    """Window sums of the zero-padded x (a strided view) over torch's divisor."""
+    out, pads, divisor = _avg_geometry(x.shape[-2:], kernel_size, stride, padding, **rule)
+    xp = _pad(x, pads)
+    st = xp.strides
+    win = as_strided(xp, xp.shape[:-2] + out + tuple(kernel_size),
+                     st[:-2] + (st[-2] * stride[0], st[-1] * stride[1]) + st[-2:], writeable=False)
+    return (win.sum(axis=(-2, -1)) / divisor).astype(x.dtype, copy=False)
 
 
-def _avg_back(g, x, **geo):
-    tables, divisor = _avg_geometry(x.shape[-2:], **geo)
-    return _spread(g, tables, divisor, x.shape[-2:])
+def _avg_back(g, x, *, kernel_size, stride, padding, **rule):
+    """g / divisor added back to every element of its window (one strided add per offset)."""
+    out, pads, divisor = _avg_geometry(x.shape[-2:], kernel_size, stride, padding, **rule)
+    share = (g / divisor).astype(g.dtype, copy=False)
+    buf = np.zeros(g.shape[:-2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[-2:], pads)),
+                   g.dtype)
+    for a, b in itertools.product(range(kernel_size[0]), range(kernel_size[1])):
+        buf[..., a:a + (out[0] - 1) * stride[0] + 1:stride[0],
+            b:b + (out[1] - 1) * stride[1] + 1:stride[1]] += share
+    return _pad(buf, tuple((-lo, -hi) for lo, hi in pads))
 
 
 def _adaptive_geometry(size, output_size):
