@@ -49,9 +49,9 @@ def _products(m: Any, a: Any, b: Any) -> Any:
 
 def _norms(m: Any, a: Any) -> Any:
     la = linalg(m)
-    return (la.vector_norm(a) + la.vector_norm(a, ord=1, dim=(0, 1)) + la.matrix_norm(a)
-            + la.matrix_norm(a, ord=1) + la.matrix_norm(a, ord=float("inf"), keepdim=True).sum()
-            + la.matrix_norm(a, ord=-1) + la.norm(a[0]) + la.norm(a, dim=-1).sum()
+    return (la.vector_norm(a) + la.vector_norm(a, ord=1, dim=(0, 1)).sum() + la.matrix_norm(a).sum()
+            + la.matrix_norm(a, ord=1).sum() + la.matrix_norm(a, ord=float("inf"), keepdim=True).sum()
+            + la.matrix_norm(a, ord=-1).sum() + la.norm(a[0]) + la.norm(a, dim=-1).sum()
             + la.vector_norm(a, ord=3, dim=-1, keepdim=True).sum())
 
 
