@@ -51,9 +51,9 @@ def _foreach_line(b: Builder, lst: str, n: int) -> str:
 
 
 @family(*[f"torch._foreach_{n}" for n in [*_FOREACH, "norm"]],
-        *[f"torch._foreach_{n}_" for n in [*_FOREACH, *_ONLY_INPLACE]], weight=3)
+        *[f"torch._foreach_{n}_" for n in [*_FOREACH, *_ONLY_INPLACE]], weight=4)
 def foreach(b: Builder) -> bool:
-    """A chain of two to four foreach calls on a list of one to three tensors made from one
+    """A chain of two to five foreach calls on a list of one to three tensors made from one
     pool tensor (torch's foreach backward is one node for the whole list: elements of
     different leaves would make the fuzzer's graph facts name leaves torch never reaches)."""
     a = b.pick_float()
@@ -62,7 +62,7 @@ def foreach(b: Builder) -> bool:
     items = [a, f"{a} * 0.5", f"{a}.tanh()"][:b.int(1, 3)]
     lst, var = b.name("l"), b.name()
     lines = [f"{lst} = [{', '.join(items)}]"]
-    lines += [_foreach_line(b, lst, len(items)) for _ in range(b.int(2, 4))]
+    lines += [_foreach_line(b, lst, len(items)) for _ in range(b.int(2, 5))]
     lines.append(f"{var} = {lst}[{b.int(0, len(items) - 1)}]\ndel {lst}")
     return b.add(Stmt("\n".join(lines), "op", var), (a,))
 
