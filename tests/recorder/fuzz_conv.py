@@ -27,7 +27,8 @@ _POOL = {  # row name -> templates
                          "F.max_pool2d({x2}, (1, 3), (1, 2), (0, 1), ceil_mode=True)"],
     "torch.nn.functional.max_pool2d_with_indices": ["F.max_pool2d_with_indices({x2}, (1, 2){opt})[0]",
                                                     "F.max_pool2d({x2}, (1, 2), return_indices=True)[0]"],
-    "torch.max_pool1d": ["F.max_pool1d({x1}, 2{opt})", "torch.max_pool1d({x1}, 3, 1, 1)"],
+    "torch.max_pool1d": ["F.max_pool1d({x1}, 2{opt1})", "F.max_pool1d({x1}, 2)", "torch.max_pool1d({x1}, 3, 1, 1)",
+                         "torch.max_pool1d({x1}, 2)"],
     "torch.max_pool1d_with_indices": ["torch.max_pool1d_with_indices({x1}, 2)[0]",
                                       "F.max_pool1d({x1}, 2, return_indices=True)[0]"],
     "torch.nn.functional.avg_pool2d": ["F.avg_pool2d({x2}, (1, 2){aopt})"],
@@ -41,8 +42,12 @@ _POOL = {  # row name -> templates
         "F.adaptive_max_pool2d({x2}, (None, 2), return_indices=True)[0]"],
     "torch.nn.functional.adaptive_max_pool1d": ["F.adaptive_max_pool1d({x1}, 3)"],
     "torch.adaptive_max_pool1d": ["torch.adaptive_max_pool1d({x1}, 2)[0]",
+                                  "F.adaptive_max_pool1d_with_indices({x1}, 3)[0]",
                                   "F.adaptive_max_pool1d({x1}, 4, return_indices=True)[0]"],
-    "torch.nn.functional.max_unpool2d": ["F.max_unpool2d(*F.max_pool2d({x2}, (1, 2), return_indices=True), (1, 2))"],
+    "torch.nn.functional.max_unpool2d": [
+        "F.max_unpool2d(*F.max_pool2d({x2}, (1, 2), return_indices=True), (1, 2), output_size={x2}.shape)",
+        "F.max_unpool2d(*F.max_pool2d({x2}, (1, 2), (1, 2), (0, 1), return_indices=True), (1, 2), (1, 2), "
+        "(0, 1), {x2}.shape[-2:])"],
 }
 _POOL_OPTS = ["", ", stride=1", ", padding=(0, 1)", ", ceil_mode=True", ", dilation=(1, 2)"]
 _AVG_OPTS = ["", ", stride=1", ", padding=(0, 1)", ", ceil_mode=True, count_include_pad=False",
@@ -72,10 +77,11 @@ def convolutions(b: Builder) -> bool:
     return _op(b, expr, (a,))
 
 
-@family(*[n for r in _POOL for n in aliases(r)], weight=2)
+@family(*[n for r in _POOL for n in aliases(r)], weight=3)
 def pooling(b: Builder) -> bool:
     x1, x2, x3, c, a = _input(b)
     row = b.choice(sorted(_POOL))
     expr = b.choice(_POOL[row]).format(x1=x1, x2=x2, opt=b.choice(_POOL_OPTS), aopt=b.choice(_AVG_OPTS),
-                                       aopt1=b.choice(["", ", 1", ", 3, 2, 1, True, False", ", ceil_mode=True"]))
+                                       aopt1=b.choice(["", ", 1", ", 3, 2, 1, True, False", ", ceil_mode=True"]),
+                                       opt1=b.choice(["", ", 1", ", padding=1", ", ceil_mode=True", ", dilation=2"]))
     return _op(b, expr, (a,))
