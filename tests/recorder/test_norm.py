@@ -1,0 +1,244 @@
+"""Normalization layers, embeddings and attention under trace(): ``nn.BatchNorm*`` (training
+and eval, running statistics), ``nn.LayerNorm``, ``nn.GroupNorm``, ``nn.InstanceNorm*``,
+``nn.LocalResponseNorm``, ``nn.Embedding``/``nn.EmbeddingBag``, ``F.scaled_dot_product_attention``,
+``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` (its ``F.multi_head_attention_forward``
+recomputed by the engine as a composite).
+
+torch is the oracle: every value and gradient must agree, every call must be mapped, and
+outputs, ``.grad``s and running statistics must equal those of a plain run.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recorder_helpers import assert_clean
+from gradmagic.engine import REGISTRY
+from gradmagic.recorder import Session, trace
+
+
+def _run(program, seed=0):
+    """``program()`` plain and traced from the same seed: (plain result, traced result, report)."""
+    torch.manual_seed(seed)
+    plain = program()
+    torch.manual_seed(seed)
+    with trace(session=Session()) as rep:
+        traced = program()
+    return plain, traced, rep
+
+
+def _same(a, b):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _same(x, y)
+    else:
+        assert a == b
+
+
+def _step(model, *inputs, loss=lambda y: y.pow(3).mean()):
+    """One forward and backward: (output, every parameter's .grad, every buffer)."""
+    out = model(*inputs)
+    y = out[0] if isinstance(out, tuple) else out
+    loss(y).backward()
+    return (out, [p.grad for p in model.parameters()], [b.clone() for b in model.buffers()])
+
+
+# ----------------------------------------------------------------------------- transformer
+def _encoder_step(batch_first=True, norm_first=False, mask=False):
+    layer = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.0,
+                                       batch_first=batch_first, norm_first=norm_first)
+    layer.train()
+    x = torch.randn((2, 5, 16) if batch_first else (5, 2, 16), requires_grad=True)
+    kw = {}
+    if mask:
+        kw = dict(src_mask=nn.Transformer.generate_square_subsequent_mask(5),
+                  src_key_padding_mask=torch.tensor([[0.0] * 5, [0.0] * 3 + [-torch.inf] * 2]))
+    out = layer(x, **kw)
+    out.pow(3).mean().backward()  # (not Σ out²: a layer norm's output makes that nearly constant)
+    return out, [p.grad for p in layer.parameters()], x.grad
+
+
+@pytest.mark.parametrize("opts", [{}, {"batch_first": False}, {"norm_first": True}, {"mask": True}],
+                         ids=["batch_first", "seq_first", "norm_first", "masks"])
+def test_transformer_encoder_layer_training_step(opts):
+    """d_model 16, 4 heads, sequence 5, batch 2, no dropout, training mode."""
+    plain, traced, rep = _run(lambda: _encoder_step(**opts))
+    assert_clean(rep)
+    _same(plain, traced)
+    names = {n.torch_op for n in rep.nodes}
+    assert "torch.nn.functional.multi_head_attention_forward" in names
+    assert "torch.nn.functional.layer_norm" in names
+    assert all(leaf.status == "agree" for leaf in rep.leaves if leaf.status != "no grad")
+
+
+def test_multihead_attention_weights_and_key_padding_mask():
+    def program():
+        mha = nn.MultiheadAttention(8, 2, batch_first=True)
+        q = torch.randn(2, 3, 8, requires_grad=True)
+        kv = torch.randn(2, 4, 8, requires_grad=True)
+        pad = torch.tensor([[False, False, False, True], [False, True, False, False]])
+        out, weights = mha(q, kv, kv, key_padding_mask=pad)
+        out2, per_head = mha(q, q, q, need_weights=True, average_attn_weights=False)
+        ((out * out).sum() + weights.pow(2).sum() + out2.sum() + per_head.sum()).backward()
+        return out, weights, per_head, q.grad, kv.grad, [p.grad for p in mha.parameters()]
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+
+
+# ----------------------------------------------------------------------------- normalizations
+def test_batch_norm_training_then_eval_keeps_the_running_statistics():
+    def program():
+        bn = nn.BatchNorm2d(3)
+        bn1 = nn.BatchNorm1d(4, momentum=None)
+        x = torch.randn(2, 3, 4, 4, requires_grad=True)
+        outs = []
+        for _ in range(2):
+            outs.append(_step(bn, x))
+            outs.append(_step(bn1, torch.randn(5, 4)))
+        bn.eval()
+        outs.append(_step(bn, x))
+        return outs, x.grad, bn.running_mean.clone(), bn.running_var.clone(), bn1.running_var.clone()
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+    assert {n.label for n in rep.nodes if n.op in ("batch_norm", "batch_norm_eval")} == \
+        {"NativeBatchNormBackward0"}
+
+
+def test_other_norm_layers():
+    def program():
+        layers = [nn.LayerNorm([4, 4]), nn.GroupNorm(3, 6), nn.InstanceNorm2d(6, affine=True),
+                  nn.InstanceNorm2d(6, track_running_stats=True), nn.LocalResponseNorm(3)]
+        x = torch.randn(2, 6, 4, 4, requires_grad=True)
+        outs = [_step(layer, x) for layer in layers]
+        layers[3].eval()
+        outs.append(_step(layers[3], x))
+        return outs, x.grad
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+
+
+def test_torch_spellings():
+    def program():
+        x = torch.randn(3, 4, 5, requires_grad=True)
+        w, b = torch.randn(4, requires_grad=True), torch.randn(4, requires_grad=True)
+        rm, rv = torch.zeros(4), torch.ones(4)
+        y = (torch.batch_norm(x, w, b, rm, rv, True, 0.1, 1e-5, False)
+             + torch.instance_norm(x, w, b, None, None, True, 0.1, 1e-5, False)
+             + torch.group_norm(x, 2, w, b, 1e-5, False)
+             + torch.layer_norm(x, (5,), None, None, 1e-5, False))
+        table = torch.randn(6, 5, requires_grad=True)
+        e = torch.embedding(table, torch.tensor([[0, 2, 5]]), 2)
+        (y.pow(2).sum() + (e * y[0, :1]).sum()).backward()
+        return y, x.grad, w.grad, b.grad, rm, rv, table.grad
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+
+
+# ----------------------------------------------------------------------------- embeddings
+def test_embeddings():
+    def program():
+        emb = nn.Embedding(10, 4, padding_idx=0)
+        capped = nn.Embedding(10, 4, max_norm=1.0)
+        bags = [nn.EmbeddingBag(10, 4, mode=m) for m in ("sum", "mean", "max")]
+        idx = torch.tensor([[0, 3, 3, 7], [1, 0, 9, 2]])
+        outs = [_step(emb, idx), _step(capped, idx)]
+        flat, offsets = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), torch.tensor([0, 4, 4])
+        outs += [_step(bag, flat, offsets) for bag in bags] + [_step(bags[0], idx)]
+        w = torch.rand(8, requires_grad=True)
+        out = F.embedding_bag(flat, bags[0].weight, offsets, mode="sum", per_sample_weights=w)
+        out.sum().backward()
+        return outs, capped.weight.detach().clone(), w.grad
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+    assert not traced[0][0][1][0][0].any()  # padding row: no gradient
+
+
+# ----------------------------------------------------------------------------- attention
+def test_scaled_dot_product_attention():
+    def program():
+        q = torch.randn(2, 2, 3, 4, requires_grad=True)
+        k = torch.randn(2, 2, 5, 4, requires_grad=True)
+        v = torch.randn(2, 2, 5, 4, requires_grad=True)
+        keep = torch.rand(3, 5) > 0.3
+        keep[:, 0] = True
+        bias = torch.randn(3, 5, requires_grad=True)
+        outs = [F.scaled_dot_product_attention(q, k, v),
+                F.scaled_dot_product_attention(q, k, v, attn_mask=keep),
+                F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=0.5),
+                F.scaled_dot_product_attention(q, q, q, is_causal=True)]
+        sum(o.pow(2).sum() for o in outs).backward()
+        return outs, q.grad, k.grad, v.grad, bias.grad
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+
+
+def test_attention_dropout_stays_opaque():
+    """The random mask of attention dropout is not replayed: an opaque, unchecked node."""
+    def program():
+        q = torch.randn(2, 3, 4, requires_grad=True)
+        out = F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)
+        out.sum().backward()
+        return out, q.grad
+    plain, traced, rep = _run(program)
+    _same(plain, traced)
+    assert rep.unsupported == ["torch.nn.functional.scaled_dot_product_attention"]
+    assert any("random" in n for n in rep.notes)
+
+
+def test_wrong_layer_norm_rule_is_located(monkeypatch):
+    """A deliberately wrong layer-norm VJP inside a transformer layer is caught there."""
+    op = REGISTRY["layer_norm"]
+    good = op.vjps
+    monkeypatch.setattr(op, "vjps", (lambda *a, **k: good[0](*a, **k) * 1.5, *good[1:]))
+    torch.manual_seed(0)
+    with trace(session=Session()) as rep:
+        _encoder_step()
+    assert not rep.ok
+    first = rep.node(rep.first_divergence)
+    assert first.op == "layer_norm" and first.label == "NativeLayerNormBackward0"
+
+
+def test_wrong_attention_composite_is_located(monkeypatch):
+    """A wrong softmax rule: the divergence is found inside multi-head attention's composite."""
+    op = REGISTRY["softmax"]
+    monkeypatch.setattr(op, "vjps", (lambda g, ans, a, axis: ans * g,))
+    torch.manual_seed(0)
+    with trace(session=Session()) as rep:
+        _encoder_step()
+    assert not rep.ok
+    first = rep.node(rep.first_divergence)
+    assert first.op == "softmax"
+    assert first.torch_op == "torch.nn.functional.multi_head_attention_forward"
+
+
+def test_running_statistics_of_modules_built_before_the_trace():
+    """torch's batch norm updates its running statistics without bumping ``_version``: the
+    engine mirrors the update (skipping the first one, which the twins already hold), so
+    eval-mode calls are checked on the right statistics, in a fresh session each time."""
+    torch.manual_seed(0)
+    bn, inorm = nn.BatchNorm2d(3), nn.InstanceNorm1d(3, track_running_stats=True)
+    x = torch.randn(2, 3, 4, 4, requires_grad=True)
+    bn(x), inorm(x[:, :, 0])
+    for _ in range(2):
+        with trace(session=Session()) as rep:
+            for _ in range(2):
+                bn(x).pow(3).mean().backward()
+                inorm(x[:, :, 0]).pow(3).mean().backward()
+            bn.eval(), inorm.eval()
+            bn(x).pow(3).mean().backward()
+            inorm(x[:, :, 0]).pow(3).mean().backward()
+            bn.train(), inorm.train()
+        assert_clean(rep)
+        evals = [n for n in rep.nodes if n.op == "batch_norm_eval"]
+        assert len(evals) == 2 and all(n.status == "agree" for n in evals)
