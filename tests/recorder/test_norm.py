@@ -242,3 +242,19 @@ def test_running_statistics_of_modules_built_before_the_trace():
         assert_clean(rep)
         evals = [n for n in rep.nodes if n.op == "batch_norm_eval"]
         assert len(evals) == 2 and all(n.status == "agree" for n in evals)
+
+
+def test_embedding_bag_with_create_graph():
+    """torch's EmbeddingBagBackward0 has no double backward: its gradient carries no graph."""
+    def program():
+        table = torch.randn(3, 2, requires_grad=True)
+        w = torch.rand(4, requires_grad=True)
+        grads = []
+        for mode in ("sum", "mean", "max"):
+            out = F.embedding_bag(torch.tensor([0, 2, 1, 1]), table, torch.tensor([0, 1]), mode=mode,
+                                  per_sample_weights=w if mode == "sum" else None)
+            grads.append(torch.autograd.grad(out.pow(2).sum(), [table], create_graph=True)[0])
+        return grads
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)

@@ -431,10 +431,11 @@ def _embag(w, psw=None, indices=None, offsets=None, mode="mean", padding_idx=-1,
 def _embag_w(g, ans, w, psw, indices=None, offsets=None, mode="mean", padding_idx=-1,
              include_last=False):
     n_bags, bag, keep, counts = _bag_parts(w, indices, offsets, mode, padding_idx, include_last)
-    g, gd = data(g), data(g).dtype
+    graph, g, gd = isinstance(g, Tensor), data(g), data(g).dtype
+    w, ans, psw = data(w), data(ans), data(psw)
     if mode == "max":  # the gradient goes to the first row holding the maximum (torch's argmax)
         rows = w[indices]
-        pos = np.where(keep[:, None] & (rows == data(ans)[bag]), np.arange(len(bag))[:, None],
+        pos = np.where(keep[:, None] & (rows == ans[bag]), np.arange(len(bag))[:, None],
                        len(bag))
         first = np.full(g.shape, len(bag))
         np.minimum.at(first, bag, pos)
@@ -447,13 +448,14 @@ def _embag_w(g, ans, w, psw, indices=None, offsets=None, mode="mean", padding_id
             contrib = contrib * psw[:, None]
     out = np.zeros(w.shape, gd)
     np.add.at(out, indices, contrib)
-    return out
+    return Tensor(out) if graph else out  # (torch has no double backward here: no graph)
 
 
 def _embag_psw(g, ans, w, psw, indices=None, offsets=None, mode="mean", padding_idx=-1,
                include_last=False):
     n_bags, bag, keep, counts = _bag_parts(w, indices, offsets, mode, padding_idx, include_last)
-    return (data(g)[bag] * w[indices]).sum(axis=1) * keep
+    out = (data(g)[bag] * data(w)[indices]).sum(axis=1) * keep
+    return Tensor(out) if isinstance(g, Tensor) else out
 
 
 defop("embedding_bag", _embag, "EmbeddingBagBackward0", vjp=(_embag_w, _embag_psw),
