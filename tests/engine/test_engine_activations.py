@@ -278,6 +278,7 @@ ERRORS = [
     lambda m, t, x: m.nll_loss(x, t.tensor([0, 1, 1]), weight=x[0].detach().requires_grad_()),
     lambda m, t, x: m.margin_ranking_loss(x, x[0], x[0]),
     lambda m, t, x: m.nll_loss(x, t.tensor([0, 1, 1]), weight=t.ones(4)),  # float32 weight
+    lambda m, t, x: m.nll_loss(x, x.detach().softmax(1)),
     lambda m, t, x: m.cross_entropy(x, t.tensor([0, 1, 1]), weight=t.ones(4), label_smoothing=0.1),
 ]
 

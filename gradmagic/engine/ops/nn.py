@@ -347,6 +347,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
              reduction: str = "mean"):
     _not_differentiable(weight, "nll_loss_forward", "weight")
     _same_dtype(weight, input)
+    if np.asarray(data(target)).dtype.kind == "f":  # (class probabilities: cross_entropy only)
+        raise RuntimeError("expected scalar type Long but found Float")
     kw = {} if weight is None else {"weight": _param(weight)}
     return _EF().apply("nll_loss", input, target, reduction=_legacy(size_average, reduce, reduction),
                        ignore_index=ignore_index, **kw)
