@@ -258,3 +258,41 @@ def test_embedding_bag_with_create_graph():
     plain, traced, rep = _run(program)
     assert_clean(rep)
     _same(plain, traced)
+
+
+class _BasicBlock(nn.Module):
+    """ResNet's basic block: conv-BN-ReLU-conv-BN, plus the identity, ReLU."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(y)) + x)
+
+
+def test_resnet_block_training_steps_then_eval():
+    from gradmagic.recorder.mapping import lookup
+    if lookup(F.conv2d).kind != "op":
+        pytest.skip("the conv family has no rule for F.conv2d yet")
+
+    def program():
+        block = _BasicBlock(3)
+        opt = torch.optim.SGD(block.parameters(), lr=0.1, momentum=0.9)
+        x = torch.randn(2, 3, 5, 5)
+        target = torch.randn(2, 3, 5, 5)
+        for _ in range(2):
+            opt.zero_grad()
+            F.mse_loss(block(x), target).backward()
+            opt.step()
+        block.eval()
+        return block(x), [p.detach().clone() for p in block.parameters()], \
+            [b.clone() for b in block.buffers()]
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+    assert any(n.op == "batch_norm_eval" and n.status == "agree" for n in rep.nodes)
