@@ -45,7 +45,8 @@ def pieces(b: Builder) -> bool:
         args = {"Tensor.tensor_split": b.choice([f"2, dim={d}", f"[1], {d}", "3"]),
                 "Tensor.hsplit": b.choice(["[1]", "1"]), "Tensor.vsplit": "[1, 2]",
                 "Tensor.dsplit": "[1]"}[row]
-        return _op(b, f"torch.stack([p.sum() * 2 for p in {spell(name, a, args)}])", (a,))
+        recv = f"{a}.reshape(1, 1, -1)" if row == "Tensor.dsplit" else a  # dsplit: 3-d and up
+        return _op(b, f"torch.stack([p.sum() * 2 for p in {spell(name, recv, args)}])", (a,))
     n = t.shape[d]
     args = {"Tensor.unflatten": f"{d}, (1, {n})", "Tensor.ravel": "",
             "Tensor.movedim": f"{d}, {_dim(b, t)}",
@@ -60,14 +61,16 @@ _SELECT = ["Tensor.sort", "Tensor.argsort", "Tensor.msort", "Tensor.topk", "Tens
            "Tensor.median", "Tensor.mode"]
 
 
-@family(*[n for r in _CUM + _SELECT for n in aliases(r)], weight=2)
+@family(*[n for r in _CUM + _SELECT for n in aliases(r)], weight=3)
 def selection(b: Builder) -> bool:
     """Cumulative ops and sort/topk/kthvalue/median/mode (values, indices, both)."""
     row = b.choice(_CUM + _SELECT)
-    a = _f(b, (lambda t: t.dim() >= 1 and _distinct(t)) if row in _SELECT else (lambda t: True))
+    a = _f(b, lambda t: t.dim() >= 1 and t.numel() > 0 and not t.isnan().any() and t.isfinite().all())
     if a is None:
         return False
     t = b.env[a]
+    if row in _SELECT and not _distinct(t):  # random noise breaks ties
+        a = f"({a} + torch.randn({tuple(t.shape)}))"
     d = _dim(b, t)
     name = _choose(b, aliases(row))
     dim = b.choice([str(d), f"dim={d}", f"axis={d}"])
@@ -104,16 +107,19 @@ _MASKS = ["torch.nn.functional.one_hot", "Tensor.masked_fill", "Tensor.masked_se
           "Tensor.flipud", "Tensor.nonzero", "Tensor.take", "Tensor.take_along_dim"]
 
 
-@family(*[n for r in _MASKS for n in aliases(r)], weight=3)
+@family(*[n for r in _MASKS for n in aliases(r)], weight=4)
 def masks(b: Builder) -> bool:
     """one_hot, masked ops, triangles and diagonals, rolls and flips, nonzero, take."""
-    row = b.choice(_MASKS)
-    a = _f(b, lambda t: t.dim() >= 2 if row in ("Tensor.triu", "Tensor.tril", "Tensor.diagonal",
-                                                "Tensor.rot90", "Tensor.fliplr") else
-           (t.dim() == 2 if row == "Tensor.trace" else t.dim() >= 1))
+    row = b.choice(_MASKS + ["Tensor.masked_fill", "Tensor.masked_scatter"])  # (+ in place)
+    a = _f(b, lambda t: t.dim() >= 1)
     if a is None:
         return False
     t = b.env[a]
+    matrix = row in ("Tensor.triu", "Tensor.tril", "Tensor.diagonal", "Tensor.rot90", "Tensor.fliplr",
+                     "Tensor.trace", "Tensor.diag")
+    if matrix and (t.dim() != 2 if row in ("Tensor.trace", "Tensor.diag") else t.dim() < 2):
+        a = f"{a}.reshape({t.shape[0]}, -1)" if t.shape[0] else f"{a}.reshape(1, -1)"
+        t = t.reshape(t.shape[0], -1) if t.shape[0] else t.reshape(1, -1)
     d = _dim(b, t)
     name = _choose(b, aliases(row))
     if row == "torch.nn.functional.one_hot":
@@ -140,8 +146,6 @@ def masks(b: Builder) -> bool:
             "Tensor.take": f"torch.tensor([0, {t.numel() - 1}, 0])",
             "Tensor.take_along_dim": b.choice([f"{a}.argmax({d}, keepdim=True), {d}",
                                                f"{a}.argsort(dim={d}), dim={d}", f"{a}.flatten().argmin()"])}[row]
-    if row == "Tensor.diag" and t.dim() > 2:
-        return False
     if row == "Tensor.nonzero":
         if "as_tuple" in args:
             return _op(b, f"{a}[{spell(name, f'({a} > 0)', args)}] * 2", (a,))
