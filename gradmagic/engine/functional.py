@@ -221,7 +221,9 @@ def log_softmax(input: Tensor, dim: int, dtype: Any = None) -> Tensor:
     return apply("log_softmax", input if dtype is None else to(input, dtype), axis=dim)
 
 
-def cumsum(input: Tensor, dim: int, *, axis: Any = None) -> Tensor:
+def cumsum(input: Tensor, dim: Any = None, *, axis: Any = None, dtype: Any = None) -> Tensor:
+    if dtype is not None:  # torch casts first (``x.cumsum(0, dtype=torch.float64)``)
+        input = to(input, dtype)
     return apply("cumsum", input, axis=_dim(dim, axis))
 
 
