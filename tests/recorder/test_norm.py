@@ -296,3 +296,26 @@ def test_resnet_block_training_steps_then_eval():
     assert_clean(rep)
     _same(plain, traced)
     assert any(n.op == "batch_norm_eval" and n.status == "agree" for n in rep.nodes)
+
+
+def test_transformer_encoder_eval_takes_no_fused_path_under_the_recorder():
+    """In eval mode under no_grad, nn.TransformerEncoderLayer would call the fused
+    ``torch._transformer_encoder_layer_fwd``; under a TorchFunctionMode torch skips that
+    fast path ("some Tensor argument has_torch_function"), so the recorder still sees
+    ``F.multi_head_attention_forward`` and checks every value. (So a traced run's values
+    differ from a plain run's by float32 rounding there: torch's own choice of kernel.)"""
+    torch.manual_seed(0)  # (built outside: its deepcopy of the layer calls clone(memory_format=))
+    layer = nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.0, batch_first=True),
+        num_layers=2, enable_nested_tensor=False).eval()
+
+    def program():
+        with torch.no_grad():
+            return layer(torch.randn(2, 5, 16))
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    # the plain run takes the fused path, the traced one the composite: equal up to rounding
+    assert torch.allclose(plain, traced, rtol=1e-5, atol=1e-5)
+    ops = [n.torch_op for n in rep.nodes]
+    assert ops.count("torch.nn.functional.multi_head_attention_forward") == 2
+    assert not any("_transformer_encoder_layer_fwd" in (o or "") for o in ops)
