@@ -132,7 +132,7 @@ def test_layer_norm_and_group_norm_errors_as_torch():
 def test_without_a_weight_the_double_backward_drops_the_bias_path_as_torch(name):
     """torch's double backward of a normalization without a weight ignores the bias
     gradient's dependence on g: second derivatives through the bias gradient are missing
-    in torch (None), and so here (the engine's bias gradient has no graph at all)."""
+    in torch (None), and so here."""
     def f(m, x, bias):
         if name == "layer_norm":
             return (TF if m is torch else ge).layer_norm(x, (2,), None, bias)
@@ -145,10 +145,8 @@ def test_without_a_weight_the_double_backward_drops_the_bias_path_as_torch(name)
         xs, bs = m.tensor(x, requires_grad=True), m.tensor(b, requires_grad=True)
         out = f(m, xs, 3 - bs)
         gx, gb = grad((out * out).sum(), [xs, bs], create_graph=True)
-        if m is torch:  # torch's Σ g keeps a grad_fn that leads nowhere
-            assert torch.autograd.grad(gb.sum(), [xs, bs], allow_unused=True, retain_graph=True) == (None, None)
-        else:  # the engine's has none
-            assert not gb.requires_grad
+        assert gb.requires_grad  # Σ g requires grad, but leads nowhere
+        assert grad(gb.sum(), [xs, bs], allow_unused=True, retain_graph=True) == (None, None)
         hx, hb = grad((gx * gx).sum(), [xs, bs], allow_unused=True)
         got.append([None if t is None else np.asarray(t.detach().numpy() if m is torch else t.data)
                     for t in (hx, hb)])
@@ -350,3 +348,17 @@ def test_multi_head_attention_unsupported_options_raise():
     out, weights = ge.multi_head_attention_forward(x, x, x, 4, 1, w, b, None, None, False, 0.1, ow,
                                                    ob, training=False)
     assert out.shape == (3, 2, 4) and weights.shape == (2, 3, 3)
+
+
+def test_eval_batch_norm_gradient_requires_grad_but_leads_nowhere_as_torch():
+    """In eval mode ∂/∂x = g·γ/√(var + ε) does not depend on x; torch's gradient still
+    requires grad (its node saved x), and a second backward through it gives nothing."""
+    x, w = RNG.standard_normal((4, 3)), RNG.random(3) + 0.5
+    for m, grad in ((torch, torch.autograd.grad), (ge, ge.grad)):
+        xs = m.tensor(x, requires_grad=True)
+        out = (TF if m is torch else ge).batch_norm(xs, m.tensor(np.zeros(3)), m.tensor(np.ones(3)),
+                                                   m.tensor(w))
+        g, = grad(out.sum(), [xs], create_graph=True)
+        assert g.requires_grad
+        (g * g).sum().backward()
+        assert xs.grad is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fuzz_programs import Builder, _choose, _op, aliases, family, spell  # noqa: F401
+from fuzz_programs import Builder, Stmt, _choose, _op, aliases, family, spell  # noqa: F401
 
 _F32 = (torch.float32,)
 
@@ -33,34 +33,64 @@ def _vector(b: Builder, n: int) -> str:
     return b.choice(["None", f"torch.randn({n})", f"torch.rand({n}) + 0.5"])
 
 
+def _affine(b: Builder, n: int) -> tuple:
+    """(weight, bias). A bias comes with a weight: without one torch's double backward
+    gives a gradient that requires grad but leads nowhere (the engine mirrors that with a
+    leaf of its own, which the recorder reports as unchecked)."""
+    w = _vector(b, n)
+    return w, ("None" if w == "None" else _vector(b, n))
+
+
+def _input(b: Builder, ok, shape: tuple) -> str:
+    """A pool tensor that ``ok`` accepts, else a fresh leaf of ``shape``."""
+    a = b.pick(lambda t: t.dtype in _F32 and ok(t))
+    if a is None or b.int(0, 3) == 0:
+        a = b.name("x")
+        b.add(Stmt(f"{a} = torch.randn({shape}, requires_grad=True)", "setup", a))
+    return a
+
+
+def _norm_op(b: Builder, expr: str, a: str) -> bool:
+    """A normalization's result times a fixed ramp: Σ out² of a normalization alone is
+    nearly constant (its gradient is float32 noise, torch's and ours different)."""
+    t = b.env[a]
+    ramp = f"torch.linspace(0.5, 1.5, {t.numel()}).reshape({tuple(t.shape)})"
+    return _op(b, f"{expr} * {ramp}", (a,))
+
+
+def _per_channel(t: torch.Tensor) -> bool:
+    return t.dim() >= 2 and t.shape[1] > 0 and _spread(t.movedim(1, 0), _channels_last(t))
+
+
+def _per_instance(t: torch.Tensor) -> bool:
+    return t.dim() >= 3 and t.shape[0] * t.shape[1] > 0 and _spread(t, (t.shape[0] * t.shape[1], -1))
+
+
 @family(*aliases("torch.nn.functional.batch_norm"), *aliases("torch.batch_norm"),
         *aliases("torch.nn.functional.instance_norm"), *aliases("torch.instance_norm"), weight=2)
 def batch_norms(b: Builder) -> bool:
-    a = b.pick(lambda t: t.dtype in _F32 and t.dim() >= 2 and t.shape[1] > 0
-               and t.numel() // t.shape[1] > 1
-               and _spread(t.movedim(1, 0), _channels_last(t))
-               and (t.dim() < 3 or _spread(t, (t.shape[0] * t.shape[1], -1))))
-    if a is None:
-        return False
-    t = b.env[a]
-    c = t.shape[1]
-    w, bias = _vector(b, c), _vector(b, c)
+    form = b.choice(["F.batch_norm", "torch.batch_norm", "F.instance_norm", "torch.instance_norm"])
+    if form.endswith("batch_norm"):
+        a = _input(b, _per_channel, (b.int(3, 5), b.int(1, 3)))
+    else:
+        a = _input(b, _per_instance, (b.int(1, 2), b.int(1, 3), b.int(3, 5)))
+    c = b.env[a].shape[1]
+    w, bias = _affine(b, c)
     stats = f"torch.zeros({c}), torch.ones({c})"
     training = b.bool()
+    if not training and not form.endswith("instance_norm"):  # (eval: ∂/∂x depends on w only;
+        w = f"torch.rand({c}, requires_grad=True)"           # see _affine for the dead end)
     momentum = b.choice(["", ", momentum=0.3"])
-    form = b.choice(["F.batch_norm", "torch.batch_norm", "F.instance_norm", "torch.instance_norm"])
     if form == "F.batch_norm":
         expr = f"F.batch_norm({a}, {stats}, {w}, {bias}, training={training}{momentum})"
     elif form == "torch.batch_norm":
         expr = f"torch.batch_norm({a}, {w}, {bias}, {stats}, {training}, 0.1, 1e-05, False)"
-    elif t.dim() < 3 or t.numel() // (t.shape[0] * c) <= 1:
-        return False
     elif form == "F.instance_norm":
         run = b.choice(["", f"{stats}, "])
         expr = f"F.instance_norm({a}, {run}weight={w}, bias={bias}{momentum})"
     else:
         expr = f"torch.instance_norm({a}, {w}, {bias}, None, None, True, 0.1, 1e-05, False)"
-    return _op(b, expr, (a,))
+    return _norm_op(b, expr, a)
 
 
 @family(*aliases("torch.nn.functional.layer_norm"), *aliases("torch.layer_norm"),
@@ -68,28 +98,27 @@ def batch_norms(b: Builder) -> bool:
         *aliases("torch.nn.functional.local_response_norm"), weight=2)
 def other_norms(b: Builder) -> bool:
     kind = b.choice(["layer", "group", "lrn"])
-    k = b.int(1, 2)
-    a = b.pick(lambda t: t.dtype in _F32 and t.dim() >= k and t.numel() > 0 and (
-        kind == "lrn" or (_spread(t, (-1, t[0].numel() if t.dim() else 1)) if kind == "group" else
-                          _spread(t, (-1, int(torch.tensor(t.shape[t.dim() - k:]).prod()))))))
-    if a is None:
-        return False
-    t = b.env[a]
     if kind == "layer":
+        k = b.int(1, 2)
+        a = _input(b, lambda t: t.dim() >= k and t.numel() > 0 and _spread(
+            t, (-1, int(torch.tensor(t.shape[t.dim() - k:]).prod()))), (b.int(1, 3), 4))
+        t = b.env[a]
+        k = min(k, t.dim())
         shape = tuple(t.shape[t.dim() - k:])
         n = shape[0] if len(shape) == 1 else None
-        w = _vector(b, n) if n is not None else b.choice(["None", f"torch.randn({shape})"])
+        w, bias = _affine(b, n) if n is not None else (b.choice(["None", f"torch.randn({shape})"]), "None")
         fn = b.choice(["F.layer_norm", "torch.layer_norm"])
-        return _op(b, f"{fn}({a}, {shape}, {w}, {_vector(b, n) if n else 'None'}, 1e-05)", (a,))
-    if t.dim() < 2 or (kind == "lrn" and t.dim() < 3):
-        return False
-    c = t.shape[1]
+        return _norm_op(b, f"{fn}({a}, {shape}, {w}, {bias}, 1e-05)", a)
     if kind == "lrn":
+        a = _input(b, lambda t: t.dim() >= 3 and t.numel() > 0, (2, b.int(1, 4), 3))
         return _op(b, f"F.local_response_norm({a}, {b.int(1, 4)}, alpha={b.float(0.1, 1):.2f}, "
                       f"k={b.float(1, 2):.2f})", (a,))
-    groups = 1  # (the pick checked one group per sample)
-    fn = b.choice(["F.group_norm", "torch.group_norm"])
-    return _op(b, f"{fn}({a}, {groups}, {_vector(b, c)}, {_vector(b, c)}, 1e-05)", (a,))
+    a = _input(b, lambda t: t.dim() >= 2 and t.shape[0] > 0 and _spread(t, (t.shape[0], -1)),
+               (2, 2, 3))
+    c = b.env[a].shape[1]
+    fn = b.choice(["F.group_norm", "torch.group_norm"])  # (one group: the pick checked it)
+    w, bias = _affine(b, c)
+    return _norm_op(b, f"{fn}({a}, 1, {w}, {bias}, 1e-05)", a)
 
 
 @family(*aliases("torch.nn.functional.embedding"), *aliases("torch.embedding"),

@@ -66,12 +66,22 @@ def _norm_dx(gw: Any, xhat: Any, rstd: Any, axes: tuple) -> Any:
                    - xhat * (gw * xhat).mean(axis=axes, keepdims=True))
 
 
-def _bias_grad(g: Any, w: Any, axes: Any) -> Any:
+def _dead_end(grad: Any, *inputs: Any) -> Any:
+    """``grad`` (a ``create_graph`` gradient) as torch gives it where its double backward
+    leads nowhere: it requires grad (torch's node saved an input that does), but no
+    gradient comes back through it. A leaf of its own does just that."""
+    if isinstance(grad, Tensor) and not grad.requires_grad and any(
+            isinstance(x, Tensor) and x.requires_grad for x in inputs):
+        return Tensor(grad.data, requires_grad=True)
+    return grad
+
+
+def _bias_grad(g: Any, w: Any, axes: Any, x: Any) -> Any:
     """Σ g (over ``axes``; None: left to the engine's broadcasting sum). Without a weight,
     torch's double backward drops this path (the bias gradient does not depend on g):
     the same here, so second derivatives agree with torch's."""
     if w is None and isinstance(g, Tensor):
-        g = Tensor(g.data)
+        return _dead_end(Tensor(g.data if axes is None else g.data.sum(axis=axes)), x, g)
     return g if axes is None else g.sum(axis=axes)
 
 
@@ -117,7 +127,7 @@ def _bn_w(g, ans, x, w, b, eps=1e-5):
 
 
 def _bn_b(g, ans, x, w, b, eps=1e-5):
-    return _bias_grad(g, w, _bn_axes(g))
+    return _bias_grad(g, w, _bn_axes(g), x)
 
 
 defop("batch_norm", _bn, "NativeBatchNormBackward0", vjp=(_bn_x, _bn_w, _bn_b),
@@ -133,7 +143,7 @@ def _bn_eval(x, mean, var, w=None, b=None, eps=1e-5):
 
 def _bn_eval_x(g, ans, x, mean, var, w, b, eps=1e-5):
     scale = (var + eps) ** -0.5 if w is None else w * (var + eps) ** -0.5
-    return g * _channel(scale, x.ndim)
+    return _dead_end(g * _channel(scale, x.ndim), x)
 
 
 def _bn_eval_w(g, ans, x, mean, var, w, b, eps=1e-5):
@@ -142,7 +152,7 @@ def _bn_eval_w(g, ans, x, mean, var, w, b, eps=1e-5):
 
 
 def _bn_eval_b(g, ans, x, mean, var, w, b, eps=1e-5):
-    return _bias_grad(g, w, _bn_axes(g))
+    return _bias_grad(g, w, _bn_axes(g), x)
 
 
 defop("batch_norm_eval", _bn_eval, "NativeBatchNormBackward0",
@@ -251,7 +261,7 @@ def _ln_w(g, ans, x, w, b, normalized_shape=(), eps=1e-5):
 
 
 defop("layer_norm", _ln, "NativeLayerNormBackward0",
-      vjp=(_ln_x, _ln_w, lambda g, ans, x, w, b, normalized_shape=(), eps=1e-5: _bias_grad(g, w, None)),
+      vjp=(_ln_x, _ln_w, lambda g, ans, x, w, b, normalized_shape=(), eps=1e-5: _bias_grad(g, w, None, x)),
       formulas=("∂/∂x = (g·γ − mean(g·γ) − x̂·mean(g·γ·x̂))/σ  (x̂ = (x − μ)/σ over the last dims)",
                 "∂/∂γ = Σ g·x̂", "∂/∂β = Σ g"),
       saves=("x w", "x", ""))
@@ -291,7 +301,7 @@ def _gn_w(g, ans, x, w, b, num_groups=1, eps=1e-5):
 
 
 def _gn_b(g, ans, x, w, b, num_groups=1, eps=1e-5):
-    return _bias_grad(g, w, _bn_axes(g))
+    return _bias_grad(g, w, _bn_axes(g), x)
 
 
 defop("group_norm", _gn, "NativeGroupNormBackward0", vjp=(_gn_x, _gn_w, _gn_b),
