@@ -44,9 +44,14 @@ def bench_modules() -> dict:
 @pytest.mark.timeout(120)
 def test_engine_benchmark_quick(tmp_path: Path) -> None:
     data = _run("engine", tmp_path)
-    assert [r["workload"] for r in data["results"]] == ["W1", "W2", "W3", "W4", "W5"]
+    assert [r["workload"] for r in data["results"]] == ["W1", "W2", "W3", "W4", "W5", "C1", "C2", "C3"]
     for r in data["results"]:
+        model = r["workload"].startswith("C")  # issue 11: gradmagic vs torch's nn modules only
         for system in ("torch", "numpy", "hips"):
+            if model and system != "torch":
+                assert r["status"][system].startswith("n/a"), (r["workload"], system, r["status"][system])
+                assert system not in r["medians_s"]
+                continue
             assert r["status"][system] == "ok", (r["workload"], system, r["status"][system])
             assert r["medians_s"][system] > 0
         gm = r["status"]["gradmagic"]
