@@ -1,0 +1,110 @@
+"""Issue 11 acceptance: the d2l book's PyTorch code (CNNs, modern CNNs, RNN/LSTM/GRU,
+attention and transformers, optimizers) under ``%grad on`` in a real IPython shell.
+
+Each cell of ``tests/corpus/d2l_course.py`` runs twice in the shell, after the same
+``torch.manual_seed``: once plain (gradmagic off), once under ``%grad on``. Recording must
+not change the program: every output and every parameter's ``.grad`` equal the plain
+run's bit for bit, and the report is clean (``ok``, no mismatches, no unsupported calls).
+
+Cells gradmagic cannot yet handle are marked ``xfail(strict=True)`` with the exact gap.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from IPython.utils.capture import capture_output
+
+import gradmagic
+from shell_helpers import torch_function_modes
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "corpus"))
+from d2l_course import CELLS  # noqa: E402
+
+SEED = 0
+
+#: cell name -> the gradmagic gap it shows (strict xfail: a fix makes the test fail loudly)
+GAPS: dict[str, str] = {
+    "batch_norm_concise": (
+        "nn.LazyBatchNorm1d/2d materialized inside the recorded cell (its first forward): the "
+        "engine's twins of running_mean/running_var miss the training-mode F.batch_norm update, "
+        "so the later eval-mode torch.nn.functional.batch_norm value is computed from the "
+        "initial 0/1 statistics and differs from torch's (mismatch 'value', max_abs_err ~0.09); "
+        "clean when the lazy module is materialized before the cell"
+    ),
+}
+
+
+def run(ip, source: str):
+    with capture_output() as cap:
+        result = ip.run_cell(source, store_history=True)
+    assert torch_function_modes() == 0, "a TorchFunctionMode was left on the stack"
+    return result, cap
+
+
+def snapshot(ip) -> tuple[list, list]:
+    """Copies of the cell's ``outputs`` and of each ``params`` tensor's ``.grad``."""
+    ns = ip.user_ns
+    outputs = [t.detach().clone() for t in ns["outputs"]]
+    grads = [None if p.grad is None else p.grad.detach().clone() for p in ns["params"]]
+    return outputs, grads
+
+
+def run_cell_twice(ip, source: str):
+    """(plain outputs, plain grads, recorded outputs, recorded grads, report, cell number)."""
+    for name in ("outputs", "params"):
+        ip.user_ns.pop(name, None)
+    result, cap = run(ip, f"torch.manual_seed({SEED})\n" + source)
+    assert result.success, f"plain run failed: {result.error_in_exec!r}\n{cap.stdout}{cap.stderr}"
+    plain = snapshot(ip)
+    for name in ("outputs", "params"):
+        ip.user_ns.pop(name, None)
+
+    run(ip, "%grad on --quiet")
+    try:
+        n = ip.execution_count
+        result, cap = run(ip, f"torch.manual_seed({SEED})\n" + source)
+    finally:
+        run(ip, "%grad off")
+    assert result.success, f"recorded run failed: {result.error_in_exec!r}\n{cap.stdout}{cap.stderr}"
+    assert "gradmagic:" not in cap.stderr, cap.stderr
+    report = gradmagic.last_report()
+    assert report is not None and report.cell["number"] == n, "no report for the recorded cell"
+    return (*plain, *snapshot(ip), report)
+
+
+def assert_same(plain: list, recorded: list, what: str) -> None:
+    assert len(plain) == len(recorded), what
+    for i, (a, b) in enumerate(zip(plain, recorded)):
+        if a is None or b is None:
+            assert a is None and b is None, f"{what}[{i}]: {a!r} vs {b!r}"
+            continue
+        assert a.dtype == b.dtype and a.shape == b.shape, f"{what}[{i}]: {a.dtype}{tuple(a.shape)} vs {b.dtype}{tuple(b.shape)}"
+        assert torch.equal(a, b), f"{what}[{i}] differs: max |diff| {(a.double() - b.double()).abs().max().item()}"
+
+
+def _param(cell):
+    marks = [pytest.mark.xfail(strict=True, reason=GAPS[cell.name])] if cell.name in GAPS else []
+    return pytest.param(cell, id=cell.name, marks=marks)
+
+
+@pytest.mark.parametrize("cell", [_param(c) for c in CELLS])
+def test_d2l_cell_under_grad_on(ip, cell):
+    plain_out, plain_grads, rec_out, rec_grads, report = run_cell_twice(ip, cell.source)
+    assert report.error is None, report.error
+    assert report.unsupported == [], f"torch calls without an engine rule: {report.unsupported}"
+    assert report.mismatches == [], f"mismatches: {report.mismatches}"
+    assert report.ok
+    assert_same(plain_out, rec_out, "outputs")
+    assert any(g is not None for g in plain_grads), "the cell computed no gradient"
+    assert_same(plain_grads, rec_grads, "grads")
+
+
+def test_corpus_cites_the_book():
+    assert len(CELLS) >= 20
+    for cell in CELLS:
+        assert cell.citation.startswith("chapter_") and ".md: " in cell.citation, cell.name
+        assert "import d2l" not in cell.source and "from d2l" not in cell.source, cell.name
+    assert set(GAPS) <= {c.name for c in CELLS}
