@@ -14,7 +14,7 @@ report holds no arrays and no references to tensors.
 (True, [])
 >>> d = rep.to_dict()
 >>> d["schema"], sorted(d)[:4]
-(1, ['backward_calls', 'cell', 'checks', 'edges'])
+(1, ['backward_calls', 'cell', 'checks', 'coverage'])
 >>> json.loads(json.dumps(d, allow_nan=False)) == d
 True
 """

@@ -90,6 +90,9 @@ def node_grads(v: Node, g: Any, create: bool, parents: tuple | None = None) -> l
             continue
         if op.variadic:
             gi = op.vjps[0](g, ans, *args, index=i, **params)
+            if gi is None:  # no gradient along this edge (a custom Function's None)
+                out.append(None)
+                continue
         else:
             gi = op.vjps[i](g, ans, *args, **params)
         x = args[i].data if create else args[i]
@@ -254,7 +257,7 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
         if steps is not None:
             got = []
         for p, x, gi in edges:
-            if p is None:
+            if p is None or gi is None:
                 if steps is not None:
                     got.append(None)
                 continue

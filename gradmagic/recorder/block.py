@@ -83,6 +83,7 @@ class Block:
         self.differ: list = []  # (seq, Rec, what, result) of every disagreement, capped
         self.counts = {"agree": 0, "differ": 0, "unchecked": 0}
         self.tally: dict = {}  # (what, status) -> checks, for the report's coverage
+        self.hook_effects: dict = {}  # (id(rec), effect) -> (rec, effect, kind) of mirrored hooks
         self.too_large = 0  # tensors above the twin limit drawn in this block
         self.disabled = False
         self.t0 = time.perf_counter()
@@ -120,6 +121,23 @@ class Block:
         """Add a human sentence to the report (once)."""
         if text not in self.notes and len(self.notes) < 50:
             self.notes.append(text)
+
+    def downgrade(self, results: list, detail: str) -> list:
+        """Turn the ``differ`` results in ``results`` (``(rec, what, result)`` triples, as in
+        ``BackRec.checks``) into ``unchecked`` ones saying ``detail``; the tallies and the
+        kept disagreements follow. Returns the new triples."""
+        out = []
+        for rec, what, res in results:
+            if res is not None and res[0] == "differ":
+                self.counts["differ"] -= 1
+                self.counts["unchecked"] = self.counts.get("unchecked", 0) + 1
+                self.tally[(what, "differ")] -= 1
+                self.tally[(what, "unchecked")] = self.tally.get((what, "unchecked"), 0) + 1
+                self.differ = [d for d in self.differ if d[3] is not res]
+                res = ("unchecked", res[1], res[2], res[3], res[4],
+                       (res[5] + "; " if res[5] else "") + detail)
+            out.append((rec, what, res))
+        return out
 
     def count(self, status: str, seq: int, rec: Any, what: str, result: Any) -> None:
         """Tally one check; keep disagreements (the first 100) for the report."""

@@ -53,7 +53,8 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
     # nothing differed, and something was checked unless there was nothing to check
     report.ok = b.counts.get("differ", 0) == 0 and (checked > 0 or unchecked == 0)
     report.unsupported = list(b.unsupported)
-    report.notes = list(b.notes)
+    report.notes = list(b.notes) + [f"hook on {_who(rec, ids, report)}: {effect}"
+                                    for rec, effect in b.hook_effects.values()]
     if b.pruned:
         report.notes.append(f"{b.pruned} nodes from earlier backward calls are summarised, not drawn "
                             f"(the graphs of the last {b.keep_calls} backward calls are kept).")
@@ -66,6 +67,14 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
                     "saved_bytes": int(sum(n.saved_bytes for n in report.nodes)),
                     "elapsed_ms": round(b.elapsed_ms, 3)}
     return report
+
+
+def _who(rec: Rec, ids: dict, report: GradReport) -> str:
+    """How a note names the tensor ``rec`` stands for: its variable, else its node."""
+    if rec.name:
+        return rec.name
+    node = report.node(ids[id(rec)]) if id(rec) in ids else None
+    return (node.label or node.torch_op or node.id) if node is not None else "a tensor"
 
 
 def coverage(b: Block) -> dict:

@@ -193,7 +193,14 @@ class FunctionHandlers:
             node.register_hook(_node_logger(fc.log))
             self.s.hook_logs.append(weakref.ref(fc.log))
         single = sum(1 for ref, _ in fc.produced.values() if (o := ref()) is not None and o.grad_fn is node) == 1
-        body = Subgraph(fc.name, [fc.inner.get(id(x)) if x.requires_grad else None for x in inputs], got[1])
+        # one inner leaf per tensor: a tensor passed twice gets the whole true VJP at its
+        # first position (the engine sums positions at the outer input, as torch does)
+        firsts, seen = [], set()
+        for x in inputs:
+            firsts.append(x.requires_grad and id(x) not in seen)
+            seen.add(id(x))
+        body = Subgraph(fc.name, [fc.inner.get(id(x)) if first else None
+                                  for x, first in zip(inputs, firsts)], got[1])
         rec_box: list = []
         if single:
             body.replay = _Replay(fc, body, rec_box, self.s.hook_seen, hooked)
@@ -256,9 +263,29 @@ class _Replay:
             exact = self.body._all(upstream)
         finally:
             self.body.replay = self
-        self.seen.append((self, g, upstream, (exact, list(gin))))
-        return [None if t is None else (np.zeros_like(t) if u is None else u.astype(t.dtype, copy=False))
-                for t, u in zip(true, gin)]
+        user = list(gin) + [None] * (len(true) - len(gin))
+        self.seen.append((self, g, upstream, (exact, _by_tensor(self.fc, user))))
+        # the user's gradients, position by position (None: no gradient, as torch has it)
+        return [None if u is None else u.astype(u.dtype, copy=False) for u in user[:len(true)]]
+
+
+def _by_tensor(fc: FunctionCall, user: list) -> list:
+    """The user's gradients summed over positions holding one tensor (the true VJP gives a
+    tensor's total at its first position, None at the others)."""
+    tensors = [a for a in fc.args if isinstance(a, _Tensor)]
+    out: list = []
+    first: dict = {}
+    for x, u in zip(tensors, user):
+        k = id(x)
+        if k in first:
+            i = first[k]
+            if u is not None:
+                out[i] = u if out[i] is None else out[i] + u
+            out.append(None)
+        else:
+            first[k] = len(out)
+            out.append(u)
+    return out
 
 
 def file_function_check(recorder: Any, call: Any, replay: _Replay, engine_g: np.ndarray,

@@ -74,13 +74,23 @@ class HookHandlers:
     def _file_hook_check(self, call: Any, rec: Any, res: tuple) -> None:
         call.checks.append((rec, "grad", res))
         self.b.count(res[0], rec.seq, rec, "grad", res)
-        if res[0] == "differ":
-            call.status = "differ"
 
     def _file_hooks(self, call: Any) -> None:
         """After the engine's backward: one check per hook call (the gradient that reached
         the hook, engine against torch), and a note when torch ran a hook the engine did not."""
         seen, self.s.hook_seen[:] = list(self.s.hook_seen), []
+        if seen:
+            self._file_replays(call, seen)
+        for ref in self.s.hook_logs:
+            log = ref()
+            if log is not None and log.calls:
+                log.calls.clear()
+                self.b.note("torch ran a hook that gradmagic's backward did not reach; gradients "
+                            "below it are unchecked.")
+                if call.status == "agree":
+                    call.status = "unchecked"
+
+    def _file_replays(self, call: Any, seen: list) -> None:
         for replay, engine, received, returned in seen:
             rec = replay.rec
             if replay.kind == "function":  # a custom Function's node: see functions.py
@@ -91,16 +101,12 @@ class HookHandlers:
                 res = ("unchecked", None, None, None, None, "the hook saw no gradient")
             else:
                 res = compare(engine, received, self.b.rtol, self.b.atol)
+                effect = describe(received, returned)
                 what = ("post-accumulate-grad hook: the accumulated .grad it saw"
-                        if replay.kind == "post" else f"hook: {describe(received, returned)}; "
-                        "checked: the gradient reaching it")
+                        if replay.kind == "post" else f"hook: {effect}; checked: the gradient reaching it")
+                if replay.kind != "post":
+                    self.b.hook_effects.setdefault((id(rec), effect), (rec, effect))
                 res = res[:5] + ((res[5] + "; " if res[5] else "") + what,)
             self._file_hook_check(call, rec, res)
-        for ref in self.s.hook_logs:
-            log = ref()
-            if log is not None and log.calls:
-                log.calls.clear()
-                self.b.note("torch ran a hook that gradmagic's backward did not reach; gradients "
-                            "below it are unchecked.")
-                if call.status == "agree":
-                    call.status = "unchecked"
+        statuses = {c[2][0] for c in call.checks}
+        call.status = "differ" if "differ" in statuses else "agree" if statuses == {"agree"} else "unchecked"

@@ -97,10 +97,9 @@ class Subgraph:
 
 
 def _vjp(g: Any, ans: Any, *inputs: Any, index: int, body: Subgraph) -> Any:
-    out = body.vjp(g, index)
-    if out is None:  # not differentiable in the Function (its backward gave None): zero
-        return np.zeros_like(np.asarray(getattr(inputs[index], "data", inputs[index])))
-    return out
+    """None where the Function gives no gradient (its backward returned None): the engine
+    then sends nothing along that edge, as torch does."""
+    return body.vjp(g, index)
 
 
 defop("subgraph", lambda *inputs, body: body.forward(*inputs),
