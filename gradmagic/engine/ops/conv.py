@@ -489,10 +489,24 @@ def _avg_geometry(size, kernel_size, stride, padding, ceil_mode, count_include_p
     return tuple(outs), tuple(pads), divisor
 
 
+_FAST_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _avg(x, *, kernel_size, stride, padding, **rule):
     """Window sums of the zero-padded x (a strided view) over torch's divisor."""
     out, pads, divisor = _avg_geometry(x.shape[-2:], kernel_size, stride, padding, **rule)
     xp = _pad(x, pads)
+    if x.dtype in _FAST_FLOATS:  # one strided add per kernel offset, in the window's order
+        total = None            # (a reduction over a strided window view is ~4× slower)
+        for a, b in itertools.product(range(kernel_size[0]), range(kernel_size[1])):
+            part = xp[..., a:a + (out[0] - 1) * stride[0] + 1:stride[0],
+                      b:b + (out[1] - 1) * stride[1] + 1:stride[1]]
+            if total is None:
+                total = part.copy()
+            else:
+                total += part
+        # divided in float64 and rounded once, as before (exact for any divisor_override)
+        return np.divide(total, divisor, out=total, casting="unsafe")
     st = xp.strides
     win = as_strided(xp, xp.shape[:-2] + out + tuple(kernel_size),
                      st[:-2] + (st[-2] * stride[0], st[-1] * stride[1]) + st[-2:], writeable=False)
@@ -503,6 +517,13 @@ def _avg_back(g, x, *, kernel_size, stride, padding, **rule):
     """g / divisor added back to every element of its window (one strided add per offset)."""
     out, pads, divisor = _avg_geometry(x.shape[-2:], kernel_size, stride, padding, **rule)
     share = (g / divisor).astype(g.dtype, copy=False)
+    if tuple(kernel_size) == tuple(stride) and all(p == (0, 0) for p in pads) \
+            and share.ndim >= 2:  # windows tile x: each share broadcast over its window
+        share += 0  # a −0 share gives +0, as the sum into zeros below (and torch's)
+        res = np.empty(g.shape[:-2] + tuple(x.shape[-2:]), g.dtype)
+        for a, b in itertools.product(range(kernel_size[0]), range(kernel_size[1])):
+            res[..., a::kernel_size[0], b::kernel_size[1]] = share
+        return res
     buf = np.zeros(g.shape[:-2] + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[-2:], pads)),
                    g.dtype)
     for a, b in itertools.product(range(kernel_size[0]), range(kernel_size[1])):

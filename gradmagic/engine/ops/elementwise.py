@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .._quiet import quiet_enter, quiet_exit
 from ..registry import defop
 from ..tensor import Tensor
 from . import call, data
@@ -141,11 +142,31 @@ defop("tanh", np.tanh, "TanhBackward0", vjp=(lambda g, ans, a: g * (1 - ans * an
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(a))  # stable on both tails
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+    """1 / (1 + exp(−a)) in four in-place passes (~10× fewer than a two-branch form): where
+    exp(−a) overflows to inf the result is exactly 0, as torch's, without a warning; the
+    lower tail keeps its relative precision (exp(−a) is exact to an ulp there)."""
+    if a.dtype.kind != "f":
+        e = np.exp(-np.abs(a))  # stable on both tails
+        return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+    out = np.negative(a, out=np.empty(a.shape, a.dtype))  # an array also for 0-d a
+    token = quiet_enter()
+    try:
+        np.exp(out, out=out)
+    finally:
+        quiet_exit(token)
+    out += 1
+    return np.reciprocal(out, out=out)
 
 
-defop("sigmoid", _sigmoid, "SigmoidBackward0", vjp=(lambda g, ans, a: g * ans * (1 - ans),),
+def _sigmoid_vjp(g, ans, a):
+    if type(g) is np.ndarray and g.shape == ans.shape:  # plain backward: one temporary less
+        out = g * ans
+        out *= 1 - ans
+        return out
+    return g * ans * (1 - ans)
+
+
+defop("sigmoid", _sigmoid, "SigmoidBackward0", vjp=(_sigmoid_vjp,),
       formulas=("∂/∂a = g·out·(1 − out)",), saves=("ans",), promote="float")
 
 # ---------------------------------------------------------------- activations

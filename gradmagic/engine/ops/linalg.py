@@ -67,7 +67,12 @@ defop("outer", np.outer, "MulBackward0",
 
 
 def _linear(x, w, b=None):
-    out = x @ w.T
+    if x.ndim == 2 and 8 * x.shape[0] <= w.shape[0] and x.shape[0] <= 256:
+        # few rows, many outputs (an RNN step's h·W_hhᵀ): OpenBLAS is ~1.4× faster on
+        # W·xᵀ than on x·Wᵀ; the result is its transpose (an F-ordered array, same values)
+        out = (w @ x.T).T
+    else:
+        out = x @ w.T
     if b is not None:
         out += b
     return out
