@@ -101,6 +101,8 @@ def _corr_t(g, w, stride, padding, dilation, groups) -> np.ndarray:
     """The transposed correlation (adjoint of ``_corr`` in its input): col2im of W^T·g."""
     kernel, (n, o), cg = w.shape[2:], g.shape[:2], w.shape[1]
     pos = g.shape[2:]
+    if len(pos) == 2 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1):
+        return _corr_t_rows(g, w, padding, groups)
     cols = np.matmul(w.reshape(groups, o // groups, cg * math.prod(kernel)).swapaxes(1, 2),
                      g.reshape(n, groups, o // groups, math.prod(pos)))  # (N, G, C/G·∏k, ∏P)
     cols = cols.reshape((n, groups * cg) + kernel + pos)
@@ -111,6 +113,28 @@ def _corr_t(g, w, stride, padding, dilation, groups) -> np.ndarray:
         at = tuple(slice(k * d, k * d + (p - 1) * s + 1, s)
                    for k, d, p, s in zip(ks, dilation, pos, stride))
         buf[lead + at] += cols[lead + ks]
+    return _pad(buf, tuple((-lo, -hi) for lo, hi in padding))
+
+
+def _corr_t_rows(g, w, padding, groups) -> np.ndarray:
+    """``_corr_t`` for 2-d, stride 1, dilation 1, same sums in the same order: g is widened
+    with zero columns to the output's width F1, so that each kernel offset (a, b) adds one
+    contiguous run of P0·F1 values at a·F1 + b of the flattened planes (the zero columns
+    add nothing) instead of P0 rows of P1 values."""
+    (n, o), cg, (k0, k1) = g.shape[:2], w.shape[1], w.shape[2:]
+    p0, p1 = g.shape[2:]
+    f0, f1 = p0 + k0 - 1, p1 + k1 - 1
+    wide = np.zeros((n, o, p0, f1), g.dtype)
+    wide[..., :p1] = g
+    cols = np.matmul(w.reshape(groups, o // groups, cg * k0 * k1).swapaxes(1, 2),
+                     wide.reshape(n, groups, o // groups, p0 * f1))
+    cols = cols.reshape(n, groups * cg, k0, k1, p0 * f1)
+    run = p0 * f1
+    buf = np.zeros((n, groups * cg, f0 * f1 + k1), np.result_type(g, w))
+    for a, b in itertools.product(range(k0), range(k1)):
+        at = a * f1 + b
+        buf[..., at:at + run] += cols[:, :, a, b]
+    buf = buf[..., :f0 * f1].reshape(n, groups * cg, f0, f1)
     return _pad(buf, tuple((-lo, -hi) for lo, hi in padding))
 
 
