@@ -538,7 +538,8 @@ def _within_rounding(res: tuple, steps: list, et: Any, ref: np.ndarray, mags: di
 def _input_of(steps: list, e: Any) -> Any:
     """The tensor an ``autograd.grad`` result ``e`` was captured for (its accumulate step)."""
     for step in steps:
-        if step.kind == "accumulate" and step.added is e.data:
+        if step.kind == "accumulate" and (step.added is e or step.added is e.data
+                                          or getattr(step.added, "data", None) is e.data):
             return step.tensor
     return None
 

@@ -189,7 +189,7 @@ class FunctionHandlers:
         outer = self.convert(tuple(inputs), recs, src)
         hooked = fc.cls.__name__ in _HOOK_FUNCTIONS
         if fc.log is None:
-            fc.log = HookLog()
+            fc.log = HookLog(function=True)
             node.register_hook(_node_logger(fc.log))
             self.s.hook_logs.append(weakref.ref(fc.log))
         single = sum(1 for ref, _ in fc.produced.values() if (o := ref()) is not None and o.grad_fn is node) == 1

@@ -85,6 +85,8 @@ class HookHandlers:
             log = ref()
             if log is not None and log.calls:
                 log.calls.clear()
+                if log.function:  # torch's double backward reaches a Function's node again
+                    continue      # through the tensors it saved; the engine's has no need to
                 self.b.note("torch ran a hook that gradmagic's backward did not reach; gradients "
                             "below it are unchecked.")
                 if call.status == "agree":

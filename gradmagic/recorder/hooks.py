@@ -33,10 +33,11 @@ LOG_LIMIT = 64
 class HookLog:
     """The torch-side calls of one hook: ``(gradient received, gradient returned or None)``."""
 
-    __slots__ = ("calls", "__weakref__")
+    __slots__ = ("calls", "function", "__weakref__")
 
-    def __init__(self) -> None:
+    def __init__(self, function: bool = False) -> None:
         self.calls: list = []
+        self.function = function  # a custom Function's node (its calls check, never steer)
 
 
 def torch_side(hook: Callable, log: HookLog, copy: Callable[[Any], np.ndarray]) -> Callable:
@@ -84,7 +85,40 @@ class Replay:
         if returned is None:
             return None
         from gradmagic.engine import Tensor
+        if isinstance(g, Tensor) and g.requires_grad:  # create_graph: keep the graph through it
+            kind, c = effect(received, returned)
+            if kind == "scale":
+                return g * c
+            if kind == "shift":
+                return g + c
+            if kind == "same":
+                return None
         return Tensor(returned.copy())
+
+
+def effect(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> tuple:
+    """What a hook did, as data: ``("none"|"same"|"scale"|"shift"|"other", constant)``.
+
+    >>> effect(np.array([1.0, 2.0]), np.array([2.0, 4.0]))
+    ('scale', 2.0)
+    """
+    if returned is None:
+        return ("none", None)
+    if received is None or received.shape != returned.shape or received.dtype.kind not in "fc":
+        return ("other", None)
+    with np.errstate(all="ignore"):
+        if np.array_equal(received, returned):
+            return ("same", None)
+        flat_r, flat_o = received.ravel(), returned.ravel()
+        nz = flat_r != 0
+        if nz.any():
+            c = flat_o[nz][0] / flat_r[nz][0]
+            if np.allclose(flat_o, c * flat_r, rtol=1e-5, atol=1e-7):
+                return ("scale", float(np.real(c)))
+        d = flat_o - flat_r
+        if d.size and np.allclose(d, d[0], rtol=1e-5, atol=1e-7):
+            return ("shift", float(np.real(d[0])))
+    return ("other", None)
 
 
 def describe(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> str:
@@ -97,23 +131,15 @@ def describe(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> 
     >>> describe(np.array([1.0]), None)
     'g → g (the hook returned None: it only looked)'
     """
-    if returned is None:
+    kind, c = effect(received, returned)
+    if kind == "none":
         return "g → g (the hook returned None: it only looked)"
-    if received is None or received.shape != returned.shape or received.dtype.kind not in "fc":
-        return "g → hook(g)"
-    with np.errstate(all="ignore"):
-        if np.array_equal(received, returned):
-            return "g → g (unchanged)"
-        flat_r, flat_o = received.ravel(), returned.ravel()
-        nz = flat_r != 0
-        if nz.any():
-            c = flat_o[nz][0] / flat_r[nz][0]
-            if np.allclose(flat_o, c * flat_r, rtol=1e-5, atol=1e-7):
-                return f"g → {_num(c)}·g"
-        d = flat_o - flat_r
-        if d.size and np.allclose(d, d[0], rtol=1e-5, atol=1e-7):
-            sign = "+" if d[0] >= 0 else "−"
-            return f"g → g {sign} {_num(abs(d[0]))}"
+    if kind == "same":
+        return "g → g (unchanged)"
+    if kind == "scale":
+        return f"g → {_num(c)}·g"
+    if kind == "shift":
+        return f"g → g {'+' if c >= 0 else '−'} {_num(abs(c))}"
     return "g → hook(g)"
 
 

@@ -261,6 +261,4 @@ def _subgraph(m: Any, a: Any) -> Any:
     return ge.apply("subgraph", a, body=Subgraph("_CubeBackward", [inner], (inner ** 3).sin()))
 
 
-# second order: the engine does not differentiate through a Function's VJP (it raises;
-# the recorder marks such a double backward unchecked)
-TABLE["subgraph"] = un(_subgraph, second=False)
+TABLE["subgraph"] = un(_subgraph)

@@ -1193,12 +1193,14 @@ def add_grad_phase(b: Builder) -> None:
                 b.add(Stmt(f"{x}.grad = None", "grad", x))
     elif kind == "grad_of_grad" and leaves:  # backward through a .grad that carries a graph
         x = leaves[0]
-        fresh = "".join(f"{v}.grad = None\n" for v in leaves)
-        if b.add(Stmt(f"{fresh}{loss}.backward(create_graph=True)", "backward", loss)) \
+        for v in leaves:
+            b.add(Stmt(f"{v}.grad = None", "grad", v))
+        if b.add(Stmt(f"{loss}.backward(create_graph=True)", "backward", loss)) \
                 and b.env[x].grad is not None and b.env[x].grad.requires_grad:
             l2 = b.name("loss")
             if b.add(Stmt(f"{l2} = ({x}.grad * {x}.grad).sum()", "op", l2), (x,)):
-                b.add(Stmt(f"{l2}.backward()", "backward", l2))
+                # inputs=: torch's double-backward graph may reach other leaves with zeros
+                b.add(Stmt(f"{l2}.backward(inputs=[{x}])", "backward", l2))
             for v in leaves:
                 b.add(Stmt(f"{v}.grad = None", "grad", v))
     else:

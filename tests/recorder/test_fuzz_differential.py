@@ -47,9 +47,10 @@ def test_seeded_random_programs_plain_vs_traced():
 
 def test_every_table_row_is_generated():
     """The generator reaches every row of the mapping table (a row: one adapter and its
-    aliases) that torch can reach, every factory and every autograd-state call."""
+    aliases) that torch can reach, every factory and every autograd-state call (600 programs:
+    the table has about 400 rows since the op families of issue 11)."""
     seen: Counter = Counter()
-    for seed in range(250):
+    for seed in range(600):
         seen.update(fp.random_program(seed).ops())
     cov = fp.coverage(seen)
     assert set(cov["rows_missing"]) == fp.UNREACHABLE

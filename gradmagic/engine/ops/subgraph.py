@@ -49,13 +49,15 @@ class Subgraph:
             return self.output.data.copy()
         return self.evaluate(arrays)
 
-    def evaluate(self, arrays: Sequence[Any]) -> np.ndarray:
-        """Re-run the ops inside on new input values (in their dtype, e.g. float64)."""
+    def evaluate(self, arrays: Sequence[Any], differentiable: bool = False) -> Any:
+        """Re-run the ops inside on new input values (in their dtype, e.g. float64), or with
+        ``differentiable`` on Tensors, recording a graph."""
         from ..backward import toposort
         from ..node import Node
-        from ..tensor import Tensor
+        from ..tensor import Tensor, apply
         root = self.output.grad_fn
-        subst = {id(x): np.asarray(a) for x, a in zip(self.inputs, arrays) if x is not None}
+        subst = {id(x): (a if differentiable else np.asarray(a))
+                 for x, a in zip(self.inputs, arrays) if x is not None}
         if root is None:
             return subst.get(id(self.output), self.output.data).copy()
         vals: dict = {}
@@ -67,21 +69,39 @@ class Subgraph:
                 key = id(p)
                 args.append(vals[key] if key in vals else subst[key] if key in subst else
                             x.data if isinstance(x, Tensor) else x)
-            vals[id(v)] = np.asarray(v.opdef.fwd(*args, **(v.params or {})))
+            if differentiable:
+                vals[id(v)] = apply(v.opdef.name, *args, **(v.params or {}))
+            else:
+                vals[id(v)] = np.asarray(v.opdef.fwd(*args, **(v.params or {})))
         return vals[id(root)]
 
-    def vjp(self, g: Any, index: int) -> Any:
-        """The cotangent of input ``index`` (each input's VJP asks; one backward computes all)."""
+    def vjp(self, g: Any, index: int, inputs: Sequence[Any] = ()) -> Any:
+        """The cotangent of input ``index`` (each input's VJP asks; one backward computes all).
+        With ``create_graph`` (``g`` a Tensor) the VJP is differentiable in ``inputs``."""
         if self._cache[0] is not g:
-            self._cache = (g, self._all(g))
+            from ..tensor import Tensor
+            self._cache = (g, self._differentiable(g, inputs) if isinstance(g, Tensor) else self._all(g))
         return self._cache[1][index]
+
+    def _differentiable(self, g: Any, inputs: Sequence[Any]) -> list:
+        """The true VJP as a graph on the outer ``inputs``: the ops inside re-run on them, then
+        differentiated with ``create_graph`` (a replay is told, for its check, not obeyed)."""
+        from ..autograd import grad
+        from ..tensor import Tensor
+        outer = [x if isinstance(x, Tensor) and x.requires_grad and inner is not None else None
+                 for x, inner in zip(inputs, self.inputs)]
+        out = self.evaluate(inputs, differentiable=True)
+        used = [x for x in outer if x is not None]
+        got = iter(grad([out], used, grad_outputs=[g], create_graph=True, allow_unused=True)
+                   if used and isinstance(out, Tensor) and out.requires_grad else [None] * len(used))
+        res = [next(got) if x is not None else None for x in outer]
+        if self.replay is not None:
+            self.replay(np.asarray(g.data), [None if r is None else r.data for r in res])
+        return res
 
     def _all(self, g: Any) -> list:
         from ..autograd import grad
-        from ..tensor import Tensor, wrap
-        if isinstance(g, Tensor):
-            raise NotImplementedError(f"double backward through {self.name} (a custom Function) is "
-                                      "not mirrored by the engine")
+        from ..tensor import wrap
         used = [x for x in self.inputs if x is not None]
         got = iter(grad([self.output], used, grad_outputs=[wrap(np.asarray(g))], retain_graph=True,
                         allow_unused=True) if used else ())
@@ -99,7 +119,7 @@ class Subgraph:
 def _vjp(g: Any, ans: Any, *inputs: Any, index: int, body: Subgraph) -> Any:
     """None where the Function gives no gradient (its backward returned None): the engine
     then sends nothing along that edge, as torch does."""
-    return body.vjp(g, index)
+    return body.vjp(g, index, inputs)
 
 
 defop("subgraph", lambda *inputs, body: body.forward(*inputs),
