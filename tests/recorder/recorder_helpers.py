@@ -36,3 +36,25 @@ def assert_clean(rep) -> None:
     assert not any("internal error" in n for n in rep.notes), rep.notes
     json.dumps(rep.to_dict(), allow_nan=False)
 
+
+
+def plain_and_traced(program, seed: int = 0) -> tuple:
+    """``program()`` plain and traced from the same seed: (plain result, traced result, report)."""
+    torch.manual_seed(seed)
+    plain = program()
+    torch.manual_seed(seed)
+    with trace(session=Session()) as rep:
+        traced = program()
+    return plain, traced, rep
+
+
+def assert_same(a, b) -> None:
+    """Two results bit for bit: tensors with ``torch.equal``, containers item by item."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    else:
+        assert a == b

@@ -15,29 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from recorder_helpers import assert_clean
+from recorder_helpers import assert_same as _same, plain_and_traced as _run
 from gradmagic.engine import REGISTRY
 from gradmagic.recorder import Session, trace
-
-
-def _run(program, seed=0):
-    """``program()`` plain and traced from the same seed: (plain result, traced result, report)."""
-    torch.manual_seed(seed)
-    plain = program()
-    torch.manual_seed(seed)
-    with trace(session=Session()) as rep:
-        traced = program()
-    return plain, traced, rep
-
-
-def _same(a, b):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b)
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _same(x, y)
-    else:
-        assert a == b
 
 
 def _step(model, *inputs, loss=lambda y: y.pow(3).mean()):
