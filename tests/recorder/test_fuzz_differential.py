@@ -12,13 +12,16 @@ files are strict xfails that name the fix.
 """
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+import fuzz_autograd
 import fuzz_programs as fp
 from gradmagic.engine import REGISTRY
+from gradmagic.recorder import Session, trace
 from gradmagic.recorder.mapping import TORCH_OPS
 
 AVOID = frozenset(fp.KNOWN_GAPS)
@@ -450,3 +453,24 @@ def test_known_gaps_have_strict_xfails():
     for test in GAP_TESTS.values():
         (mark,) = [m for m in test.pytestmark if m.name == "xfail"]
         assert mark.kwargs["strict"] is True and "needs fix in" in mark.kwargs["reason"]
+
+
+@pytest.mark.parametrize("mutant", sorted(fuzz_autograd.MUTANTS))
+@pytest.mark.parametrize("seed", [3, 11, 42])
+def test_every_mutated_backward_is_caught_on_its_node(mutant, seed):
+    """Random programs with a custom Function whose backward is wrong (a sign, a missing factor,
+    a wrong power): the report differs, on that Function's node and only there."""
+    prog = fp.random_program(seed)
+    src = prog.source() + (f"m_in = torch.linspace(-1.0, 1.0, 5, requires_grad=True)\n"
+                           f"m_out = {mutant}.apply(m_in * 1.5)\n(m_out * m_out.tanh()).sum().backward()\n")
+    ns = fp.fresh_namespace()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with trace(session=Session(), namespace=ns) as rep:
+            exec(compile(src, "<fuzz>", "exec"), ns)
+    labels = {n.id: n.label for n in rep.nodes}
+    assert not rep.ok
+    caught = [m for m in rep.mismatches if labels.get(m.node) == f"{mutant}Backward"]
+    assert caught and all(f"your {mutant}.backward is off" in (m.detail or "") for m in caught
+                          if m.what == "grad"), rep.mismatches
+    assert all(labels.get(m.node) == f"{mutant}Backward" for m in rep.mismatches), rep.mismatches
