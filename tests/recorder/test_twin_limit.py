@@ -81,3 +81,20 @@ def test_a_tensor_that_grows_past_the_limit_becomes_a_stand_in():
     assert rep.ok
     assert session.twins.get(t).rec.too_large and session.twins.get(v).rec.too_large
     assert np.array_equal(session.twins.get(u).et.data, np.zeros(10, np.float32))
+
+
+def test_a_cell_above_the_limit_is_not_ok_and_says_nothing_was_checked():
+    """Issue 12: nothing checked is never a green ✓; stand-ins keep their real shapes."""
+    from gradmagic.viz.facts import verdict
+    with trace(session=Session(twin_limit=100)) as rep:
+        x = torch.ones(20, 30, requires_grad=True)
+        (x * 2).sum().backward()
+    d = rep.to_dict()
+    assert not rep.ok and not rep.mismatches
+    assert d["coverage"]["values"]["checked"] == 0 and d["coverage"]["values"]["unchecked"] >= 1
+    assert d["coverage"]["too_large"] >= 1
+    v = verdict(d)
+    assert v["level"] == "unchecked" and v["headline"].startswith("? Nothing could be checked")
+    assert "✓" not in v["headline"]
+    shapes = [n["shape"] for n in d["nodes"] if "too large" in (n.get("label") or "")]
+    assert [20, 30] in shapes

@@ -1,0 +1,114 @@
+"""The tolerance model (issue 12): rounding that floating point explains is not a "differ";
+real errors (a sign, a missing factor 2, a transposed matrix, a dropped broadcast) still are.
+
+The bound (``gradmagic/recorder/magnitudes.py``, ``docs/contract.md``): a value or gradient
+that fails ``max|e−t| ≤ atol + rtol·max|t|`` agrees when every element is within
+``atol + rtol·max(max|t|, Σ|terms|)``, Σ|terms| being the size of what was summed into it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gradmagic.engine import REGISTRY
+from gradmagic.recorder import Session, trace
+
+
+class Legendre3(torch.autograd.Function):
+    """The PyTorch tutorial's LegendrePolynomial3 (examples_autograd/polynomial_custom_function)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return 0.5 * (5 * x ** 3 - 3 * x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 1.5 * (5 * x ** 2 - 1)
+
+
+def test_the_tutorials_polynomial_fit_agrees_although_its_gradients_cancel():
+    # c.grad sums 200 float32 terms of size ~0.01 into ~1e-6: torch and NumPy round differently
+    with trace(session=Session()) as rep:
+        x = torch.linspace(-math.pi, math.pi, 200)
+        y = torch.sin(x)
+        a, b = torch.full((), 0.0, requires_grad=True), torch.full((), -1.0, requires_grad=True)
+        c, d = torch.full((), 0.0, requires_grad=True), torch.full((), 0.3, requires_grad=True)
+        for _ in range(20):
+            loss = (a + b * Legendre3.apply(c + d * x) - y).pow(2).sum()
+            loss.backward()
+            with torch.no_grad():
+                for p in (a, b, c, d):
+                    p -= 5e-6 * p.grad
+                    p.grad = None
+    assert rep.ok and not rep.mismatches, [m.detail for m in rep.mismatches]
+    assert rep.coverage["grads"]["unchecked"] == 0
+
+
+def test_a_long_float32_training_loop_agrees():
+    torch.manual_seed(0)
+    with trace(session=Session()) as rep:
+        w = torch.randn(64, requires_grad=True)
+        X = torch.randn(512, 64)
+        for _ in range(300):
+            loss = ((X @ w).tanh() ** 2).mean()
+            loss.backward()
+            with torch.no_grad():
+                w -= 1e-2 * w.grad
+                w.grad.zero_()
+    assert rep.ok and not rep.mismatches
+    assert rep.coverage["grads"]["checked"] == 300 and rep.coverage["grads"]["unchecked"] == 0
+
+
+def test_a_cancelling_forward_sum_agrees():
+    with trace(session=Session()) as rep:
+        x = torch.tensor(1.541, requires_grad=True)
+        s = (x * torch.linspace(-1.0, 1.0, 999)).sin().sum()  # ~1e-8 from terms up to 1
+        s.backward()
+    assert rep.ok and not rep.mismatches
+
+
+MUTANTS = {
+    # a sign
+    "tanh": lambda g, ans, a: -g * (1 - ans * ans),
+    # a missing factor 2 (square's rule is g·2a)
+    "square": lambda g, ans, a: g * a,
+}
+
+
+@pytest.mark.parametrize("op", sorted(MUTANTS))
+def test_a_wrong_rule_is_still_caught(monkeypatch, op):
+    opdef = REGISTRY[op]
+    monkeypatch.setattr(opdef, "vjps", (MUTANTS[op],))
+    with trace(session=Session()) as rep:
+        w = torch.linspace(-1.0, 1.0, 7, requires_grad=True)
+        y = w.tanh() if op == "tanh" else w.square()
+        (y * torch.linspace(0.5, 1.5, 7)).sum().backward()
+    assert not rep.ok and rep.mismatches
+
+
+def test_a_transposed_matrix_is_caught(monkeypatch):
+    mm = REGISTRY["matmul"]
+    good = mm.vjps
+    monkeypatch.setattr(mm, "vjps", (lambda g, ans, a, b: np.swapaxes(good[0](g, ans, a, b), -1, -2)
+                                     .reshape(np.shape(a)), good[1]))
+    with trace(session=Session()) as rep:
+        A = torch.linspace(-1.0, 1.0, 9, requires_grad=True).reshape(3, 3)
+        (A @ torch.linspace(0.0, 2.0, 9).reshape(3, 3)).pow(2).sum().backward()
+    assert not rep.ok and rep.mismatches
+
+
+def test_a_dropped_broadcast_is_caught(monkeypatch):
+    add = REGISTRY["add"]
+    good = add.vjps
+    # the bias's gradient taken from one row instead of summed over the batch
+    monkeypatch.setattr(add, "vjps", (good[0], lambda g, ans, a, b, alpha=1: (g[:1] if np.ndim(g) > 1 else g)))
+    with trace(session=Session()) as rep:
+        X = torch.linspace(-1.0, 1.0, 12).reshape(4, 3)
+        bias = torch.tensor([0.1, 0.2, 0.3], requires_grad=True)
+        (X + bias).pow(2).sum().backward()
+    assert not rep.ok and rep.mismatches
