@@ -26,7 +26,7 @@ import math
 import random
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace, field
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -302,6 +302,10 @@ class Builder:
             self._rebuild()
             return False
         self.opaque |= mode.opaque
+        if facts is not None and stmt.kind == "backward":  # a leaf in torch's graph that the
+            # call left without a gradient (a double-backward node with no path to it) was not reached
+            got = frozenset(x for x in facts.reached if self.env[x].grad is not None)
+            facts = replace(facts, reached=got, tainted=facts.tainted & got, accumulated=facts.accumulated & got)
         kind = "opaque" if mode.opaque and stmt.kind == "op" else stmt.kind
         stmt = Stmt(stmt.src, kind, stmt.target, tuple(mode.names), facts, tuple(inputs))
         self.stmts.append(stmt)
