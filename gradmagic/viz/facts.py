@@ -115,8 +115,10 @@ def _divergence(report: dict[str, Any]) -> list[str]:
         where = f", line {src['line']}: {code}" if src.get("line") else ""
         details.append(f"First divergent node: {node_name(nodes.get(first))}{where}")
     for check in (report.get("mismatches") or [])[:5]:
+        detail = clean_text(check.get("detail") or "")
         details.append(f"{check.get('what')} of {node_name(nodes.get(check.get('node')))} "
-                       f"differs: max |Δ| {format_err(check.get('max_abs_err'))}")
+                       f"differs: max |Δ| {format_err(check.get('max_abs_err'))}"
+                       + (f" ({detail})" if detail else ""))
     unsupported = report.get("unsupported") or []
     if unsupported:
         names = ", ".join(clean_text(u) for u in unsupported)
