@@ -200,6 +200,10 @@ class BackwardHandlers:
                 continue
             if not self.b.check:
                 res = ("unchecked", None, None, None, None, "checking is off")
+            elif _differentiated_function(rec):
+                res = ("unchecked", None, None, None, None, "the retained gradient of a custom Function's "
+                       "output after a double backward through it: torch reaches this node also through "
+                       "the output its backward saved, the engine through its forward's ops")
             elif id(rec) in self.s.post_hooked:
                 res = None  # its post-accumulate-grad hook's replay checks the .grad it saw
             elif tg is None:
@@ -220,6 +224,7 @@ class BackwardHandlers:
             if tg is not None and tg.requires_grad:
                 self.s.grad_owner[tg] = rec
             if res is not None:
+                rec.grad_unchecked = res[0] == "unchecked"  # a .grad with a graph: not a twin to trust
                 call.checks.append((rec, "grad", res))
                 statuses.append(res[0])
                 self.b.count(res[0], rec.seq, rec, "grad", res)
@@ -250,6 +255,7 @@ class BackwardHandlers:
             g = torch_grad(t)
             if g is None:
                 continue
+            rec.grad_unchecked = True
             after = copy_numpy(g)
             call.checks.append((rec, "grad", res))
             self.b.count("unchecked", rec.seq, rec, "grad", res)
@@ -511,6 +517,9 @@ def _lock_grad(rec: Any, et: ETensor, tg: _Tensor, tg_np: np.ndarray, res: tuple
     eg = et.grad
     if res[0] != "agree" or eg is None or eg.requires_grad:
         rec.mark_grad_synced(None)
+        if res[0] == "agree" and eg is not None and res[1] and eg.data.shape == tg_np.shape \
+                and eg.data.dtype == tg_np.dtype and eg.data.flags.writeable:
+            np.copyto(eg.data, tg_np)  # a .grad with a graph: its value in lockstep too
         return
     if res[1] != 0.0 or eg.data.dtype != tg_np.dtype:
         if eg.data.shape != tg_np.shape or eg.data.dtype != tg_np.dtype or not eg.data.flags.writeable:
@@ -542,6 +551,12 @@ def _input_of(steps: list, e: Any) -> Any:
                                           or getattr(step.added, "data", None) is e.data):
             return step.tensor
     return None
+
+
+def _differentiated_function(rec: Any) -> bool:
+    """``rec`` is the output of a custom Function whose VJP was built with create_graph."""
+    node = rec.enode
+    return node is not None and node.opdef.name == "subgraph" and node.params["body"].differentiated
 
 
 def _fold(statuses: list) -> str:

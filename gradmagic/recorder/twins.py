@@ -223,7 +223,7 @@ class Rec:
     __slots__ = (
         "seq", "kind", "op", "torch_op", "inputs", "et", "enode", "arr", "tref", "src", "cell",
         "status", "err", "check", "name", "aliases", "label", "hist", "grad_owner", "retained",
-        "upstream_opaque", "grad_sync", "too_large", "tdtype", "__weakref__",
+        "upstream_opaque", "grad_sync", "too_large", "tdtype", "grad_unchecked", "__weakref__",
     )
 
     def __init__(self, seq: int, kind: str, et: Optional[ETensor], arr: Any, src: Any,
@@ -248,6 +248,7 @@ class Rec:
         self.label: Optional[str] = None
         self.hist: Optional[History] = None
         self.grad_owner = None  # for a ``x.grad`` constant: the Rec of x
+        self.grad_unchecked = False  # its .grad came (partly) through what the engine does not mirror
         self.retained = False
         self.upstream_opaque = False  # an opaque or unrecorded node lies above (gradients unchecked)
         self.grad_sync = None  # (weakref to torch's .grad, its _version) when the engine's equals it

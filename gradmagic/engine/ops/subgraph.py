@@ -19,18 +19,35 @@ tensor([ 3., 12.])
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from ..registry import defop
 
 
+@contextmanager
+def _private() -> Iterator[None]:
+    """A backward of the engine's own, inside a VJP: the user's hooks and retain_grad()
+    tensors belong to the outer backward, not to this one (torch does not see it)."""
+    from ..hooks import HOOKS, POST_ACCUMULATE
+    from ..tensor import RETAINED
+    saved = [(table, dict(table)) for table in (HOOKS, POST_ACCUMULATE, RETAINED)]
+    for table, _ in saved:
+        table.clear()
+    try:
+        yield
+    finally:
+        for table, entries in saved:
+            table.update(entries)
+
+
 class Subgraph:
     """The recorded inside of one node: its own leaves (``inputs``, one per outer input, or
     None where that input is not differentiable) and the ``output`` they computed."""
 
-    __slots__ = ("name", "inputs", "output", "replay", "_cache", "_recorded")
+    __slots__ = ("name", "inputs", "output", "replay", "_cache", "_recorded", "differentiated")
 
     def __init__(self, name: str, inputs: Sequence[Any], output: Any,
                  replay: Optional[Callable[[Any, list], Optional[list]]] = None) -> None:
@@ -40,6 +57,7 @@ class Subgraph:
         self.replay = replay  # (g, true VJPs) -> VJPs to use instead, or None
         self._cache: tuple = (None, None)
         self._recorded = False
+        self.differentiated = False  # a create_graph VJP was built (it re-runs the forward's ops)
 
     def forward(self, *arrays: Any) -> np.ndarray:
         """The output for input values ``arrays``: the recorded value the first time (the
@@ -87,24 +105,32 @@ class Subgraph:
         """The true VJP as a graph on the outer ``inputs``: the ops inside re-run on them, then
         differentiated with ``create_graph`` (a replay is told, for its check, not obeyed)."""
         from ..autograd import grad
-        from ..tensor import Tensor
-        outer = [x if isinstance(x, Tensor) and x.requires_grad and inner is not None else None
-                 for x, inner in zip(inputs, self.inputs)]
-        out = self.evaluate(inputs, differentiable=True)
+        from ..tensor import Tensor, apply
+        self.differentiated = True
+        # one proxy (an identity node) per input: the gradient captured there is the partial
+        # derivative for that position, even where one input is computed from another
+        outer = [apply("clone", x) if isinstance(x, Tensor) and x.requires_grad and inner is not None
+                 else None for x, inner in zip(inputs, self.inputs)]
+        out = self.evaluate([p if p is not None else x for p, x in zip(outer, inputs)], differentiable=True)
         used = [x for x in outer if x is not None]
-        got = iter(grad([out], used, grad_outputs=[g], create_graph=True, allow_unused=True)
-                   if used and isinstance(out, Tensor) and out.requires_grad else [None] * len(used))
+        with _private():
+            got = iter(grad([out], used, grad_outputs=[g], create_graph=True, allow_unused=True)
+                       if used and isinstance(out, Tensor) and out.requires_grad else [None] * len(used))
         res = [next(got) if x is not None else None for x in outer]
         if self.replay is not None:
             self.replay(np.asarray(g.data), [None if r is None else r.data for r in res])
+            # from now on the VJP's graph re-runs the forward's ops, which torch's double
+            # backward reaches through this node instead: per-node lockstep would count twice
+            self.replay = None
         return res
 
     def _all(self, g: Any) -> list:
         from ..autograd import grad
         from ..tensor import wrap
         used = [x for x in self.inputs if x is not None]
-        got = iter(grad([self.output], used, grad_outputs=[wrap(np.asarray(g))], retain_graph=True,
-                        allow_unused=True) if used else ())
+        with _private():
+            got = iter(grad([self.output], used, grad_outputs=[wrap(np.asarray(g))], retain_graph=True,
+                            allow_unused=True) if used else ())
         true = []
         for x in self.inputs:
             gx = next(got) if x is not None else None
