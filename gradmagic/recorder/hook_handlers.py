@@ -87,19 +87,35 @@ class HookHandlers:
                 log.calls.clear()
                 if log.function:  # torch's double backward reaches a Function's node again
                     continue      # through the tensors it saved; the engine's has no need to
-                self.b.note("torch ran a hook that gradmagic's backward did not reach; gradients "
+                self.b.note("torch ran a hook on a path through a call gradmagic has no rule for; "
+                            "gradients below it are unchecked." if self.s.opaque else
+                            "torch ran a hook that gradmagic's backward did not reach; gradients "
                             "below it are unchecked.")
                 if call.status == "agree":
                     call.status = "unchecked"
 
     def _file_replays(self, call: Any, seen: list) -> None:
+        below: Any = ()
+        if self.s.opaque:  # a gradient that also flows through an opaque node is torch's only
+            from .backward import _below_opaque
+            below = _below_opaque(self.s, call.steps or [], tuple(
+                r.et for r in call.roots if r is not None and r.et is not None))
         for replay, engine, received, returned in seen:
             rec = replay.rec
+            if rec is not None and id(rec) in below:
+                self._file_hook_check(call, rec, ("unchecked", None, None, None, None,
+                                                  "an opaque or unrecorded node lies between"))
+                continue
             if replay.kind == "function":  # a custom Function's node: see functions.py
                 for res in file_function_check(self, call, replay, engine, received, returned):
                     self._file_hook_check(call, rec, res)
                 continue
-            if received is None or engine is None:
+            if engine is None and replay.kind != "post" and received is not None:
+                res = ("unchecked", None, None, None, None, "a hook reached again after a double "
+                       "backward through it: replayed as torch ran it, not checked")
+                self.b.note("a hook reached again by a backward through a create_graph gradient is "
+                            "replayed as torch ran it; the gradient reaching it there is unchecked.")
+            elif received is None or engine is None:
                 res = ("unchecked", None, None, None, None, "the hook saw no gradient")
             else:
                 res = compare(engine, received, self.b.rtol, self.b.atol)

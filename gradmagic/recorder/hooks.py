@@ -68,10 +68,13 @@ class Replay:
     torch's hook returned. ``seen`` collects ``(replay, engine gradient, torch's, returned)``
     for the recorder to file as checks after the backward."""
 
-    __slots__ = ("log", "rec", "seen", "kind")
+    __slots__ = ("log", "rec", "seen", "kind", "doubled")
 
     def __init__(self, log: HookLog, rec: Any, seen: list, kind: str = "tensor") -> None:
         self.log, self.rec, self.seen, self.kind = log, rec, seen, kind
+        #: the hook ran inside a create_graph backward: torch's double backward may reach it
+        #: again by other paths than the engine's, so later calls are replayed, not checked
+        self.doubled = False
 
     def __call__(self, g: Any) -> Optional[Any]:
         if not self.log.calls:
@@ -81,10 +84,12 @@ class Replay:
             grad = g.grad
             self.seen.append((self, None if grad is None else np.array(grad.data), received, None))
             return None
-        self.seen.append((self, np.array(getattr(g, "data", g)), received, returned))
+        from gradmagic.engine import Tensor
+        self.seen.append((self, None if self.doubled else np.array(getattr(g, "data", g)), received, returned))
+        if isinstance(g, Tensor) and g.requires_grad:
+            self.doubled = True
         if returned is None:
             return None
-        from gradmagic.engine import Tensor
         if isinstance(g, Tensor) and g.requires_grad:  # create_graph: keep the graph through it
             kind, c = effect(received, returned)
             if kind == "scale":
