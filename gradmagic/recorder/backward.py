@@ -518,8 +518,11 @@ def _lock_grad(rec: Any, et: ETensor, tg: _Tensor, tg_np: np.ndarray, res: tuple
     if res[0] != "agree" or eg is None or eg.requires_grad:
         rec.mark_grad_synced(None)
         if res[0] == "agree" and eg is not None and res[1] and eg.data.shape == tg_np.shape \
-                and eg.data.dtype == tg_np.dtype and eg.data.flags.writeable:
-            np.copyto(eg.data, tg_np)  # a .grad with a graph: its value in lockstep too
+                and eg.data.dtype == tg_np.dtype:  # a .grad with a graph: its value in lockstep too
+            if eg.data.flags.writeable:
+                np.copyto(eg.data, tg_np)
+            else:  # (a broadcast view): torch's values in an array of its own
+                eg.data = tg_np.copy()
         return
     if res[1] != 0.0 or eg.data.dtype != tg_np.dtype:
         if eg.data.shape != tg_np.shape or eg.data.dtype != tg_np.dtype or not eg.data.flags.writeable:

@@ -256,6 +256,10 @@ class StateHandlers:
             else:
                 np.copyto(eg.data, new)
             owner.mark_grad_synced(t)
+        elif eg is not None and eg.requires_grad and eg.data.shape == shape and eg.data.dtype == dtype:
+            # a .grad with a graph edited through .data: new values, the same graph (as torch)
+            eg.data = np.zeros(shape, dtype) if zeroed else new.copy()
+            owner.mark_grad_synced(None)
         elif tw_owner is not None:  # the user edited .grad directly: the engine's .grad follows
             tw_owner.grad = ETensor(np.zeros(shape, dtype) if zeroed else new)
             owner.mark_grad_synced(t)

@@ -50,3 +50,18 @@ TABLE: dict[str, Row] = {
     # torch's EmbeddingBagBackward0 has no derivative of its own: no second order
     "embedding_bag": bi(_bag, shapes=[((6, 3), (7,))], second=False),
 }
+
+
+_EMB_IDX = np.array([0, 2, 2, 1])
+
+
+def _emb_dense_backward(m: Any, g: Any) -> Any:
+    """The gradient of embedding(scale_grad_by_freq=True) as an op of its own (its double
+    backward follows torch's, which looks rows up again without the frequency scale)."""
+    if m is ge:
+        return ge.apply("embedding_dense_backward", g, _EMB_IDX, num_weights=3) ** 2
+    return torch.ops.aten.embedding_dense_backward(g, torch.from_numpy(_EMB_IDX), 3, -1, True) ** 2
+
+
+# gradcheck=False: torch's derivative leaves the frequency scale out (not the true derivative)
+TABLE["embedding_dense_backward"] = un(_emb_dense_backward, shapes=[((4, 2),), ((4, 3),)], gradcheck=False)

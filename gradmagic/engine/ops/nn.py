@@ -104,7 +104,8 @@ def _nll_vjp(g, ans, logp, target, reduction="mean", ignore_index=-100, weight=N
     else:
         _, w, onehot = _picked(x, t, ignore_index, weight)
         wt, count = onehot * np.expand_dims(w, c), w.sum()
-    gs = _scale(g, None, reduction, count)
+    # every target ignored: torch's loss is nan (0/0) but its gradient is zero (total weight 0)
+    gs = g * 0.0 if reduction == "mean" and not count else _scale(g, None, reduction, count)
     gs = gs.reshape(gs.shape[:c] + (1,) + gs.shape[c:]) if reduction == "none" else gs
     wt = wt.astype(x.dtype, copy=False)
     grad = gs * -wt

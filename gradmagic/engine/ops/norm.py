@@ -356,14 +356,31 @@ def _emb(w, indices, padding_idx=-1, scale_grad_by_freq=False):
 
 
 def _emb_vjp(g, ans, w, indices, padding_idx=-1, scale_grad_by_freq=False):
+    if not scale_grad_by_freq:
+        keep = np.ones(indices.shape, bool) if padding_idx < 0 else indices != padding_idx
+        g = g * keep.astype(data(g).dtype)[..., None]
+        return call("index_backward", g.reshape((-1, g.shape[-1])), shape=tuple(w.shape),
+                    index=(indices.reshape(-1),))
+    return call("embedding_dense_backward", g, indices, num_weights=w.shape[0], padding_idx=padding_idx)
+
+
+def _emb_dense_backward(g, indices, num_weights, padding_idx=-1):
+    """torch's embedding_dense_backward with scale_grad_by_freq: each row's sum divided by how
+    often the row was looked up."""
     keep = np.ones(indices.shape, bool) if padding_idx < 0 else indices != padding_idx
-    scale = keep.astype(data(g).dtype)
-    if scale_grad_by_freq:
-        counts = np.bincount(indices.reshape(-1), minlength=w.shape[0])
-        scale = scale / counts[indices]
-    g = g * scale[..., None]
-    return call("index_backward", g.reshape((-1, g.shape[-1])), shape=tuple(w.shape),
-                index=(indices.reshape(-1),))
+    counts = np.bincount(indices.reshape(-1), minlength=num_weights)
+    scaled = g * (keep / np.maximum(counts[indices], 1)).astype(g.dtype)[..., None]
+    out = np.zeros((num_weights, g.shape[-1]), g.dtype)
+    np.add.at(out, indices.reshape(-1), scaled.reshape(-1, g.shape[-1]))
+    return out
+
+
+# torch's double backward of it looks rows up again without the frequency scale
+# (embedding_dense_double_backward): mirrored as is, not as the mathematical derivative
+defop("embedding_dense_backward", _emb_dense_backward, "EmbeddingDenseBackwardBackward0",
+      vjp=(lambda gg, ans, g, indices, num_weights, padding_idx=-1:
+           call("embedding", gg, indices, padding_idx=padding_idx), None),
+      formulas=("∂/∂g = gg[indices] (torch's: without the frequency scale)", "—"), saves=("indices", ""))
 
 
 defop("embedding", _emb, "EmbeddingBackward0", vjp=(_emb_vjp,),
