@@ -109,8 +109,8 @@ defop("rrelu", lambda a, lower=0.125, upper=1 / 3: np.where(a > 0, a, a * ((lowe
 
 
 def _hardswish_vjp(g, ans, a):
-    x = data(a)  # torch: 0 below −3, x/3 + ½ on [−3, 3], 1 above
-    return call("where", x < -3, 0.0, call("where", x <= 3, g * (a / 3 + 0.5), g))
+    x = data(a)  # torch: 0 up to −3, x/3 + ½ strictly between −3 and 3, 1 from 3 on
+    return call("where", x <= -3, 0.0, call("where", x < 3, g * (a / 3 + 0.5), g))
 
 
 defop("hardswish", lambda a: a * np.minimum(np.maximum(a + 3, 0), 6) / 6, "HardswishBackward0",
@@ -126,7 +126,8 @@ def _elu(a, alpha=1.0, scale=1.0, input_scale=1.0):
 
 def _elu_vjp(g, ans, a, alpha=1.0, scale=1.0, input_scale=1.0):
     # torch: the exponential branch for a <= 0
-    below = call("exp", call("clamp", a, max=0.0) * input_scale) * (alpha * scale * input_scale)
+    # (the exponent is a where a < 0, else 0: at a = 0 its derivative is 0, as torch's double backward)
+    below = call("exp", call("where", data(a) < 0, a, 0.0) * input_scale) * (alpha * scale * input_scale)
     return g * call("where", data(a) <= 0, below, scale)
 
 
