@@ -30,7 +30,8 @@ from gradmagic.engine.broadcast import sum_to
 
 def magnitudes(steps: list) -> dict:
     """``id(leaf or retained tensor) -> Σ|terms|`` (float64 array of its shape) for the
-    gradients a recorded backward accumulated (``steps``: its ``BackwardStep`` list)."""
+    gradients a recorded backward accumulated, and ``id(node) ->`` the same for the gradient
+    that reached each node (``steps``: the backward's ``BackwardStep`` list)."""
     pending: dict = {}
     out: dict = {}
     for step in steps:
@@ -39,6 +40,7 @@ def magnitudes(steps: list) -> dict:
             gm = pending.pop(id(v), None)
             if gm is None:
                 gm = _abs(step.grad_output)
+            out[id(v)] = gm  # (what reached the node: a hook on its output sees this)
             _send(v, gm, step.input_grads, pending)
         elif step.kind == "accumulate" and step.tensor is not None:
             t = step.tensor
