@@ -224,7 +224,7 @@ class BackwardHandlers:
             if tg is not None and tg.requires_grad:
                 self.s.grad_owner[tg] = rec
             if res is not None:
-                rec.grad_unchecked = res[0] == "unchecked"  # a .grad with a graph: not a twin to trust
+                rec.grad_unchecked = res[0] != "agree"  # a .grad with a graph: not a twin to trust
                 call.checks.append((rec, "grad", res))
                 statuses.append(res[0])
                 self.b.count(res[0], rec.seq, rec, "grad", res)

@@ -412,13 +412,15 @@ def _xlogy(x, y):
 
 
 def _xlogy_x(g, ans, x, y):
-    nz = np.asarray(data(x) != 0).astype(_dtype_of(y, x, g))  # torch: g·xlogy(x ≠ 0, y)
-    return g * call("xlogy", nz, y)
+    # torch 2.13: g·log y, except 0 where x = 0 and y = 0 (measured; also at x = 0 for y ≠ 0)
+    both = np.asarray((data(x) == 0) & (data(y) == 0))
+    ones = np.ones(np.shape(data(x)), _dtype_of(y, x, g))
+    return g * call("xlogy", np.where(both, 0, ones).astype(ones.dtype), y)
 
 
 defop("xlogy", _xlogy, _two_name("XlogyBackward0", "XlogyBackward1", "XlogyBackward2"),
       vjp=(_xlogy_x, lambda g, ans, x, y: g * x / y),
-      formulas=("∂/∂x = g·log y  (0 where x = 0)", "∂/∂y = g·x / y"), saves=("y", "x y"),
+      formulas=("∂/∂x = g·log y  (0 where x = y = 0)", "∂/∂y = g·x / y"), saves=("x y", "x y"),
       promote="float", quiet=True)
 
 
