@@ -28,7 +28,7 @@ from gradmagic.engine.records import record_backward
 
 from .block import BackRec
 from .crosscheck import compare, leaf_gradcheck, tolerances, vjp_check
-from .magnitudes import magnitudes, within_rounding
+from .magnitudes import rounding
 from .twins import Session, copy_numpy, to_numpy
 
 _Tensor = torch.Tensor
@@ -185,7 +185,7 @@ class BackwardHandlers:
         unchecked = _below_opaque(self.s, steps, roots) if self.s.opaque else ()
         complex_path = _through_complex(steps)
         recorded = bool(steps) and type(steps[0]) is not _Acc  # BackwardSteps: magnitudes known
-        mags: dict = {}  # Σ|terms| per gradient, computed on first need (magnitudes.py)
+        mags: dict = {}  # Σ|terms| per gradient, computed on first need (magnitudes.rounding)
         loose: list = []  # the steps' loosest dtype, computed on first need
         statuses = []
         for step in steps:
@@ -219,7 +219,7 @@ class BackwardHandlers:
                 mine = eg.data if eg is not None else step.after  # _sync_leaf_grads) got both adds
                 res = compare(mine, tg_np, rt, at, _BF16 if tg.dtype is _BF16 else None)
                 if res[0] == "differ" and res[1] is not None and recorded:
-                    res = _within_rounding(res, steps, step.tensor, tg_np, mags, mine)
+                    res = rounding(res, mine, tg_np, steps, id(step.tensor), mags)
                 _lock_grad(rec, step.tensor, tg, tg_np, res)
             if tg is not None and tg.requires_grad:
                 self.s.grad_owner[tg] = rec
@@ -395,7 +395,7 @@ class BackwardHandlers:
                 rt, at = self._grad_tolerances(call.steps, ref.dtype, loose)
                 r = compare(e.data, ref, rt, at, _BF16 if t.dtype is _BF16 else None)
                 if r[0] == "differ" and r[1] is not None and call.steps:
-                    r = _within_rounding(r, call.steps, _input_of(call.steps, e), ref, mags, e.data)
+                    r = rounding(r, e.data, ref, call.steps, id(_input_of(call.steps, e)), mags)
             call.checks.append((irec, "grad", r))
             call.results.append((irec, e.data))
             statuses.append(r[0])
@@ -530,21 +530,6 @@ def _lock_grad(rec: Any, et: ETensor, tg: _Tensor, tg_np: np.ndarray, res: tuple
             return
         np.copyto(eg.data, tg_np)
     rec.mark_grad_synced(tg)
-
-
-def _within_rounding(res: tuple, steps: list, et: Any, ref: np.ndarray, mags: dict,
-                     engine: Any = None) -> tuple:
-    """A gradient that failed the plain rule, judged against the size of the terms behind it
-    (``magnitudes.py``): within ``rtol`` of Σ|terms| it is rounding, not a different rule."""
-    if et is None or ref.dtype.kind not in "fc":
-        return res
-    if "all" not in mags:
-        try:
-            mags["all"] = magnitudes(steps)
-        except Exception:
-            mags["all"] = {}
-    mine = et.grad.data if et.grad is not None and et.grad.data.shape == ref.shape else None
-    return within_rounding(res, mine if engine is None else engine, ref, mags["all"].get(id(et)), "gradient")
 
 
 def _input_of(steps: list, e: Any) -> Any:

@@ -43,8 +43,11 @@ from gradmagic.engine._state import STATE
 from gradmagic.engine.ops.subgraph import Subgraph
 
 from .crosscheck import compare
+from .magnitudes import node_key as _node_key, rounding
 from .hooks import LOG_LIMIT, HookLog, describe
-from .twins import Twin, copy_numpy, numpy_dtype, to_numpy
+from .twins import Twin, copy_numpy, map_tensors, to_numpy
+from .values import summarize
+from gradmagic.viz.fmt import preview
 
 _Tensor = torch.Tensor
 _APPLY_CODE = torch.autograd.Function.apply.__func__.__code__
@@ -73,22 +76,18 @@ class FunctionCall:
 
     def convert(self, obj: Any) -> Any:
         """Torch tensors → this call's engine tensors (inputs, results, else constants)."""
-        if isinstance(obj, _Tensor):
-            got = self.produced.get(id(obj))
-            if got is not None and got[0]() is obj:
-                return got[1]
-            leaf = self.inner.get(id(obj))
-            if leaf is not None:
-                return leaf
-            et = ETensor(copy_numpy(obj))
-            self.produced[id(obj)] = (weakref.ref(obj), et)
-            return et
-        if type(obj) in (list, tuple):
-            conv = [self.convert(o) for o in obj]
-            return conv if type(obj) is list else tuple(conv)
-        if isinstance(obj, torch.dtype):
-            return numpy_dtype(obj)
-        return obj
+        return map_tensors(obj, self._engine)
+
+    def _engine(self, t: _Tensor) -> ETensor:
+        got = self.produced.get(id(t))
+        if got is not None and got[0]() is t:
+            return got[1]
+        leaf = self.inner.get(id(t))
+        if leaf is not None:
+            return leaf
+        et = ETensor(copy_numpy(t))
+        self.produced[id(t)] = (weakref.ref(t), et)
+        return et
 
     @property
     def name(self) -> str:
@@ -258,15 +257,11 @@ class _Replay:
         upstream = gout[0] if gout else None
         if upstream is None:
             return None
-        self.body.replay = None  # the true VJP once more, on torch's upstream gradient
-        try:
-            exact = self.body._all(upstream)
-        finally:
-            self.body.replay = self
+        exact = self.body.true_vjp(upstream)  # the true VJP once more, on torch's upstream gradient
         user = list(gin) + [None] * (len(true) - len(gin))
         self.seen.append((self, g, upstream, (exact, _by_tensor(self.fc, user))))
         # the user's gradients, position by position (None: no gradient, as torch has it)
-        return [None if u is None else u.astype(u.dtype, copy=False) for u in user[:len(true)]]
+        return user[:len(true)]
 
 
 def _by_tensor(fc: FunctionCall, user: list) -> list:
@@ -289,13 +284,13 @@ def _by_tensor(fc: FunctionCall, user: list) -> list:
 
 
 def file_function_check(recorder: Any, call: Any, replay: _Replay, engine_g: np.ndarray,
-                        upstream: np.ndarray, pair: tuple) -> list:
+                        upstream: np.ndarray, pair: tuple, mags: dict) -> list:
     """Checks of one Function node after a backward: the gradient that reached it, then each
     input's gradient from the user's backward against the true VJP. Returns the results."""
     rec, out = replay.rec, []
     res = compare(engine_g, upstream, recorder.b.rtol, recorder.b.atol)
     if res[0] == "differ" and res[1] is not None and call.steps:
-        res = recorder._rounding(call, rec, res, engine_g, upstream)
+        res = rounding(res, engine_g, upstream, call.steps, _node_key(rec), mags)
     res = res[:5] + ((res[5] + "; " if res[5] else "") + "checked: the gradient reaching "
                      f"{replay.fc.name}",)
     out.append(res)
@@ -320,6 +315,5 @@ def file_function_check(recorder: Any, call: Any, replay: _Replay, engine_g: np.
 
 
 def _preview(a: np.ndarray) -> str:
-    flat = np.asarray(a).ravel()
-    shown = ", ".join(f"{v:.4g}" for v in flat[:4]) + (", …" if flat.size > 4 else "")
-    return f"[{shown}]"
+    """The numbers as every view prints a tensor (``[6.0000, 0.3750, …]``)."""
+    return preview(summarize(np.asarray(a)), max_chars=48, prefix="")

@@ -22,7 +22,7 @@ import torch
 
 from .crosscheck import compare
 from .functions import file_function_check
-from .magnitudes import magnitudes, within_rounding
+from .magnitudes import node_key, rounding
 from .hooks import HookLog, Replay, describe, post_accumulate_side, torch_side
 from .twins import copy_numpy
 
@@ -76,16 +76,6 @@ class HookHandlers:
         call.checks.append((rec, "grad", res))
         self.b.count(res[0], rec.seq, rec, "grad", res)
 
-    def _rounding(self, call: Any, rec: Any, res: tuple, engine: Any, received: Any) -> tuple:
-        """A hook's check that failed the plain rule, against the size of the terms summed
-        into that gradient (``magnitudes.py``)."""
-        try:
-            mags = magnitudes(call.steps)
-        except Exception:
-            return res
-        key = id(rec.enode) if rec.enode is not None else id(rec.et)
-        return within_rounding(res, engine, received, mags.get(key), "gradient")
-
     def _file_hooks(self, call: Any) -> None:
         """After the engine's backward: one check per hook call (the gradient that reached
         the hook, engine against torch), and a note when torch ran a hook the engine did not."""
@@ -107,6 +97,7 @@ class HookHandlers:
 
     def _file_replays(self, call: Any, seen: list) -> None:
         below: Any = ()
+        mags: dict = {}  # Σ|terms| of this backward, computed on first need
         if self.s.opaque:  # a gradient that also flows through an opaque node is torch's only
             from .backward import _below_opaque
             below = _below_opaque(self.s, call.steps or [], tuple(
@@ -118,7 +109,7 @@ class HookHandlers:
                                                   "an opaque or unrecorded node lies between"))
                 continue
             if replay.kind == "function":  # a custom Function's node: see functions.py
-                for res in file_function_check(self, call, replay, engine, received, returned):
+                for res in file_function_check(self, call, replay, engine, received, returned, mags):
                     self._file_hook_check(call, rec, res)
                 continue
             if engine is None and replay.kind != "post" and received is not None:
@@ -131,7 +122,7 @@ class HookHandlers:
             else:
                 res = compare(engine, received, self.b.rtol, self.b.atol)
                 if res[0] == "differ" and res[1] is not None and call.steps:
-                    res = self._rounding(call, rec, res, engine, received)
+                    res = rounding(res, engine, received, call.steps, node_key(rec), mags)
                 effect = describe(received, returned)
                 what = ("post-accumulate-grad hook: the accumulated .grad it saw"
                         if replay.kind == "post" else f"hook: {effect}; checked: the gradient reaching it")

@@ -28,7 +28,7 @@ import torch.nn.functional as TF
 from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine import functional as EF
 
-from .adapters import _DROP_IF_DEFAULT, _clean, call, swapped  # noqa: F401
+from .adapters import _clean, call, swapped
 from .rows import FAMILY_ROWS
 
 

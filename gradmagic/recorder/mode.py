@@ -45,7 +45,7 @@ from .crosscheck import compare, identical
 from .history import LAZY_VALUE_LIMIT
 from .magnitudes import within_rounding
 from .state import StateHandlers, _first_tensor
-from .twins import Rec, Session, TooLarge, Twin, copy_numpy, numpy_dtype, to_numpy
+from .twins import Rec, Session, TooLarge, Twin, copy_numpy, map_tensors, numpy_dtype, to_numpy
 from .values import summarize
 
 _Tensor = torch.Tensor
@@ -257,16 +257,12 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         if spec.op != rec.op or spec.adapt is None:
             return None
 
-        def absolute(obj: Any) -> Any:
-            if isinstance(obj, _Tensor):
-                tw = self.s.twins.get(obj)
-                return None if tw is None else ETensor(np.abs(tw.et.data))
-            if type(obj) in (list, tuple):
-                return type(obj)(absolute(o) for o in obj)
-            return numpy_dtype(obj) if isinstance(obj, torch.dtype) else obj
+        def absolute(t: _Tensor) -> Any:
+            tw = self.s.twins.get(t)
+            return None if tw is None else ETensor(np.abs(tw.et.data))
         prev, STATE.grad_enabled = STATE.grad_enabled, False
         try:
-            out = spec.adapt(absolute(args), {k: absolute(v) for k, v in kwargs.items()})
+            out = spec.adapt(map_tensors(args, absolute), {k: map_tensors(v, absolute) for k, v in kwargs.items()})
             out = out[0] if isinstance(out, (tuple, list)) else out
             return np.abs(np.asarray(out.data, np.float64))
         except Exception:

@@ -35,7 +35,7 @@ from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine._quiet import quiet_enter, quiet_exit
 from gradmagic.engine._state import STATE
 
-from .twins import TWIN_LIMIT, TooLarge, copy_numpy, numpy_dtype
+from .twins import TWIN_LIMIT, TooLarge, copy_numpy, map_tensors
 
 _Tensor = torch.Tensor
 #: kinds whose calls the mirror reruns (an adapter on the shadows)
@@ -116,15 +116,7 @@ class StepMirror:
         self.shadow[id(t)] = (t, et)
 
     def _convert(self, obj: Any) -> Any:
-        if isinstance(obj, _Tensor):
-            return self._shadow_of(obj)
-        cls = type(obj)
-        if cls is list or cls is tuple:
-            conv = [self._convert(o) for o in obj]
-            return conv if cls is list else tuple(conv)
-        if cls is torch.dtype:
-            return numpy_dtype(obj)
-        return obj
+        return map_tensors(obj, self._shadow_of)
 
     def _shadow_of(self, t: _Tensor) -> ETensor:
         hit = self.shadow.get(id(t))

@@ -217,6 +217,23 @@ class WeakValueIndex:
         return len(self._d)
 
 
+def map_tensors(obj: Any, fn: Any) -> Any:
+    """``obj`` with each torch tensor replaced by ``fn(tensor)``, through lists and tuples,
+    and torch dtypes by NumPy's (the engine-side arguments of a call).
+
+    >>> map_tensors((torch.ones(1), [2, torch.float32]), lambda t: "T")
+    ('T', [2, dtype('float32')])
+    """
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if type(obj) in (list, tuple):
+        conv = [map_tensors(o, fn) for o in obj]
+        return conv if type(obj) is list else tuple(conv)
+    if isinstance(obj, torch.dtype):
+        return numpy_dtype(obj)
+    return obj
+
+
 class Rec:
     """One recorded node. ``kind``: leaf, constant, op, opaque or internal."""
 

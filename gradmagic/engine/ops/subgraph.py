@@ -125,6 +125,16 @@ class Subgraph:
         return res
 
     def _all(self, g: Any) -> list:
+        """Every input's cotangent: the true VJP, or what the replay hands back instead."""
+        true = self.true_vjp(g)
+        if self.replay is not None:
+            replaced = self.replay(np.asarray(g), true)
+            if replaced is not None:
+                return replaced
+        return true
+
+    def true_vjp(self, g: Any) -> list:
+        """The VJP of the ops inside, per input (arrays; None where an input has no leaf)."""
         from ..autograd import grad
         from ..tensor import wrap
         used = [x for x in self.inputs if x is not None]
@@ -135,10 +145,6 @@ class Subgraph:
         for x in self.inputs:
             gx = next(got) if x is not None else None
             true.append(None if x is None else np.zeros_like(x.data) if gx is None else gx.data)
-        if self.replay is not None:
-            replaced = self.replay(np.asarray(g), true)
-            if replaced is not None:
-                return replaced
         return true
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from gradmagic.engine import functional as EF
 
-from ..adapters import _clean, call, swapped  # noqa: F401
+from ..adapters import call
 
 _MATH = ("sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "log2", "log10",
          "exp2", "sinc")

@@ -13,7 +13,7 @@ from typing import Any
 
 from gradmagic.engine import functional as EF
 
-from ..adapters import _clean, call, swapped  # noqa: F401
+from ..adapters import call
 
 ROWS: list[tuple[str, Any, Any, tuple[str, ...]]] = [
     ("op", "conv", call(EF.conv1d), ("torch.conv1d", "F.conv1d")),

@@ -12,7 +12,7 @@ from typing import Any
 
 from gradmagic.engine import functional as EF
 
-from ..adapters import _clean, call, swapped  # noqa: F401
+from ..adapters import call
 
 _T = "Tensor."
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from gradmagic.engine import functional as EF
 
-from ..adapters import _clean, call, swapped  # noqa: F401
+from ..adapters import call
 
 
 def _positional(names: tuple[str, ...], args: tuple, kwargs: dict) -> dict:

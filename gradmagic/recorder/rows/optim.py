@@ -22,7 +22,7 @@ from typing import Any, Callable
 from gradmagic.engine import functional as EF
 from gradmagic.engine.tensor import Tensor as ETensor, inplace
 
-from ..adapters import _clean, call, swapped  # noqa: F401
+from ..adapters import _clean, call
 
 
 # ----- one element ------------------------------------------------------------------------------

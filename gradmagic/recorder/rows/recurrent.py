@@ -16,7 +16,7 @@ from typing import Any
 
 from gradmagic.engine import functional as EF
 
-from ..adapters import _clean, call, swapped  # noqa: F401
+from ..adapters import call
 
 ROWS: list[tuple[str, Any, Any, tuple[str, ...]]] = [
     ("op", "stack", call(EF.lstm), ("torch.lstm",)),
