@@ -126,6 +126,34 @@ class Leaf:
 
 
 @dataclass
+class Diagnosis:
+    """Why a cell failed or surprised: shown first in every view.
+
+    ``kind`` is one of ``"inplace_saved"`` (a tensor saved for backward was modified in
+    place), ``"freed_graph"`` (backward through a graph an earlier call freed),
+    ``"grad_none"`` (a ``.grad`` the cell reads is None), ``"nonfinite_grad"`` (a gradient
+    became NaN or ±inf at one node while its inputs were finite) and ``"zero_grad"`` (a
+    piecewise-constant op or a dead ReLU made a gradient exactly zero).
+
+    >>> d = Diagnosis("grad_none", "Why is h.grad None?", "h is not a leaf.",
+    ...               "call h.retain_grad() before backward()", tensor="h")
+    >>> d.kind, d.lines, d.nodes
+    ('grad_none', [], [])
+    """
+
+    kind: str
+    title: str  # the heading: "b was modified in place after SigmoidBackward0 saved it"
+    message: str  # one or two sentences saying what happened
+    fix: str  # the fix, in one sentence
+    tensor: Optional[str] = None  # the variable the diagnosis is about, if any
+    #: the lines involved, in the order they happened: Source dicts plus a "role"
+    #: ("saved by", "modified in place", "backward", "freed by", "cut by", ...)
+    lines: list = field(default_factory=list)
+    nodes: list = field(default_factory=list)  # node ids the graph highlights
+    severity: str = "error"  # "error" (the cell raised) | "warning" (it ran, but surprises)
+
+
+@dataclass
 class GradReport:
     """Everything one recorded block produced; ``to_dict()`` is the report dict."""
 
@@ -144,6 +172,8 @@ class GradReport:
     #: how much was checked: {"values": {"checked", "agree", "differ", "unchecked"}, "grads": {...},
     #: "too_large": n}
     coverage: dict = field(default_factory=dict)
+    #: why the cell failed or surprised (Diagnosis), most important first; empty when fine
+    diagnoses: list = field(default_factory=list)
     stats: dict = field(default_factory=lambda: {"nodes": 0, "ops": 0, "saved_bytes": 0, "elapsed_ms": 0.0})
 
     def node(self, key: str) -> Optional[NodeInfo]:
