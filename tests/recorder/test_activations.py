@@ -226,3 +226,18 @@ def test_wrong_label_smoothing_is_caught(monkeypatch):
         nn.CrossEntropyLoss(label_smoothing=0.1)(x, torch.tensor(T3)).backward()
     assert not rep.ok
     assert rep.node(rep.first_divergence).op == "nll_loss"
+
+
+@pytest.mark.parametrize("kw", [{}, {"weight": True}, {"label_smoothing": 0.1},
+                                {"weight": True, "label_smoothing": 0.1}])
+def test_cross_entropy_with_every_target_ignored(kw):
+    # fuzz seeds 8517, 4047: torch's mean loss is nan (0/0) but its gradient is exactly 0,
+    # even when the upstream gradient is nan (the loss squared)
+    torch.manual_seed(0)
+    kw = {k: (torch.rand(3) if k == "weight" else v) for k, v in kw.items()}
+    with trace(session=Session()) as rep:
+        x = torch.randn(2, 3, requires_grad=True)
+        loss = F.cross_entropy(x, torch.tensor([0, 0]), ignore_index=0, **kw)
+        (loss * loss).backward()
+    assert_clean(rep)
+    assert torch.isnan(loss) and x.grad.abs().sum() == 0

@@ -232,3 +232,25 @@ def test_unsupported_variants_are_opaque_not_broken(code):
         y = eval(code, {"torch": torch, "F": F, "x": x})
         y.sum().backward()
     assert rep.unsupported and not rep.mismatches
+
+
+def test_atan2_at_the_origin_has_torchs_zero_gradient():
+    # fuzz seed 1815: torch 2.13 gives 0 at a = b = 0 (not 0·inf = nan); nan/inf elsewhere stays
+    with trace(session=Session()) as rep:
+        a = torch.tensor([0.0, 0.0, 1e-20, -0.0, 1.0], requires_grad=True)
+        b = torch.tensor([0.0, 1e-20, 0.0, 0.0, 2.0], requires_grad=True)
+        torch.atan2(a, b).sum().backward()
+        x = torch.zeros(2, requires_grad=True)
+        torch.atan2(x, x).sum().backward()
+    assert_clean(rep)
+    assert x.grad.tolist() == [0.0, 0.0]
+
+
+def test_gaussian_and_poisson_nll_full_stay_float32():
+    # fuzz seed 3148: the constant ½·log 2π must not promote a float32 loss to float64
+    with trace(session=Session()) as rep:
+        x = torch.rand((), requires_grad=True)
+        F.gaussian_nll_loss(x, torch.randn(()), x.exp(), full=True, reduction="sum").backward()
+        y = torch.rand(3, requires_grad=True)
+        F.poisson_nll_loss(y, torch.rand(3) * 3, log_input=False, full=True).backward()
+    assert_clean(rep)

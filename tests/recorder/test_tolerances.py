@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gradmagic.engine import REGISTRY
 from gradmagic.recorder import Session, trace
@@ -112,3 +113,15 @@ def test_a_dropped_broadcast_is_caught(monkeypatch):
         bias = torch.tensor([0.1, 0.2, 0.3], requires_grad=True)
         (X + bias).pow(2).sum().backward()
     assert not rep.ok and rep.mismatches
+
+
+def test_autograd_grad_of_a_cancelling_sum_through_two_paths_agrees():
+    # fuzz seed 2094: the 0-d input's gradient comes from two paths (sin·linspace and gelu);
+    # its bound must be found by the input, not by matching the (numpy scalar) result object
+    with trace(session=Session()) as rep:
+        x = torch.zeros((), requires_grad=True)
+        s = (x * torch.linspace(-2.7, 2.7, 2000)).sin().sum()
+        loss = s + F.gelu(x, approximate="tanh").pow(2)
+        (g,) = torch.autograd.grad(loss, [x])
+    assert rep.ok and not rep.mismatches, [m.detail for m in rep.mismatches]
+    assert rep.coverage["grads"]["unchecked"] == 0

@@ -339,7 +339,10 @@ def _two_name(tensor_name: str, scalar_first: str, scalar_second: str):
 
 
 def _atan2_recip(a, b):
-    return 1 / (a * a + b * b)
+    # torch 2.13: 1 / (a² + b²), except 0 where a = b = 0 (measured: atan2's gradient at the
+    # origin is 0, not 0·inf); an infinite denominator there keeps it differentiable
+    both = np.asarray((data(a) == 0) & (data(b) == 0))
+    return 1 / (a * a + b * b + np.where(both, np.inf, 0).astype(_dtype_of(a, b)))
 
 
 defop("atan2", np.arctan2, "Atan2Backward0",

@@ -10,6 +10,8 @@ binary_cross_entropy, binary_cross_entropy_with_logits.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..registry import defop
@@ -105,7 +107,9 @@ def _nll_vjp(g, ans, logp, target, reduction="mean", ignore_index=-100, weight=N
         _, w, onehot = _picked(x, t, ignore_index, weight)
         wt, count = onehot * np.expand_dims(w, c), w.sum()
     # every target ignored: torch's loss is nan (0/0) but its gradient is zero (total weight 0)
-    gs = g * 0.0 if reduction == "mean" and not count else _scale(g, None, reduction, count)
+    # (0, not g·0: torch never reads g then, so a nan g still gives 0)
+    gs = call("where", np.zeros((), bool), g, np.zeros((), data(g).dtype)) \
+        if reduction == "mean" and not count else _scale(g, None, reduction, count)
     gs = gs.reshape(gs.shape[:c] + (1,) + gs.shape[c:]) if reduction == "none" else gs
     wt = wt.astype(x.dtype, copy=False)
     grad = gs * -wt
@@ -450,7 +454,7 @@ def poisson_nll_loss(input, target, log_input: bool = True, full: bool = False,
     if full:  # Stirling's term, 0 where target <= 1
         big = data(target) > 1
         t = EF.where(big, target, 2.0)
-        stirling = t * EF.log(t) - t + 0.5 * EF.log(2 * np.pi * t)
+        stirling = t * EF.log(t) - t + 0.5 * EF.log(2 * math.pi * t)
         loss = loss + EF.where(big, stirling, 0.0)
     return _reduced(loss, reduction)
 
@@ -486,7 +490,7 @@ def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
     var = var + (np.maximum(v, eps) - v).astype(v.dtype, copy=False)
     loss = 0.5 * (EF.log(var) + (input - target) ** 2 / var)
     if full:
-        loss = loss + 0.5 * np.log(2 * np.pi)
+        loss = loss + 0.5 * math.log(2 * math.pi)
     return _reduced(loss, reduction)
 
 
