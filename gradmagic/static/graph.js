@@ -2,8 +2,9 @@
 //
 // Draws the layout computed in Python (gradmagic.viz.layout) as SVG, lets the learner
 // pan/zoom, select nodes, replay the backward pass step by step and read each leaf's
-// gradient history. All DOM is built with createElement/textContent: user strings
-// (variable names, source lines, reprs) are never parsed as markup.
+// gradient history. When the cell failed or surprised, its diagnoses come first. All DOM
+// is built with createElement/textContent: user strings (variable names, source lines,
+// reprs) are never parsed as markup.
 
 /**
  * The anywidget model (or the standalone page's shim with the same methods).
@@ -290,6 +291,147 @@ function incomingContributions(idx, steps, k, nodeId) {
   return out;
 }
 
+// ---------------------------------------------------------------- diagnoses (why it failed)
+// The report's `diagnoses` (most important first) as a panel above everything else, and
+// their nodes marked in the graph (`data-diagnosis="<kind>"`). Same wording as the static
+// views (gradmagic.viz.facts): an error is headed "Why it failed", a warning by its title.
+
+/**
+ * Why the cell failed or surprised (the report dict's `diagnoses`, docs/contract.md).
+ * @typedef {{kind: string, title: string, message: string, fix: string, tensor: ?string,
+ *            lines: {cell: ?number, line: ?number, code: ?string, role: string}[],
+ *            nodes: string[], severity: ("error"|"warning")}} Diagnosis
+ */
+
+const FAILED_HEADING = "Why it failed";
+const SEVERITY_MARK = { error: "✗", warning: "⚠" };
+
+function severityOf(diagnosis) {
+  return diagnosis.severity === "warning" ? "warning" : "error";
+}
+
+/** "Why it failed" for an error; a warning's heading is its own title. */
+function diagnosisHeading(diagnosis) {
+  return severityOf(diagnosis) === "error" ? FAILED_HEADING : diagnosis.title || "";
+}
+
+/** "line 2"; "cell 3, line 2" when the line is in another cell than the report's. */
+function diagnosisWhere(line, cell) {
+  const other = line.cell !== null && line.cell !== undefined && line.cell !== cell;
+  return fmtWhere({ cell: other ? line.cell : null, line: line.line }) || fmtWhere(line) || "—";
+}
+
+/** The node a line of a diagnosis points at: one of its nodes made on that line, else its first. */
+function nodeForLine(diagnosis, line, nodes) {
+  const ids = (diagnosis.nodes || []).filter((id) => nodes.has(id));
+  const onLine = ids.find((id) => {
+    const src = nodes.get(id)?.source;
+    return src && line && src.line === line.line && (src.cell ?? null) === (line.cell ?? null);
+  });
+  return onLine || ids[0] || "";
+}
+
+/** Make `el` act as a button: click, Enter or Space call `onPress`. */
+function pressable(el, onPress) {
+  el.setAttribute("tabindex", "0");
+  el.setAttribute("role", "button");
+  el.addEventListener("click", onPress);
+  el.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      onPress();
+    }
+  });
+  return el;
+}
+
+/**
+ * One `.gradmagic-diagnosis` block: heading, title, message, the lines involved, the fix.
+ * @param {Diagnosis} diagnosis
+ * @param {number|null} cell the report's cell number
+ * @param {Map<string, Object>} nodes the report's nodes by id
+ * @param {(id: string) => void} onShow selects a node in the graph
+ * @returns {HTMLElement}
+ */
+function diagnosisBlock(diagnosis, cell, nodes, onShow) {
+  const severity = severityOf(diagnosis);
+  const heading = diagnosisHeading(diagnosis);
+  const block = h("div", {
+    class: `gradmagic-diagnosis gradmagic-diagnosis-${severity}`,
+    "data-diagnosis": diagnosis.kind || "", role: severity === "error" ? "alert" : "note",
+  }, h("div", { class: "gradmagic-diagnosis-heading" }, `${SEVERITY_MARK[severity]} ${heading}`));
+  const first = nodeForLine(diagnosis, null, nodes);
+  if (diagnosis.title && diagnosis.title !== heading) {
+    block.appendChild(h("div", { class: "gradmagic-diagnosis-title" }, diagnosis.title));
+  }
+  if (diagnosis.message) block.appendChild(h("p", { class: "gradmagic-diagnosis-message" }, diagnosis.message));
+  const lines = diagnosis.lines || [];
+  if (lines.length) {
+    block.appendChild(h("ol", { class: "gradmagic-diagnosis-lines" }, lines.map((line) => {
+      const item = h("li", { class: "gradmagic-diagnosis-line", "data-line": line.line ?? "" },
+        h("span", { class: "gradmagic-diagnosis-where" }, diagnosisWhere(line, cell)),
+        h("span", { class: "gradmagic-diagnosis-role" }, line.role || ""),
+        h("code", {}, line.code || ""));
+      const id = nodeForLine(diagnosis, line, nodes);
+      if (id) pressable(item, () => onShow(id)).setAttribute("title", "show in the graph");
+      return item;
+    })));
+  }
+  if (diagnosis.fix) {
+    block.appendChild(h("p", { class: "gradmagic-diagnosis-fix" }, h("strong", {}, "Fix:"), ` ${diagnosis.fix}`));
+  }
+  if (first) {
+    const show = h("button", { type: "button", class: "gradmagic-btn gradmagic-diagnosis-show" }, "show in the graph");
+    show.addEventListener("click", () => onShow(first));
+    block.appendChild(show);
+  }
+  return block;
+}
+
+/**
+ * The panel of every diagnosis of `report`, most important first; null when it has none.
+ * @param {Object} report the report dict
+ * @param {Map<string, Object>} nodes the report's nodes by id
+ * @param {(id: string) => void} onShow selects a node in the graph
+ * @returns {HTMLElement|null}
+ */
+function diagnosisPanel(report, nodes, onShow) {
+  const diagnoses = report.diagnoses || [];
+  if (!diagnoses.length) return null;
+  const cell = report.cell ? report.cell.number ?? null : null;
+  return h("div", { class: "gradmagic-diagnoses" }, diagnoses.map((d) => diagnosisBlock(d, cell, nodes, onShow)));
+}
+
+/** Node id -> the first (most important) diagnosis naming it. */
+function diagnosedNodes(report) {
+  const marks = new Map();
+  for (const d of report.diagnoses || []) {
+    for (const id of d.nodes || []) if (!marks.has(id)) marks.set(id, d);
+  }
+  return marks;
+}
+
+/**
+ * Mark the drawn boxes of diagnosed nodes (a folded group stands for its members): the
+ * `data-diagnosis` hook, a severity class and a dashed ring behind the box.
+ * @param {ReturnType<typeof indexGraph>} idx
+ * @param {Map<string, Element>} nodeEls
+ * @param {Map<string, Element>} groupEls
+ */
+function markDiagnosedNodes(idx, nodeEls, groupEls) {
+  for (const [id, d] of diagnosedNodes(idx.report)) {
+    const gid = idx.groupOf.get(id);
+    const el = nodeEls.get(id) || groupEls.get(gid);
+    if (!el || el.hasAttribute("data-diagnosis")) continue;
+    const box = nodeEls.has(id) ? idx.layout.nodes[id] : (idx.layout.groups || []).find((g) => g.id === gid);
+    el.setAttribute("data-diagnosis", d.kind || "");
+    el.classList.add("gradmagic-diagnosed", `gradmagic-diagnosed-${severityOf(d)}`);
+    el.insertBefore(s("rect", {
+      class: "gradmagic-diagnosis-ring", x: -5, y: -5, width: (box?.w || 0) + 10, height: (box?.h || 0) + 10, rx: 10,
+    }), el.firstChild);
+  }
+}
+
 // ---------------------------------------------------------------- render
 
 /**
@@ -304,6 +446,7 @@ function render({ model, el }) {
   el.appendChild(root);
 
   let idx = indexGraph(model.get("graph") || {});
+  let diagnoses = null; // the diagnosis panel above the header, when the report has any
   const view = { x: 0, y: 0, k: 1, fitted: false };
   const nodeEls = new Map(); // id -> <g>
   const groupEls = new Map(); // group id -> <g>
@@ -977,11 +1120,20 @@ function render({ model, el }) {
     }
   }
 
+  // --- diagnoses: their panel first of all, their nodes marked (see diagnosisPanel)
+  function renderDiagnoses() {
+    diagnoses?.remove();
+    diagnoses = diagnosisPanel(idx.report, idx.nodes, select);
+    if (diagnoses) root.insertBefore(diagnoses, header);
+  }
+
   // --- model events
   function renderAll() {
     idx = indexGraph(model.get("graph") || {});
+    renderDiagnoses();
     renderHeader();
     drawGraph();
+    markDiagnosedNodes(idx, nodeEls, groupEls);
     renderStepControl();
     updateSelection();
     updateStep();

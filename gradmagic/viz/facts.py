@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from gradmagic.viz.escape import clean_text
-from gradmagic.viz.fmt import (as_value, format_bytes, format_err, format_shape, format_stats,
-                               preview, status_text)
+from gradmagic.viz.fmt import (as_value, format_bytes, format_err, format_shape, format_source,
+                               format_stats, preview, status_text)
 
 SAVED_HINT = "the forward pass stores intermediates so backward can use them"
 CLEARING_HINT = ("accumulated over several backward calls without clearing: PyTorch adds each "
@@ -206,3 +206,79 @@ def call_rows(report: dict[str, Any]) -> list[dict[str, str]]:
                      "root": node_name(nodes.get(call.get("root"))),
                      "verdict": status_text(status)})
     return rows
+
+
+# ---------------------------------------------------------------- diagnoses
+
+#: the heading of a diagnosis of severity "error" (a warning's heading is its title)
+FAILED_HEADING = "Why it failed"
+SEVERITY_GLYPH = {"error": "✗", "warning": "⚠"}
+
+
+def diagnosis_heading(diagnosis: dict[str, Any]) -> str:
+    """``Why it failed`` for an error; a warning is headed by its own title.
+
+    >>> diagnosis_heading({"severity": "error", "title": "b was modified in place"})
+    'Why it failed'
+    >>> diagnosis_heading({"severity": "warning", "title": "Why is h.grad None?"})
+    'Why is h.grad None?'
+    """
+    if (diagnosis.get("severity") or "error") == "error":
+        return FAILED_HEADING
+    return clean_text(diagnosis.get("title") or "")
+
+
+def _line_where(line: dict[str, Any], cell: Any) -> str:
+    """``line 2``; ``cell 3, line 2`` when the line is in another cell than the report's."""
+    other = line.get("cell") is not None and line.get("cell") != cell
+    return format_source({"cell": line.get("cell") if other else None,
+                          "line": line.get("line")}) or format_source(line) or "—"
+
+
+def diagnosis_facts(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's diagnoses in their order (most important first), as the views state
+    them: ``kind``, ``severity``, ``heading``, ``title`` (``""`` when the heading is the
+    title), ``message``, ``fix``, ``nodes`` and ``lines`` (each ``where``, ``role``, ``code``,
+    ``line``), every string cleaned. ``[]`` when the report has none.
+
+    >>> rep = {"cell": {"number": 3}, "diagnoses": [{"kind": "inplace_saved", "severity": "error",
+    ...        "title": "b was modified in place", "message": "m", "fix": "write b = b * 2",
+    ...        "lines": [{"cell": 3, "line": 1, "code": "b = a.sigmoid()", "role": "saved by"},
+    ...                  {"cell": 4, "line": 1, "code": "b.mul_(2)", "role": "modified in place"}],
+    ...        "nodes": ["n2"]}]}
+    >>> [d] = diagnosis_facts(rep)
+    >>> d["heading"], d["title"], [ln["where"] for ln in d["lines"]]
+    ('Why it failed', 'b was modified in place', ['line 1', 'cell 4, line 1'])
+    """
+    cell = (report.get("cell") or {}).get("number")
+    out = []
+    for diag in report.get("diagnoses") or []:
+        heading = diagnosis_heading(diag)
+        title = clean_text(diag.get("title") or "")
+        out.append({
+            "kind": clean_text(diag.get("kind") or ""),
+            "severity": "warning" if diag.get("severity") == "warning" else "error",
+            "heading": heading, "title": "" if title == heading else title,
+            "message": clean_text(diag.get("message") or ""),
+            "fix": clean_text(diag.get("fix") or ""),
+            "nodes": [str(n) for n in diag.get("nodes") or []],
+            "lines": [{"where": _line_where(ln, cell), "role": clean_text(ln.get("role") or ""),
+                       "code": clean_text(ln.get("code") or ""), "line": ln.get("line")}
+                      for ln in diag.get("lines") or []],
+        })
+    return out
+
+
+def diagnosed_nodes(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Node id → the first (most important) diagnosis that names it.
+
+    >>> marks = diagnosed_nodes({"diagnoses": [{"kind": "grad_none", "nodes": ["n1"]},
+    ...                                        {"kind": "zero_grad", "nodes": ["n1", "n2"]}]})
+    >>> {nid: d["kind"] for nid, d in marks.items()}
+    {'n1': 'grad_none', 'n2': 'zero_grad'}
+    """
+    marks: dict[str, dict[str, Any]] = {}
+    for diag in report.get("diagnoses") or []:
+        for nid in diag.get("nodes") or []:
+            marks.setdefault(str(nid), diag)
+    return marks

@@ -1,7 +1,8 @@
 """The static HTML report: a self-contained fragment with no script and no external URL.
 
 It reads well wherever a notebook is read (JupyterLab, Notebook, VS Code, GitHub,
-nbconvert): a verdict banner, the graph as one inline SVG, the leaves' gradients next to
+nbconvert): first the diagnoses when the cell failed or surprised (why, which lines, the
+fix), a verdict banner, the graph as one inline SVG, the leaves' gradients next to
 PyTorch's, each leaf's accumulation history, the backward calls and what the forward pass
 saved. ``report.css`` is inlined; every user string is escaped. The graph also comes as a
 picture (an SVG ``data:`` URL in an ``<img>``) that shows where an untrusted notebook's
@@ -22,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from gradmagic.viz.escape import esc
-from gradmagic.viz.facts import (CLEARING_HINT, call_rows, event_rows, leaf_grad_rows,
-                                 node_name, saved_summary, verdict)
+from gradmagic.viz.facts import (CLEARING_HINT, SEVERITY_GLYPH, call_rows, diagnosis_facts,
+                                 event_rows, leaf_grad_rows, node_name, saved_summary, verdict)
 from gradmagic.viz.fmt import (as_value, format_err, format_shape, format_source, preview,
                                status_text)
 from gradmagic.viz.labels import kind_text
@@ -51,6 +52,7 @@ def render_html(report: dict[str, Any], max_nodes: int = 300,
     level = verdict(report)["level"]
     parts = [f'<div class="gradmagic-report gradmagic-level-{level}" lang="en">',
              f"<style>{report_css()}</style>",
+             diagnoses_block(report),
              _verdict(report),
              _section("Computation graph", "hover a box for its details; ✓ ✗ ? compare with "
                       "PyTorch", graph_block(report, lay)),
@@ -120,6 +122,45 @@ def _code(text: str) -> str:
 
 def _status_cell(status: str, text: str) -> str:
     return f'<span class="gradmagic-verdict-cell gradmagic-status-{esc(status)}">{esc(text)}</span>'
+
+
+def diagnoses_block(report: dict[str, Any]) -> str:
+    """Every diagnosis of ``report``, most important first (``""`` when there is none): a
+    ``gradmagic-diagnosis`` block each, with its heading, message, lines and fix.
+
+    >>> rep = {"diagnoses": [{"kind": "grad_none", "severity": "warning",
+    ...        "title": "Why is <h>.grad None?", "message": "h is not a leaf.",
+    ...        "fix": "call h.retain_grad()", "lines": [], "nodes": []}]}
+    >>> block = diagnoses_block(rep)
+    >>> 'data-diagnosis="grad_none"' in block, "Why is &lt;h&gt;.grad None?" in block
+    (True, True)
+    >>> diagnoses_block({"diagnoses": []})
+    ''
+    """
+    blocks = [_diagnosis(d) for d in diagnosis_facts(report)]
+    return f'<div class="gradmagic-diagnoses">{"".join(blocks)}</div>' if blocks else ""
+
+
+def _diagnosis(diag: dict[str, Any]) -> str:
+    severity = diag["severity"]
+    title = f'<div class="gradmagic-diagnosis-title">{esc(diag["title"])}</div>' \
+        if diag["title"] else ""
+    message = f'<p class="gradmagic-diagnosis-message">{esc(diag["message"])}</p>' \
+        if diag["message"] else ""
+    rows = [(f'class="gradmagic-diagnosis-line" data-line="{esc(_or_empty(ln["line"]))}"',
+             [esc(ln["where"]), esc(ln["role"]), _code(ln["code"])]) for ln in diag["lines"]]
+    lines = _table(["where", "role", "code"], rows, "gradmagic-diagnosis-lines") if rows else ""
+    fix = (f'<p class="gradmagic-diagnosis-fix"><strong>Fix:</strong> {esc(diag["fix"])}</p>'
+           if diag["fix"] else "")
+    role = "alert" if severity == "error" else "note"
+    return (f'<div class="gradmagic-diagnosis gradmagic-diagnosis-{severity}" '
+            f'data-diagnosis="{esc(diag["kind"])}" role="{role}">'
+            f'<div class="gradmagic-diagnosis-heading">{SEVERITY_GLYPH[severity]} '
+            f'{esc(diag["heading"])}</div>{title}{message}{lines}{fix}</div>')
+
+
+def _or_empty(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def _verdict(report: dict[str, Any]) -> str:

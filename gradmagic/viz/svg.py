@@ -3,8 +3,10 @@
 Kinds differ by shape and fill (leaf: pill, op: cut-corner box, opaque: pointed box,
 constant: plain box, folded loop: a stack of cards); check states by stroke pattern and a
 glyph badge (✓ agree, ✗ differ thick red, ? unchecked dashed, ⊘ disabled dotted), so no
-state depends on colour alone. Colours are presentation attributes, so the picture
-survives sanitizers that drop ``<style>``; ``report.css`` only adapts it to dark themes.
+state depends on colour alone. A node (or folded group holding one) that a diagnosis names
+gets a dashed ring around its box and ``data-diagnosis="<kind>"``. Colours are presentation
+attributes, so the picture survives sanitizers that drop ``<style>``; ``report.css`` only
+adapts it to dark themes.
 
 >>> from gradmagic.viz.layout import layout
 >>> rep = {"nodes": [{"id": "n0", "kind": "leaf", "name": "x", "status": "agree"}], "edges": []}
@@ -17,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradmagic.viz.escape import esc
+from gradmagic.viz.facts import diagnosed_nodes
 from gradmagic.viz.fmt import (STATUS_GLYPH, as_value, format_bytes, format_err, format_shape,
                                preview, status_text)
 from gradmagic.viz.labels import LINE_H, PAD_X, PAD_Y, group_lines, node_lines
@@ -40,6 +43,7 @@ LEGEND_H = 54
 def render_svg(report: dict[str, Any], layout: dict[str, Any]) -> str:
     """One ``<svg>`` with every visible node, folded group and edge of ``layout``."""
     nodes = {n["id"]: n for n in report.get("nodes") or []}
+    marks = diagnosed_nodes(report)
     graph_w, graph_h = float(layout.get("width") or 0), float(layout.get("height") or 0)
     legend = _legend()
     if not layout.get("nodes") and not layout.get("groups"):
@@ -59,9 +63,10 @@ def render_svg(report: dict[str, Any], layout: dict[str, Any]) -> str:
         *(_edge(e) for e in layout.get("edges") or []),
         "</g>",
         '<g class="gradmagic-nodes">',
-        *(_group(g) for g in layout.get("groups") or [] if g.get("folded")),
-        *(_node(nodes[nid], box) for nid, box in (layout.get("nodes") or {}).items()
-          if nid in nodes),
+        *(_group(g, _group_mark(g, marks)) for g in layout.get("groups") or []
+          if g.get("folded")),
+        *(_node(nodes[nid], box, marks.get(nid))
+          for nid, box in (layout.get("nodes") or {}).items() if nid in nodes),
         "</g></g>",
         f'<g class="gradmagic-legend" transform="translate(0,{_r(graph_h)})">{legend}</g>',
         "</svg>",
@@ -163,19 +168,50 @@ def _lines(lines: list[tuple[str, str]]) -> str:
     return "".join(out)
 
 
-def _node(node: dict[str, Any], box: dict[str, Any]) -> str:
+def _node(node: dict[str, Any], box: dict[str, Any], mark: dict[str, Any] | None = None) -> str:
     kind = node.get("kind") if node.get("kind") in KIND_FILL else "op"
     status = node.get("status") or "unchecked"
     w, h = float(box["w"]), float(box["h"])
+    tip = node_tooltip(node) + (f"\n{_mark_glyph(mark)} {mark.get('title') or ''}" if mark else "")
     return (f'<g class="gradmagic-node gradmagic-kind-{kind} gradmagic-status-{esc(status)}" '
-            f'data-node-id="{esc(node["id"])}" data-name="{esc(node.get("name") or "")}" '
+            f'data-node-id="{esc(node["id"])}" data-name="{esc(node.get("name") or "")}"'
+            f'{_mark_attr(mark)} '
             f'transform="translate({_r(box["x"])},{_r(box["y"])})" tabindex="0">'
-            f"<title>{esc(node_tooltip(node), keep_newlines=True)}</title>"
+            f"<title>{esc(tip, keep_newlines=True)}</title>{_ring(mark, w, h)}"
             f"{_shape(kind, status, w, h)}{_lines(node_lines(node))}"
             f"{_badge(status, w - 13, 13)}</g>")
 
 
-def _group(group: dict[str, Any]) -> str:
+# ---------------------------------------------------------------- diagnosis marks
+
+MARK_COLOR = {"error": "#dc2626", "warning": "#d97706"}
+
+
+def _mark_glyph(mark: dict[str, Any]) -> str:
+    return "⚠" if mark.get("severity") == "warning" else "✗"
+
+
+def _mark_attr(mark: dict[str, Any] | None) -> str:
+    """`` data-diagnosis="<kind>"`` for a node a diagnosis names, else nothing."""
+    return f' data-diagnosis="{esc(mark.get("kind") or "")}"' if mark else ""
+
+
+def _ring(mark: dict[str, Any] | None, w: float, h: float) -> str:
+    """A dashed ring around a box that a diagnosis names (shape, not colour alone)."""
+    if not mark:
+        return ""
+    color = MARK_COLOR.get(mark.get("severity") or "error", MARK_COLOR["error"])
+    return (f'<rect class="gradmagic-diagnosis-ring" x="-5" y="-5" width="{_r(w + 10)}" '
+            f'height="{_r(h + 10)}" rx="10" fill="none" stroke="{color}" stroke-width="3" '
+            f'stroke-dasharray="7 4"/>')
+
+
+def _group_mark(group: dict[str, Any], marks: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The first diagnosis naming one of a folded group's members, if any."""
+    return next((marks[m] for m in group.get("members") or [] if m in marks), None)
+
+
+def _group(group: dict[str, Any], mark: dict[str, Any] | None = None) -> str:
     w, h = float(group["w"]), float(group["h"])
     status = group.get("status") or "agree"
     cards = "".join(
@@ -185,9 +221,10 @@ def _group(group: dict[str, Any]) -> str:
     tip = (f"{group.get('label')}: {len(group.get('members') or [])} nodes folded, one iteration "
            f"is {' → '.join(group.get('ops') or [])}. Expand the group to see them.")
     return (f'<g class="gradmagic-group gradmagic-folded gradmagic-status-{esc(status)}" '
-            f'data-group-id="{esc(group["id"])}" data-members="{len(group.get("members") or [])}" '
+            f'data-group-id="{esc(group["id"])}" data-members="{len(group.get("members") or [])}"'
+            f'{_mark_attr(mark)} '
             f'transform="translate({_r(group["x"])},{_r(group["y"])})">'
-            f"<title>{esc(tip)}</title>{cards}"
+            f"<title>{esc(tip)}</title>{_ring(mark, w + 8, h + 8)}{cards}"
             f'<rect class="gradmagic-box" width="{_r(w)}" height="{_r(h)}" rx="6" '
             f'fill="{KIND_FILL["group"]}" stroke="{KIND_STROKE["group"]}" stroke-width="1.5"/>'
             f"{_lines(group_lines(group))}{_badge(status, w - 13, 13)}</g>")

@@ -14,8 +14,8 @@ import textwrap
 from typing import Any
 
 from gradmagic.viz.escape import clean_text, display_width, pad, truncate
-from gradmagic.viz.facts import (CLEARING_HINT, call_rows, event_rows, leaf_grad_rows,
-                                 node_name, saved_summary, verdict)
+from gradmagic.viz.facts import (CLEARING_HINT, SEVERITY_GLYPH, call_rows, diagnosis_facts,
+                                 event_rows, leaf_grad_rows, node_name, saved_summary, verdict)
 from gradmagic.viz.fmt import STATUS_GLYPH, as_value, format_shape, preview
 from gradmagic.viz.fold import fold_plan
 from gradmagic.viz.labels import kind_text
@@ -26,8 +26,9 @@ MAX_EVENTS = 12
 
 
 def render_text(report: dict[str, Any], width: int = 100, max_nodes: int = 300) -> str:
-    """Verdict, graph tree, gradient table, accumulation history, backward calls, saved tensors."""
-    out: list[str] = []
+    """Diagnoses (when the cell failed or surprised), verdict, graph tree, gradient table,
+    accumulation history, backward calls, saved tensors."""
+    out: list[str] = _diagnoses(report, width)
     v = verdict(report)
     cell = report.get("cell") or {}
     where = f" · cell [{cell['number']}]" if cell.get("number") is not None else ""
@@ -41,6 +42,31 @@ def render_text(report: dict[str, Any], width: int = 100, max_nodes: int = 300) 
     out += _calls(report, width)
     out += _saved(report, width)
     return "\n".join(_fit(line, width) for line in out) + "\n"
+
+
+# ---------------------------------------------------------------- diagnoses
+
+def _diagnoses(report: dict[str, Any], width: int) -> list[str]:
+    """One block per diagnosis, most important first, then a blank line; ``[]`` when none."""
+    out: list[str] = []
+    for diag in diagnosis_facts(report):
+        out += _diagnosis(diag, width) + [""]
+    return out
+
+
+def _diagnosis(diag: dict[str, Any], width: int) -> list[str]:
+    """``✗ Why it failed: <title>``, the message, the lines involved, the fix."""
+    heading = diag["heading"] + (f": {diag['title']}" if diag["title"] else "")
+    out = _wrap(f"{SEVERITY_GLYPH[diag['severity']]} {heading}", width, "")
+    if diag["message"]:
+        out += _wrap(diag["message"], width, "  ")
+    if diag["lines"]:
+        out += table(["where", "role", "code"],
+                     [[ln["where"], ln["role"], ln["code"]] for ln in diag["lines"]],
+                     width, shrink_first=(2,))
+    if diag["fix"]:
+        out += _wrap(f"Fix: {diag['fix']}", width, "  ")
+    return out
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:

@@ -6,7 +6,9 @@ schema 1) next to its layout (``gradmagic.viz.layout.layout``): the browser draw
 layout as given and never computes one of its own.
 
 Synced traits
-    ``graph``    ``{"report": report_dict, "layout": layout_dict, "labels": {id: lines}}``
+    ``graph``    ``{"report": report_dict, "layout": layout_dict, "labels": {id: lines}}``;
+                 the report's ``diagnoses`` become the panel above the graph and the ring
+                 around their nodes (``diagnosisPanel`` and ``markDiagnosedNodes`` in graph.js)
     ``selected`` node id (``""`` = nothing); a variable name set from Python is resolved
                  to its node, so ``w.selected = "y"`` works
     ``step``     step of the backward replay (``-1`` = no replay); clamped to the call's steps

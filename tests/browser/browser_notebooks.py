@@ -115,6 +115,22 @@ def synthetic_notebook(dest: Path) -> Scenario:
     return Scenario(dest, False, [1, 2], 3, 4)
 
 
+def diagnosis_notebook(dest: Path) -> Path:
+    """Two widgets built from hand-made reports (tests/viz/viz_builders.py): one whose cell
+    failed (``b.mul_(2)`` after ``b = a.sigmoid()``, an ``inplace_saved`` diagnosis), then
+    the seed, which has no diagnosis."""
+    setup = (f"import sys; sys.path.insert(0, {str(REPO / 'tests' / 'viz')!r}); "
+             f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+             "from viz_builders import build_inplace\nfrom browser_synthetic import seed_report\n"
+             "from gradmagic.viz.widget import GradWidget")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [_code(setup), _code("GradWidget.from_report(build_inplace())"),
+                _code("GradWidget.from_report(seed_report())")]
+    nbformat.write(nb, dest)
+    return dest
+
+
 # ---------------------------------------------------------------- hostile strings (XSS)
 
 #: text/html output saved next to the reports: its ``onclick`` survives only if the

@@ -12,7 +12,8 @@ import pytest
 from playwright.sync_api import expect
 
 from browser_helpers import rerun_cell, run_all_cells, shoot, wait_kernel_idle
-from browser_notebooks import XSS, Scenario, demo_notebook, real_stack_available, synthetic_notebook
+from browser_notebooks import (XSS, Scenario, demo_notebook, diagnosis_notebook, real_stack_available,
+                               synthetic_notebook)
 
 pytestmark = pytest.mark.browser
 
@@ -147,4 +148,34 @@ def test_seed_in_notebook7_dark_theme(jupyter, page, tmp_path):
     background = seed.evaluate("el => getComputedStyle(el).backgroundColor")
     assert sum(int(v) for v in re.findall(r"\d+", background)[:3]) < 150, background
     shoot(page, "notebook7-seed-dark", seed)
+    assert not page.gradmagic_errors, page.gradmagic_errors
+
+
+def test_diagnosis_in_jupyterlab_widget(jupyter, page, tmp_path):
+    """The widget of a failed cell explains it above its graph and rings the nodes involved;
+    a widget without a diagnosis shows none."""
+    page.goto(jupyter("lab", diagnosis_notebook(tmp_path / "diagnosis.ipynb")))
+    wait_kernel_idle(page)
+    run_all_cells(page, 3)
+    cells = page.locator(".jp-CodeCell")
+    failed, fine = (cells.nth(k).locator(".gradmagic-widget") for k in (1, 2))
+    expect(failed).to_have_count(1, timeout=30_000)
+    expect(fine).to_have_count(1, timeout=30_000)
+    block = failed.locator(".gradmagic-diagnosis")
+    expect(block).to_be_visible()
+    expect(block).to_have_attribute("data-diagnosis", "inplace_saved")
+    expect(block).to_contain_text("Why it failed")
+    expect(block).to_contain_text("Fix: write b = b * 2 instead of b.mul_(2)")
+    graph = failed.locator(".gradmagic-graph").bounding_box()
+    box = block.bounding_box()
+    assert box["y"] + box["height"] <= graph["y"]
+    marked = failed.locator("g.gradmagic-node[data-diagnosis='inplace_saved']")
+    expect(marked).to_have_count(2)
+    block.locator(".gradmagic-diagnosis-line").first.click()  # line 2: b = a.sigmoid()
+    expect(failed.locator("g.gradmagic-node.gradmagic-selected")).to_have_attribute("data-name", "b")
+    expect(fine.locator("g.gradmagic-node").first).to_be_visible()
+    assert fine.locator(".gradmagic-diagnosis, [data-diagnosis]").count() == 0
+    failed.scroll_into_view_if_needed()
+    shoot(page, "lab-diagnosis", failed)
+    failed.screenshot(path="/tmp/gradmagic-lab-diagnosis.png")
     assert not page.gradmagic_errors, page.gradmagic_errors

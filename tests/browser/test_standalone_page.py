@@ -3,6 +3,7 @@ front end's performance on a 2,000-node graph (printed, not asserted)."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ from browser_helpers import shoot
 from browser_synthetic import chain_report, seed_report
 from gradmagic.viz.standalone import render_standalone_html
 from gradmagic.viz.widget import GradWidget
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "viz"))
+from viz_builders import build_inplace, diagnosis, with_diagnoses  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -126,6 +130,57 @@ def test_standalone_page_renders_without_javascript(browser, tmp_path) -> None:
         assert pg.locator(".gradmagic-widget").count() == 0
     finally:
         context.close()
+
+
+def diagnosed_report() -> dict[str, Any]:
+    """``b.mul_(2)`` after ``b = a.sigmoid()`` (an error), and a warning about ``a``."""
+    return with_diagnoses(build_inplace(), diagnosis(
+        "zero_grad", "a.grad is exactly zero", "round() has a zero derivative everywhere.",
+        "use a smooth function instead of round()", lines=[(5, 1, "a = torch.tensor(...)", "created")],
+        nodes=["n0"], severity="warning", tensor="a"))
+
+
+def test_standalone_page_shows_the_diagnosis_above_the_graph(page, tmp_path) -> None:
+    _open(page, tmp_path, [diagnosed_report()], "diagnosis.html")
+    widget = page.locator(".gradmagic-widget")
+    expect(widget).to_have_count(1)
+    blocks = widget.locator(".gradmagic-diagnosis")
+    expect(blocks).to_have_count(2)
+    first = blocks.first
+    expect(first).to_be_visible()
+    expect(first).to_have_attribute("data-diagnosis", "inplace_saved")
+    expect(first.locator(".gradmagic-diagnosis-heading")).to_have_text("✗ Why it failed")
+    expect(first).to_contain_text("b was modified in place after SigmoidBackward0 saved it")
+    expect(first.locator(".gradmagic-diagnosis-line")).to_have_text(
+        [re.compile(r"line 2\s*saved by\s*b = a\.sigmoid\(\)"), re.compile(r"line 3\s*modified in place"),
+         re.compile(r"line 4\s*backward")])
+    expect(first.locator(".gradmagic-diagnosis-fix")).to_have_text(re.compile(r"^Fix: write b = b \* 2"))
+    expect(blocks.nth(1).locator(".gradmagic-diagnosis-heading")).to_have_text("⚠ a.grad is exactly zero")
+    # above everything else: the verdict, the toolbar and the graph come after it
+    bottom = blocks.last.bounding_box()
+    for below in (".gradmagic-header", ".gradmagic-toolbar", ".gradmagic-graph"):
+        assert bottom["y"] + bottom["height"] <= widget.locator(below).bounding_box()["y"], below
+    # the graph marks its nodes, in the most important diagnosis's kind
+    marked = widget.locator("g.gradmagic-node[data-diagnosis]")
+    expect(marked).to_have_count(3)
+    assert {g.get_attribute("data-node-id"): g.get_attribute("data-diagnosis") for g in marked.all()} == {
+        "n0": "zero_grad", "n1": "inplace_saved", "n2": "inplace_saved"}
+    expect(widget.locator("g.gradmagic-node[data-node-id='n1'] .gradmagic-diagnosis-ring")).to_be_visible()
+    # a line selects the node it names; "show in the graph" the diagnosis's first node
+    first.locator(".gradmagic-diagnosis-line").nth(1).click()
+    expect(widget.locator("g.gradmagic-node.gradmagic-selected")).to_have_attribute("data-node-id", "n2")
+    first.locator(".gradmagic-diagnosis-show").click()
+    expect(widget.locator("g.gradmagic-node.gradmagic-selected")).to_have_attribute("data-node-id", "n1")
+    expect(widget.locator(".gradmagic-details")).to_contain_text("SigmoidBackward0")
+    shoot(page, "standalone-diagnosis", widget)
+    page.screenshot(path="/tmp/gradmagic-standalone-diagnosis.png", full_page=True)
+    assert not page.gradmagic_errors, page.gradmagic_errors
+
+
+def test_standalone_page_without_diagnoses_has_no_diagnosis_block(page, tmp_path) -> None:
+    _open(page, tmp_path, [_recorded_seed()])
+    expect(page.locator(".gradmagic-widget g.gradmagic-node").first).to_be_visible()
+    assert page.locator(".gradmagic-diagnosis, .gradmagic-diagnoses, [data-diagnosis]").count() == 0
 
 
 def _frame_ms(page, action_js: str) -> float:

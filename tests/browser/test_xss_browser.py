@@ -147,6 +147,10 @@ def test_standalone_page_shows_payloads_as_text(page, tmp_path) -> None:
         expect(node).to_have_class(re.compile("gradmagic-selected"))
         _assert_readable(widget.text_content(), family, f"widget {family}")
         _assert_readable(widget.locator(".gradmagic-details").text_content(), family, f"details {family}")
+        # the diagnoses (issue 15) quote the payload in their title, message, lines and fix
+        expect(widget.locator(".gradmagic-diagnosis")).to_have_count(2)
+        _assert_readable(widget.locator(".gradmagic-diagnoses").text_content(), family, f"diagnoses {family}")
+        expect(widget.locator("g.gradmagic-node[data-diagnosis]")).to_have_count(2)
     assert injected(page) == []
     assert not console and not page.gradmagic_errors, (console, page.gradmagic_errors)
     shoot(page, "xss-standalone")

@@ -13,7 +13,7 @@ import pytest
 from gradmagic.viz.html import render_html
 from gradmagic.viz.layout import layout
 from gradmagic.viz.standalone import inline_json, render_standalone_html
-from viz_builders import build_loop
+from viz_builders import build_inplace, build_loop
 
 STATIC = Path(__file__).resolve().parents[2] / "gradmagic" / "static"
 EVIL = '</script><script>alert(1)</script><!-- <img src=x onerror=alert(2)>'
@@ -126,3 +126,16 @@ def test_report_objects_are_accepted() -> None:
     rep = GradReport(nodes=[NodeInfo(id="n0", kind="leaf", name="x", shape=[4], dtype="float32")])
     data = json.loads(_parse(render_standalone_html([rep]))[0]["text"])
     assert data["graph"]["report"]["nodes"][0]["name"] == "x"
+
+
+def test_page_carries_the_diagnoses_for_both_copies() -> None:
+    """The interactive copy gets them in its data (graph.js draws the panel); the static copy
+    starts with its ``gradmagic-diagnosis`` block."""
+    rep = build_inplace()
+    page = render_standalone_html([rep])
+    data = re.search(r'<script type="application/json"[^>]*>(.*?)</script>', page, re.S).group(1)
+    assert json.loads(data)["graph"]["report"]["diagnoses"] == rep["diagnoses"]
+    static = page[page.index('<details class="gradmagic-static"'):]
+    static = static.split("</style>", 1)[1]
+    assert static.lstrip().startswith('<div class="gradmagic-diagnoses">')
+    assert "function diagnosisPanel(" in page

@@ -118,3 +118,17 @@ def test_package_level_last_widget_is_the_same_function() -> None:
     import gradmagic
 
     assert gradmagic.last_widget is last_widget
+
+
+@pytest.mark.parametrize("fmt", ["html", "text"])
+def test_diagnosis_leads_every_rendering(fmt: str) -> None:
+    """Issue 15: the explanation of a failed cell comes first in each MIME type."""
+    from gradmagic.report import Diagnosis, GradReport
+    from viz_builders import build_inplace
+
+    rep = GradReport(diagnoses=[Diagnosis(**d) for d in build_inplace()["diagnoses"]])
+    bundle = ReportDisplay(rep, format=fmt)._repr_mimebundle_()
+    assert bundle["text/plain"].startswith("✗ Why it failed: b was modified in place")
+    if fmt == "html":
+        page = bundle["text/html"].split("</style>", 1)[1]
+        assert page.lstrip().startswith('<div class="gradmagic-diagnoses"><div class="gradmagic-diagnosis ')

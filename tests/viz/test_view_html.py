@@ -9,8 +9,8 @@ import pytest
 
 from gradmagic.viz.fmt import as_value, preview
 from gradmagic.viz.html import report_css, render_html
-from htmlcheck import assert_safe, parse
-from viz_builders import build_loop
+from htmlcheck import assert_safe, parse, visible_text
+from viz_builders import build_grad_none, build_inplace, build_loop, with_diagnoses
 
 
 def test_fragment_is_self_contained(seed_report: dict[str, Any]) -> None:
@@ -111,3 +111,58 @@ def test_large_leaf_gradient_shows_head_and_statistics(seed_report: dict[str, An
     seed_report["leaves"][0]["shape"] = [1000]
     text = html.unescape(render_html(seed_report))
     assert "[0., 1., 2., 3.," in text and "min 0. · max 999. · mean 499.5000" in text
+
+
+# ---------------------------------------------------------------- diagnoses (issue 15)
+
+def _blocks(page: str) -> list[dict[str, Any]]:
+    return [a for t, a in parse(page).tags if "gradmagic-diagnosis" in (a.get("class") or "").split()]
+
+
+def test_diagnosis_is_the_first_thing_shown() -> None:
+    page = render_html(build_inplace())
+    assert_safe(page)
+    [block] = _blocks(page)
+    assert block["data-diagnosis"] == "inplace_saved" and block["role"] == "alert"
+    after_style = page.split("</style>", 1)[1]
+    assert after_style.lstrip().startswith('<div class="gradmagic-diagnoses">')
+    assert after_style.index("gradmagic-verdict") < after_style.index("<svg")
+    text = visible_text(after_style.split('<div class="gradmagic-verdict', 1)[0])
+    assert "Why it failed" in text and "b was modified in place after SigmoidBackward0 saved it" in text
+    assert "SigmoidBackward0 saved its output b" in text
+    assert "Fix: write b = b * 2 instead of b.mul_(2)" in text
+
+
+def test_diagnosis_lines_are_a_table_in_order() -> None:
+    page = render_html(build_inplace())
+    rows = [a["data-line"] for t, a in parse(page).tags if t == "tr"
+            and a.get("class") == "gradmagic-diagnosis-line"]
+    assert rows == ["2", "3", "4"]
+    table = page[page.index("gradmagic-diagnosis-lines"):]
+    table = table[:table.index("</table>")]
+    cells = [visible_text(c) for c in re.findall(r"<td>(.*?)</td>", table)]
+    assert cells == ["line 2", "saved by", "b = a.sigmoid()", "line 3", "modified in place",
+                     "b.mul_(2)", "line 4", "backward", "b.sum().backward()"]
+
+
+def test_warning_heading_is_its_title_and_several_keep_their_order() -> None:
+    both = with_diagnoses(build_inplace(), *build_grad_none()["diagnoses"])
+    page = render_html(both)
+    assert [b["data-diagnosis"] for b in _blocks(page)] == ["inplace_saved", "grad_none"]
+    warning = page[page.index('class="gradmagic-diagnosis gradmagic-diagnosis-warning"'):]
+    heading = re.search(r'gradmagic-diagnosis-heading">(.*?)</div>', warning).group(1)
+    assert html.unescape(heading) == "⚠ Why is h.grad None?"
+    assert "gradmagic-diagnosis-title" not in warning.split("</div></div>")[0]
+
+
+def test_static_graph_marks_the_diagnosis_nodes() -> None:
+    page = render_html(build_inplace())
+    marked = {a["data-node-id"]: a["data-diagnosis"] for t, a in parse(page).tags
+              if t == "g" and "data-diagnosis" in a}
+    assert marked == {"n1": "inplace_saved", "n2": "inplace_saved"}
+
+
+def test_no_diagnoses_changes_nothing(seed_report: dict[str, Any]) -> None:
+    without = {k: v for k, v in seed_report.items() if k != "diagnoses"}
+    page = render_html(with_diagnoses(seed_report))
+    assert page == render_html(without) and "gradmagic-diagnos" not in page.split("</style>")[1]

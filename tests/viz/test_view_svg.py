@@ -7,7 +7,7 @@ from typing import Any
 from gradmagic.viz.layout import layout
 from gradmagic.viz.svg import render_svg
 from htmlcheck import assert_safe
-from viz_builders import build_loop
+from viz_builders import build_grad_none, build_inplace, build_loop, diagnosis, with_diagnoses
 
 NS = "{http://www.w3.org/2000/svg}"
 
@@ -111,3 +111,34 @@ def test_empty_report_still_gives_one_svg_with_a_message() -> None:
     root = ET.fromstring(svg)
     assert "No tensor operations were recorded." in "".join(root.itertext())
     assert svg.count("<svg") == 1
+
+
+# ---------------------------------------------------------------- diagnoses (issue 15)
+
+def test_diagnosis_nodes_get_a_ring_and_the_hook() -> None:
+    rep = with_diagnoses(build_inplace(), *build_grad_none()["diagnoses"])
+    rep["diagnoses"][1]["nodes"] = ["n2", "n0"]  # n2 is the error's too: the first one wins
+    groups = node_groups(svg_of(rep))
+    marks = {nid: g.get("data-diagnosis") for nid, g in groups.items()}
+    assert marks == {"n0": "grad_none", "n1": "inplace_saved", "n2": "inplace_saved", "n3": None}
+    ring = groups["n1"].find(f"{NS}rect")
+    assert ring.get("class") == "gradmagic-diagnosis-ring" and ring.get("stroke") == "#dc2626"
+    assert groups["n0"].find(f"{NS}rect").get("stroke") == "#d97706"  # a warning
+    assert groups["n3"].find(f"{NS}rect[@class='gradmagic-diagnosis-ring']") is None
+    assert "b was modified in place" in groups["n1"].find(f"{NS}title").text
+
+
+def test_folded_group_holding_a_diagnosis_node_is_marked() -> None:
+    rep = build_loop(500)
+    member = rep["nodes"][10]["id"]
+    rep["diagnoses"] = [diagnosis("nonfinite_grad", "the gradient became nan at TanhBackward0",
+                                  "m", "f", nodes=[member])]
+    root = ET.fromstring(svg_of(rep))
+    marked = [g for g in root.iter(f"{NS}g") if g.get("data-diagnosis")]
+    assert [g.get("data-group-id") for g in marked] == ["g0"]
+
+
+def test_no_diagnoses_changes_nothing(seed_report: dict[str, Any]) -> None:
+    without = {k: v for k, v in seed_report.items() if k != "diagnoses"}
+    svg = svg_of(with_diagnoses(seed_report))
+    assert svg == svg_of(without) and "diagnos" not in svg

@@ -7,11 +7,18 @@ import pytest
 
 from gradmagic.viz.escape import display_width
 from gradmagic.viz.text import render_text, table
-from viz_builders import build_loop, build_mixed, build_seed
+from viz_builders import (build_grad_none, build_inplace, build_loop, build_mixed, build_seed,
+                          with_diagnoses)
 
 
-@pytest.mark.parametrize("report", [build_seed(), build_seed(2), build_mixed(), build_loop(500)],
-                         ids=["seed", "twice", "mixed", "loop"])
+def two_diagnoses() -> dict[str, Any]:
+    """The in-place error, then a warning from another cell."""
+    return with_diagnoses(build_inplace(), *build_grad_none()["diagnoses"])
+
+
+@pytest.mark.parametrize("report", [build_seed(), build_seed(2), build_mixed(), build_loop(500),
+                                    build_inplace(), two_diagnoses()],
+                         ids=["seed", "twice", "mixed", "loop", "inplace", "two-diagnoses"])
 @pytest.mark.parametrize("width", [100, 72])
 def test_lines_fit_the_width(report: dict[str, Any], width: int) -> None:
     text = render_text(report, width=width)
@@ -67,3 +74,45 @@ def test_table_shrinks_widest_column_with_ellipsis() -> None:
     out = table(["k", "v"], rows, width=40)
     assert all(display_width(line) <= 40 for line in out)
     assert out[2].rstrip().endswith("…") and out[3].split() == ["bb", "short"]
+
+
+# ---------------------------------------------------------------- diagnoses (issue 15)
+
+def test_diagnosis_comes_before_everything_else() -> None:
+    lines = render_text(build_inplace()).splitlines()
+    assert lines[0] == "✗ Why it failed: b was modified in place after SigmoidBackward0 saved it"
+    assert lines[1].startswith("  SigmoidBackward0 saved its output b")
+    verdict = next(i for i, ln in enumerate(lines) if ln.startswith("gradmagic · cell [5]"))
+    fix = lines.index("  Fix: write b = b * 2 instead of b.mul_(2), or use b.clone() before the "
+                      "in-place op")
+    assert fix < verdict and lines[fix + 1] == ""
+
+
+def test_diagnosis_lines_have_roles_and_code_in_order() -> None:
+    lines = render_text(build_inplace()).splitlines()
+    rows = [ln.split("  ") for ln in lines if ln.startswith("  line ")]
+    assert [[c.strip() for c in row if c.strip()] for row in rows] == [
+        ["line 2", "saved by", "b = a.sigmoid()"],
+        ["line 3", "modified in place", "b.mul_(2)"],
+        ["line 4", "backward", "b.sum().backward()"]]
+
+
+def test_warning_is_headed_by_its_title() -> None:
+    text = render_text(build_grad_none())
+    assert text.startswith("⚠ Why is h.grad None?\n  h is not a leaf")
+    assert "Why it failed" not in text
+    assert "  Fix: call h.retain_grad() before backward(), or read w.grad" in text
+
+
+def test_several_diagnoses_all_shown_in_their_order() -> None:
+    text = render_text(two_diagnoses())
+    first, second = text.index("✗ Why it failed"), text.index("⚠ Why is h.grad None?")
+    assert first == 0 < second < text.index("gradmagic · cell [5]")
+    # a line of another cell than the report's says which cell
+    assert "cell 6, line 2  computed here (not a leaf)  h = w * 2" in text
+
+
+def test_no_diagnoses_changes_nothing(seed_report: dict[str, Any]) -> None:
+    without = {k: v for k, v in seed_report.items() if k != "diagnoses"}
+    assert render_text(with_diagnoses(seed_report)) == render_text(without)
+    assert render_text(build_inplace()).endswith(render_text({**build_inplace(), "diagnoses": []}))

@@ -94,10 +94,29 @@ def test_standalone_page_keeps_payloads_in_its_data(payload: Payload) -> None:
     sent = no_lone_surrogates(payload.text)
     assert no_lone_surrogates(report["error"]["message"]) == sent
     assert [no_lone_surrogates(n["name"]) for n in report["nodes"]] == [sent] * len(report["nodes"])
+    assert no_lone_surrogates(report["diagnoses"][1]["lines"][1]["code"]) == sent
     static = re.search(r'<details class="gradmagic-static".*?</details>', page, re.S).group()
     assert_safe(static)
     heading = re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)
     assert marker(payload.text) in visible_text(heading) and "<" not in heading
+
+
+@pytest.mark.parametrize("payload", PARAMS)
+def test_diagnoses_show_payloads_as_text(payload: Payload) -> None:
+    """Titles, messages, fixes, roles and code of the diagnoses (issue 15), in each view."""
+    rep = poisoned(payload.text)
+    page = render_html(rep)
+    blocks = re.search(r'<div class="gradmagic-diagnoses">.*?(?=<div class="gradmagic-verdict)',
+                       page, re.S).group()
+    assert_safe(blocks)
+    assert visible_text(blocks).count(marker(payload.text)) >= 2 * 6  # two diagnoses
+    svg = render_svg(rep, layout(rep))
+    marked = [g for g in assert_svg_safe(svg).iter() if g.get("data-diagnosis") is not None]
+    assert len(marked) == 2
+    text = render_text(rep)
+    _assert_clean_text(text, payload.text)
+    head = text.split("gradmagic · cell", 1)[0]
+    assert head.startswith("✗ Why it failed") and "⚠ " in head and marker(payload.text) in head
 
 
 def test_bidi_override_is_shown_as_an_escape() -> None:
@@ -125,6 +144,9 @@ def test_widget_state_is_valid_utf8_json(payload: Payload) -> None:
     # sent as it is (the front end makes invisible characters visible), lone surrogates
     # written as escapes
     assert graph["report"]["error"]["message"] == no_lone_surrogates(payload.text)
+    diag = graph["report"]["diagnoses"][0]
+    assert {diag[k] for k in ("kind", "title", "message", "fix", "tensor")} == {
+        no_lone_surrogates(payload.text)}
     box_text = " ".join(text for lines in graph["labels"].values() for _, text in lines)
     assert _TEXT_CONTROLS.search(box_text) is None
 

@@ -11,7 +11,7 @@ import traitlets
 
 from gradmagic.viz.layout import layout
 from gradmagic.viz.widget import GradWidget, compact_report, resolve_node, widget_graph
-from viz_builders import build_loop
+from viz_builders import build_inplace, build_loop, diagnosis, with_diagnoses
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 SYNCED = {"graph", "selected", "step", "call", "expanded"}
@@ -159,3 +159,43 @@ def test_widget_graph_labels_match_the_static_view(mixed_report: dict[str, Any])
     g = widget_graph(mixed_report)
     for node in mixed_report["nodes"]:
         assert g["labels"][node["id"]] == [list(line) for line in node_lines(node)]
+
+
+# ---------------------------------------------------------------- diagnoses (issue 15)
+
+def test_diagnoses_reach_the_front_end_in_order() -> None:
+    rep = with_diagnoses(build_inplace(), diagnosis("zero_grad", "a.grad is all zeros", "m",
+                                                    "f", severity="warning", nodes=["n0"]))
+    sent = GradWidget.from_report(rep).graph["report"]["diagnoses"]
+    assert sent == rep["diagnoses"]  # every field, unrounded, most important first
+    assert [d["kind"] for d in sent] == ["inplace_saved", "zero_grad"]
+
+
+def test_diagnosis_of_a_folded_node_keeps_its_node_ids() -> None:
+    rep = build_loop(500)
+    member = rep["nodes"][10]["id"]
+    rep["diagnoses"] = [diagnosis("nonfinite_grad", "nan", "m", "f", nodes=[member])]
+    graph = widget_graph(rep)
+    assert member in graph["layout"]["hidden"]  # the front end marks its group instead
+    assert graph["report"]["diagnoses"][0]["nodes"] == [member]
+
+
+def test_static_fallback_shows_the_diagnosis() -> None:
+    data, _meta = GradWidget.from_report(build_inplace())._repr_mimebundle_()
+    fallback = data["text/html"].split("</style>", 1)[1]
+    assert fallback.lstrip().startswith('<div class="gradmagic-diagnoses">')
+    assert 'data-diagnosis="inplace_saved"' in fallback
+
+
+def test_no_diagnoses_sends_the_same_state(seed_report: dict[str, Any]) -> None:
+    without = {k: v for k, v in seed_report.items() if k != "diagnoses"}
+    graph = widget_graph(with_diagnoses(seed_report))
+    assert graph["report"].pop("diagnoses") == [] and graph == widget_graph(without)
+
+
+def test_diagnosis_panel_lives_outside_render() -> None:
+    """graph.js keeps the panel in functions of its own, before the render() closure."""
+    js = GradWidget()._esm
+    render_at = js.index("\nfunction render(")
+    for name in ("diagnosisPanel", "diagnosisBlock", "markDiagnosedNodes"):
+        assert -1 < js.index(f"\nfunction {name}(") < render_at, name

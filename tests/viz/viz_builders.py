@@ -218,3 +218,84 @@ def build_mixed() -> dict[str, Any]:
     b.notes.append("torch.fft.fft has no gradmagic rule: its gradients are unchecked.")
     b.error = {"type": "RuntimeError", "message": "boom: <b>not bold</b>"}
     return b.build()
+
+
+# ---------------------------------------------------------------- diagnoses (issue 15)
+
+def diagnosis(kind: str, title: str, message: str, fix: str,
+              lines: list[tuple[int, int, str, str]] = (), nodes: list[str] = (),
+              severity: str = "error", tensor: str | None = None) -> dict[str, Any]:
+    """A Diagnosis dict as ``GradReport.to_dict()`` writes it; ``lines`` are
+    ``(cell, line, code, role)`` tuples."""
+    from dataclasses import asdict
+
+    from gradmagic.report import Diagnosis
+
+    return asdict(Diagnosis(kind, title, message, fix, tensor=tensor,
+                            lines=[{"cell": c, "line": n, "code": code, "role": role}
+                                   for c, n, code, role in lines],
+                            nodes=list(nodes), severity=severity))
+
+
+INPLACE_SOURCE = ("a = torch.tensor([0.0, 1.0, 2.0], requires_grad=True)\nb = a.sigmoid()\n"
+                  "b.mul_(2)\nb.sum().backward()\n")
+
+
+def build_inplace() -> dict[str, Any]:
+    """``b = a.sigmoid(); b.mul_(2); b.sum().backward()``: the backward raised, and the
+    report explains it (an ``inplace_saved`` error diagnosing the sigmoid and the mul_ nodes)."""
+    rec = ReportBuilder(cell=5, source=INPLACE_SOURCE)
+    a = torch.tensor([0.0, 1.0, 2.0], requires_grad=True)
+    an = rec.leaf("a", a, 1, "a = torch.tensor([0.0, 1.0, 2.0], requires_grad=True)")
+    b = a.sigmoid()
+    bn = rec.op("SigmoidBackward0", "sigmoid", [an], b, name="b", line=2, code="b = a.sigmoid()",
+                formulas=("∂/∂a = g·b·(1−b)",), saved=(("result", [3]),))
+    b2 = b.detach() * 2
+    mn = rec.op("MulBackward0", "mul", [bn], b2, line=3, code="b.mul_(2)", formulas=("∂/∂a = g·2",))
+    rec.op("SumBackward0", "sum", [mn], b2.sum(), line=4, code="b.sum().backward()")
+    rec.error = {"type": "RuntimeError", "message": (
+        "one of the variables needed for gradient computation has been modified by an inplace "
+        "operation: [torch.FloatTensor [3]], which is output 0 of SigmoidBackward0, is at "
+        "version 1; expected version 0 instead.")}
+    rep = rec.build()
+    rep["diagnoses"] = [diagnosis(
+        "inplace_saved", "b was modified in place after SigmoidBackward0 saved it",
+        "SigmoidBackward0 saved its output b to compute its gradient; b.mul_(2) changed b "
+        "afterwards, so backward() found a different b than the one saved.",
+        "write b = b * 2 instead of b.mul_(2), or use b.clone() before the in-place op",
+        lines=[(5, 2, "b = a.sigmoid()", "saved by"), (5, 3, "b.mul_(2)", "modified in place"),
+               (5, 4, "b.sum().backward()", "backward")],
+        nodes=[bn, mn], tensor="b")]
+    return rep
+
+
+def build_grad_none() -> dict[str, Any]:
+    """``h = w * 2; h.sum().backward(); h.grad``: a warning, "Why is h.grad None?"."""
+    rec = ReportBuilder(cell=6, source="w = torch.ones(2, requires_grad=True)\nh = w * 2\n"
+                                       "h.sum().backward()\nh.grad\n")
+    w = torch.ones(2, requires_grad=True)
+    wn = rec.leaf("w", w, 1, "w = torch.ones(2, requires_grad=True)")
+    h = w * 2
+    hn = rec.op("MulBackward0", "mul", [wn], h, name="h", line=2, code="h = w * 2",
+                formulas=("∂/∂a = g·2",))
+    loss = h.sum()
+    sn = rec.op("SumBackward0", "sum", [hn], loss, line=3, code="h.sum().backward()")
+    loss.backward()
+    rec.backward(sn, 3, "h.sum().backward()", {wn: w.grad.clone()})
+    rep = rec.build()
+    rep["diagnoses"] = [diagnosis(
+        "grad_none", "Why is h.grad None?",
+        "h is not a leaf: it was computed from w on line 2, and PyTorch keeps .grad only for "
+        "leaves.", "call h.retain_grad() before backward(), or read w.grad",
+        lines=[(6, 2, "h = w * 2", "computed here (not a leaf)"), (6, 4, "h.grad", "read")],
+        nodes=[hn], severity="warning", tensor="h")]
+    return rep
+
+
+def with_diagnoses(report: dict[str, Any], *diagnoses: dict[str, Any]) -> dict[str, Any]:
+    """``report`` (copied) with ``diagnoses`` appended to its own."""
+    import copy
+
+    out = copy.deepcopy(report)
+    out["diagnoses"] = list(out.get("diagnoses") or []) + list(diagnoses)
+    return out

@@ -8,9 +8,10 @@ browser test can look for both.
 
 User strings reach a report through the variable names of tensors, module parameter names,
 source lines and comments, op names (an ``autograd.Function`` subclass made outside the
-recorded cell shows as an opaque node named after its class), notes and the message of an
-exception the cell raises. ``hostile_cell`` writes a ``%%grad`` cell that uses all of them
-at once; ``poisoned`` puts a payload into every string field of a synthetic report.
+recorded cell shows as an opaque node named after its class), notes, the message of an
+exception the cell raises and the diagnoses that quote all of these. ``hostile_cell``
+writes a ``%%grad`` cell that uses all of them at once; ``poisoned`` puts a payload into
+every string field of a synthetic report, its diagnoses included.
 
 >>> [p.family for p in CORPUS][:2]
 ['markup', 'markup']
@@ -23,7 +24,7 @@ import copy
 from typing import Any, NamedTuple
 
 from gradmagic.viz.escape import clean_text
-from viz_builders import build_mixed
+from viz_builders import build_mixed, diagnosis
 
 #: id of the element most payloads would create if any view parsed them as markup
 PROBE_ID = "pwn"
@@ -211,4 +212,15 @@ def poisoned(payload: str) -> dict[str, Any]:
     rep["notes"] = [payload]
     rep["error"] = {"type": payload, "message": payload}
     rep["cell"]["source"] = payload
+    rep["diagnoses"] = [_poisoned_diagnosis(payload, severity, rep["nodes"])
+                        for severity in ("error", "warning")]
     return rep
+
+
+def _poisoned_diagnosis(payload: str, severity: str, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A diagnosis (issue 15) with ``payload`` in every string, naming the first two nodes;
+    its second line is in another cell, so views also print that cell."""
+    cell = 7
+    return diagnosis(payload, payload, payload, payload, tensor=payload, severity=severity,
+                     lines=[(cell, 2, payload, payload), (cell + 1, 1, payload, payload)],
+                     nodes=[n["id"] for n in nodes[:2]])
