@@ -10,7 +10,7 @@ Program ``k`` of a run is ``tests/recorder/fuzz_programs.random_program(seed + k
 hypothesis: fast, diverse, reproducible). Each runs plain and traced; ``check_program`` lists
 every difference (user values, ``.grad``s, exceptions, report mismatches, unsupported calls,
 "agree" through an unsupported op, leaf statuses and hints). Prints programs/s, crashes (the
-checker itself raised), disagreements grouped by their first problem, the unsupported calls
+checker itself raised), failing programs (and of those, the wrong answers) grouped by their first problem, the unsupported calls
 met, and per-op coverage of the mapping table; writes each failing program to
 ``--out DIR`` (default ``test-output/fuzz``) as a runnable ``.py`` file with its problems
 as comments. Exit status 1 when a program failed.
@@ -51,6 +51,7 @@ def main(argv: list | None = None) -> int:
     problems: Counter = Counter()
     unsupported: Counter = Counter()
     failed: list = []
+    differences: list = []
     gen_s = check_s = 0.0
     crashes = 0
     t0 = time.perf_counter()
@@ -76,6 +77,8 @@ def main(argv: list | None = None) -> int:
         unsupported.update(prog.unsupported)
         if found:
             failed.append(seed)
+            if _is_difference(found):
+                differences.append(seed)
             problems[_kind(found[0])] += 1
             _write(args.out, seed, prog, found)
             if args.shrink:
@@ -85,13 +88,25 @@ def main(argv: list | None = None) -> int:
             print(f"  {k + 1} programs, {rate:.1f}/s, {len(failed)} failing", flush=True)
     elapsed = time.perf_counter() - t0
     cov = fp.coverage(seen)
-    _print(n, elapsed, gen_s, check_s, crashes, failed, problems, unsupported, seen, cov, args.out)
+    _print(n, elapsed, gen_s, check_s, crashes, failed, differences, problems, unsupported, seen, cov,
+           args.out)
     h.write_json(args.json, {
         "machine": info, "programs": n, "seed": args.seed, "avoid": sorted(avoid), "elapsed_s": elapsed,
-        "generate_s": gen_s, "check_s": check_s, "crashes": crashes, "failing_seeds": failed,
+        "generate_s": gen_s, "check_s": check_s, "crashes": crashes, "failing_seeds": failed, "difference_seeds": differences,
         "problems": dict(problems), "unsupported": dict(unsupported), "calls": dict(seen),
         "coverage": cov})
     return 1 if failed else 0
+
+
+#: problems that are wrong answers (gradmagic disagreeing with torch, calling something agree
+#: that it could not check, or changing what the user's code does), as opposed to honest
+#: "unchecked" verdicts and missed hints
+_WRONG = ("mismatch:", "status differ", "differs", "agree although", "says agree", "crash")
+
+
+def _is_difference(found: list) -> bool:
+    """Does a failing program show a wrong answer, not only an honest "unchecked"?"""
+    return any(any(w in p for w in _WRONG) for p in found)
 
 
 def _kind(problem: str) -> str:
@@ -121,12 +136,17 @@ def _write_shrunk(out: Path, seed: int, prog: "fp.Program", found: list) -> None
 
 
 def _print(n: int, elapsed: float, gen_s: float, check_s: float, crashes: int, failed: list,
-           problems: Counter, unsupported: Counter, seen: Counter, cov: dict, out: Path) -> None:
+           differences: list, problems: Counter, unsupported: Counter, seen: Counter, cov: dict,
+           out: Path) -> None:
     print()
     print(h.format_table(["programs", "time", "programs/s", "generate", "plain + traced + check",
-                          "crashes", "disagreements", "calls"],
+                          "crashes", "failing", "differences", "calls"],
                          [[n, h.fmt_time(elapsed), f"{n / elapsed:.1f}", h.fmt_time(gen_s), h.fmt_time(check_s),
-                           crashes, len(failed) - crashes, sum(seen.values())]]))
+                           crashes, len(failed) - crashes, len(differences), sum(seen.values())]]))
+    print("(failing: the report is not what the generator expected; differences: of those, the ones "
+          "with a wrong answer — a value or gradient gradmagic calls different from torch's, 'agree' "
+          "where it could not check, or a change to what the program does — seeds: "
+          f"{differences[:20]}{' …' if len(differences) > 20 else ''})")
     if problems:
         print("\nfailing programs by their first problem (files in " + str(out) + "):")
         print(h.format_table(["problem", "programs"], problems.most_common()))

@@ -1,7 +1,7 @@
 """``GradReport``: the one plain data model behind every view (no rendering here).
 
 A report is filled in by the recorder when a ``gradmagic.trace()`` block exits.
-``to_dict()`` gives the versioned, JSON-safe *report dict* (``"schema": 1``)
+``to_dict()`` gives the versioned, JSON-safe *report dict* (``"schema": 2``)
 documented in ``docs/contract.md``; every view renders from that dict.
 
 Values (``NodeInfo.value``, ``Event.before`` …) are stored already summarised as
@@ -14,7 +14,7 @@ report holds no arrays and no references to tensors.
 (True, [])
 >>> d = rep.to_dict()
 >>> d["schema"], sorted(d)[:4]
-(1, ['backward_calls', 'cell', 'checks', 'coverage'])
+(2, ['backward_calls', 'cell', 'checks', 'coverage'])
 >>> json.loads(json.dumps(d, allow_nan=False)) == d
 True
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
-SCHEMA = 1
+SCHEMA = 2  # 2: ``modules`` (the nn.Module calls)
 
 Value = dict  # the contract's Value dict: shape, dtype, numel, data, head, min, max, mean
 Source = dict  # {"cell": int | None, "line": int | None, "code": str | None}
@@ -132,8 +132,13 @@ class Diagnosis:
     ``kind`` is one of ``"inplace_saved"`` (a tensor saved for backward was modified in
     place), ``"freed_graph"`` (backward through a graph an earlier call freed),
     ``"grad_none"`` (a ``.grad`` the cell reads is None), ``"nonfinite_grad"`` (a gradient
-    became NaN or ±inf at one node while its inputs were finite) and ``"zero_grad"`` (a
-    piecewise-constant op or a dead ReLU made a gradient exactly zero).
+    became NaN or ±inf at one node while its inputs were finite), ``"zero_grad"`` (a
+    piecewise-constant op or a dead ReLU made a gradient exactly zero), ``"nonscalar_backward"``
+    (``y.backward()`` on a tensor of more than one number), ``"no_grad_fn"`` (backward from a
+    tensor without a graph: where the chain was cut), ``"leaf_inplace"`` (a leaf that requires
+    grad was changed in place), ``"int_requires_grad"`` (an integer or boolean tensor was asked to
+    require grad) and ``"invalid_gradient"`` (a hook or a custom ``backward`` returned a gradient
+    of the wrong shape, dtype or number).
 
     >>> d = Diagnosis("grad_none", "Why is h.grad None?", "h is not a leaf.",
     ...               "call h.retain_grad() before backward()", tensor="h")
@@ -151,6 +156,31 @@ class Diagnosis:
     lines: list = field(default_factory=list)
     nodes: list = field(default_factory=list)  # node ids the graph highlights
     severity: str = "error"  # "error" (the cell raised) | "warning" (it ran, but surprises)
+
+
+@dataclass
+class ModuleCall:
+    """One call of an ``nn.Module`` inside the recorded block (a module called twice has two).
+
+    >>> m = ModuleCall(index=1, path="net.0", type="Linear", signature="Linear 4→3",
+    ...                inputs=[[2, 4]], outputs=[[2, 3]], parent=0, depth=1)
+    >>> m.path, m.nodes, m.call, m.calls
+    ('net.0', [], 0, 1)
+    """
+
+    index: int  # position in ``GradReport.modules`` (calls in the order they began)
+    path: str  # "net.1", "model.block.proj"; the class name when no variable reaches the module
+    type: str  # the module's class name: "Linear"
+    signature: str  # "Linear 784→256", "Conv2d 1→6 k5 p2", "Sequential"
+    inputs: list = field(default_factory=list)  # shapes of the tensors passed positionally
+    outputs: list = field(default_factory=list)  # shapes of the tensors returned
+    #: the module's own parameters: {"name": "net.1.weight", "shape": [...], "node": "n3" | None}
+    parameters: list = field(default_factory=list)
+    nodes: list = field(default_factory=list)  # ids of the drawn nodes made during the call
+    parent: Optional[int] = None  # index of the call this one ran inside
+    depth: int = 0  # 0 for a call made by the block's own code
+    call: int = 0  # which call of this module it is (0: its first in the block)
+    calls: int = 1  # how many times the block called this module
 
 
 @dataclass
@@ -174,6 +204,8 @@ class GradReport:
     coverage: dict = field(default_factory=dict)
     #: why the cell failed or surprised (Diagnosis), most important first; empty when fine
     diagnoses: list = field(default_factory=list)
+    #: the nn.Module calls of the block (ModuleCall), in the order they began; [] in functional code
+    modules: list = field(default_factory=list)
     stats: dict = field(default_factory=lambda: {"nodes": 0, "ops": 0, "saved_bytes": 0, "elapsed_ms": 0.0})
 
     def node(self, key: str) -> Optional[NodeInfo]:
@@ -198,7 +230,7 @@ class GradReport:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-safe report dict, ``"schema": 1`` (see ``docs/contract.md``)."""
+        """The JSON-safe report dict, ``"schema": 2`` (see ``docs/contract.md``)."""
         out: dict[str, Any] = {"schema": SCHEMA}
         for f in fields(self):
             out[f.name] = _plain(getattr(self, f.name))
@@ -214,6 +246,8 @@ class GradReport:
 
 def _plain(obj: Any) -> Any:
     """Dataclasses → dicts, recursively through lists and dicts."""
+    if type(obj) in _SCALARS:  # most values: returned before the slower dataclass test
+        return obj
     if is_dataclass(obj):
         return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, list):
@@ -223,3 +257,6 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
     return obj
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})

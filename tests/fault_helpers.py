@@ -63,6 +63,9 @@ STAGES = (
     Stage("source lines", ("gradmagic.recorder.naming:SourceFinder.find",), recording=True),
     Stage("report building", ("gradmagic.recorder.session:build_report",), recording=True),
     Stage("recorder start", ("gradmagic.recorder.session:Recorder",), recording=True),
+    Stage("module calls", ("gradmagic.recorder.modules:ModuleTracker._open",
+                           "gradmagic.recorder.modules:ModuleTracker._close",
+                           "gradmagic.recorder.modules:module_paths"), recording=True),
     Stage("report dict", ("gradmagic.report:_plain",), recording=False),
     Stage("layout", ("gradmagic.viz.layout:layout", "gradmagic.viz.html:layout"), recording=False,
           format="html"),
@@ -138,6 +141,7 @@ def global_state() -> dict[str, Any]:
     """
     from gradmagic.engine._state import STATE
     from gradmagic.recorder.mode import Recorder
+    from torch.nn.modules import module
 
     stack = torch.overrides._get_current_function_mode_stack()
     return {
@@ -148,6 +152,8 @@ def global_state() -> dict[str, Any]:
         "engine grad enabled": STATE.grad_enabled,
         "engine backward recorders": STATE.recorders,
         "gc frozen objects": gc.get_freeze_count(),
+        "global module forward hooks": (len(module._global_forward_pre_hooks), len(module._global_forward_hooks),
+                                        len(module._global_forward_hooks_always_called)),
     }
 
 

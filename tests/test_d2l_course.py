@@ -26,15 +26,7 @@ from d2l_course import CELLS  # noqa: E402
 SEED = 0
 
 #: cell name -> the gradmagic gap it shows (strict xfail: a fix makes the test fail loudly)
-GAPS: dict[str, str] = {
-    "batch_norm_concise": (
-        "nn.LazyBatchNorm1d/2d materialized inside the recorded cell (its first forward): the "
-        "engine's twins of running_mean/running_var miss the training-mode F.batch_norm update, "
-        "so the later eval-mode torch.nn.functional.batch_norm value is computed from the "
-        "initial 0/1 statistics and differs from torch's (mismatch 'value', max_abs_err ~0.09); "
-        "clean when the lazy module is materialized before the cell"
-    ),
-}
+GAPS: dict[str, str] = {}
 
 
 def run(ip, source: str):
@@ -96,6 +88,7 @@ def test_d2l_cell_under_grad_on(ip, cell):
     assert report.error is None, report.error
     assert report.unsupported == [], f"torch calls without an engine rule: {report.unsupported}"
     assert report.mismatches == [], f"mismatches: {report.mismatches}"
+    assert report.diagnoses == [], f"a correct cell diagnosed: {report.diagnoses}"
     assert report.ok
     assert_same(plain_out, rec_out, "outputs")
     assert any(g is not None for g in plain_grads), "the cell computed no gradient"

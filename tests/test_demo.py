@@ -20,7 +20,7 @@ DEMO = REPO / "demo.ipynb"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 CHECK = (
     "(lambda r: print('GRADMAGIC-CHECK ' + __import__('json').dumps({k: r[k] for k in "
-    "('ok', 'cell', 'error', 'mismatches', 'unsupported', 'leaves', 'nodes')})))"
+    "('ok', 'cell', 'error', 'mismatches', 'unsupported', 'leaves', 'nodes', 'diagnoses')})))"
     "(__import__('gradmagic').last_report().to_dict())"
 )
 
@@ -102,12 +102,20 @@ def test_demo_runs_in_a_kernel_and_every_report_is_ok(kernel_run):
     twice = next(r for c, r in checks if "retain_graph=True" in c.source)
     x = next(leaf for leaf in twice["leaves"] if leaf["name"] == "x")
     assert x["accumulated_without_clearing"] and x["grad"] == [0.0, 8.0, 16.0, 24.0]
+    nan = next(r for c, r in checks if "s.sqrt()" in c.source)
+    [diagnosis] = nan["diagnoses"]
+    assert diagnosis["kind"] == "nonfinite_grad" and diagnosis["tensor"] == "s", diagnosis
+    assert all(r["diagnoses"] == [] for c, r in checks if "s.sqrt()" not in c.source)
 
 
 def test_grad_on_and_off_in_a_kernel(kernel_run):
-    kinds = [[o.output_type for o in cell.outputs] for cell in kernel_run["auto"]]
+    # (a loaded kernel may flush one print as two stream messages: count runs of streams once)
+    kinds = [[k for i, k in enumerate(ks) if not (k == "stream" and i and ks[i - 1] == "stream")]
+             for ks in ([o.output_type for o in cell.outputs] for cell in kernel_run["auto"])]
+    streams = [[(o.name, o.text) for o in cell.outputs if o.output_type == "stream"]
+               for cell in kernel_run["auto"]]
     assert kinds == [["stream"], ["execute_result", "display_data"], ["execute_result"], ["stream"],
-                     ["execute_result"]], kinds
+                     ["execute_result"]], (kinds, streams)
 
 
 def test_failing_cell_in_a_kernel(kernel_run):

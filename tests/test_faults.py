@@ -1,7 +1,7 @@
 """Fault injection: gradmagic itself fails at each stage, and the user's cell never notices.
 
 For every stage of ``fault_helpers.STAGES`` (twin op, mapping lookup, cross-check, naming,
-source lines, report building, recorder start, report dict, layout, SVG/HTML/text rendering,
+source lines, report building, recorder start, module calls, report dict, layout, SVG/HTML/text rendering,
 widget creation, display, traceback cleaning) a real cell runs through a real IPython shell
 with ``%%grad`` and, for the recording stages, through ``gradmagic.trace()``. In every case:
 
@@ -190,6 +190,7 @@ def test_stage_failure_under_trace(stage, cell):
 INTERRUPTS = {
     "twin op": "cell", "cross-check": "cell", "source lines": "cell", "naming": "after",
     "report building": "after", "recorder start": "before", "text rendering": "after",
+    "module calls": "cell",
     "display": "after",
 }
 

@@ -1,4 +1,4 @@
-"""GradReport.to_dict(): strict JSON and exactly the keys of docs/contract.md (schema 1)."""
+"""GradReport.to_dict(): strict JSON and exactly the keys of docs/contract.md (schema 2)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,8 @@ from gradmagic.recorder import Session, trace  # noqa: E402
 from gradmagic.report import GradReport  # noqa: E402
 
 TOP = {"schema", "ok", "unsupported", "first_divergence", "mismatches", "nodes", "edges",
-       "backward_calls", "leaves", "checks", "notes", "cell", "error", "coverage", "diagnoses", "stats"}
+       "backward_calls", "leaves", "checks", "notes", "cell", "error", "coverage", "diagnoses", "modules",
+       "stats"}
 VALUE = {"shape", "dtype", "numel", "data", "head", "min", "max", "mean"}
 NODE = {"id", "kind", "name", "aliases", "op", "label", "torch_op", "formulas", "shape", "dtype",
         "requires_grad", "is_leaf", "value", "grad", "torch_grad", "saved", "saved_bytes", "source",
@@ -29,6 +30,9 @@ EVENT = {"kind", "call", "cell", "line", "code", "before", "after", "added"}
 CHECK = {"node", "what", "status", "max_abs_err", "max_rel_err", "rtol", "atol", "dtype", "detail"}
 SOURCE = {"cell", "line", "code"}
 STATS = {"nodes", "ops", "saved_bytes", "elapsed_ms"}
+MODULE = {"index", "path", "type", "signature", "inputs", "outputs", "parameters", "nodes", "parent",
+          "depth", "call", "calls"}
+PARAM = {"name", "shape", "node"}
 
 
 def _value(v, nullable=True):
@@ -52,7 +56,8 @@ def test_schema_keys_and_strict_json():
     d = _recorded().to_dict()
     text = json.dumps(d, allow_nan=False)
     assert json.loads(text) == d
-    assert set(d) == TOP and d["schema"] == 1
+    assert set(d) == TOP and d["schema"] == 2
+    assert d["modules"] == []  # functional code
     assert d["cell"] == {"number": 7, "source": d["cell"]["source"]}
     assert set(d["stats"]) == STATS
     for n in d["nodes"]:
@@ -99,3 +104,20 @@ def test_empty_report_is_valid():
     d = GradReport().to_dict()
     assert set(d) == TOP and d["ok"] is True and d["nodes"] == []
     json.dumps(d, allow_nan=False)
+
+
+def test_module_calls_keys_and_strict_json():
+    src = "net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())\nnet(torch.ones(4, 3)).sum().backward()"
+    ns = {"torch": torch}
+    with trace(session=Session(), namespace=ns, filename="<m>", cell=1, source=src) as rep:
+        exec(compile(src, "<m>", "exec"), ns)
+    d = rep.to_dict()
+    assert json.loads(json.dumps(d, allow_nan=False)) == d
+    ids = {n["id"] for n in d["nodes"]}
+    assert [m["path"] for m in d["modules"]] == ["net", "net.0", "net.1"]
+    for k, m in enumerate(d["modules"]):
+        assert set(m) == MODULE and m["index"] == k
+        assert m["parent"] is None or m["parent"] < k
+        assert set(m["nodes"]) <= ids
+        for p in m["parameters"]:
+            assert set(p) == PARAM and p["node"] in ids

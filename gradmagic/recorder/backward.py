@@ -26,7 +26,7 @@ from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine.autograd import backward as engine_backward
 from gradmagic.engine.records import record_backward
 
-from .block import BackRec
+from .block import BackRec, FailedCall
 from .crosscheck import compare, leaf_gradcheck, tolerances, vjp_check
 from .magnitudes import rounding
 from .twins import Session, copy_numpy, to_numpy
@@ -61,6 +61,11 @@ class BackwardHandlers:
         if any(tw.rec.too_large for tw in tws):
             self.note_too_large()
             return None
+        if not any(tw.et.requires_grad for tw in tws):
+            zero = self._zero_path_leaves(roots, b.get("inputs"))
+            if zero:  # (torch's path has a derivative that is identically zero)
+                _sync_leaf_grads(zero)
+                return tws, zero, [], {**b, "zero_path": True}
         leaves = _graph_leaves(self.s, tws[0].et)
         if len(tws) > 1:  # the union of the roots' leaves, each once
             seen = {id(et) for et, _ in leaves}
@@ -95,6 +100,58 @@ class BackwardHandlers:
             out.append((tw.rec, t, None if g is None else copy_numpy(g)))
         return out
 
+    def _zero_path_leaves(self, roots: list, inputs: Any) -> list:
+        """The engine's roots are constants, torch's are not: every path torch keeps to a
+        leaf has a derivative that is identically zero (``autograd.grad(lin(x).sum(), x,
+        create_graph=True)`` stays connected to ``x`` in torch; the engine's graph has no such
+        edge). The watched leaves torch's backward reaches (and those ``inputs=`` names), as
+        ``(engine tensor, Rec)``; empty when there are none or one is not a plain watched leaf."""
+        if not any(t.grad_fn is not None for t in roots):
+            return []
+        given = None if inputs is None else list([inputs] if isinstance(inputs, _Tensor) else inputs)
+        only = None if given is None else {id(x) for x in given}
+        out, seen = [], set()
+        reached = [t for root in roots if root.grad_fn is not None for t in _torch_leaves(root)]
+        for t in reached + (given or []):  # (inputs= names leaves torch may not reach at all)
+            if (only is not None and id(t) not in only) or id(t) in seen:
+                continue
+            seen.add(id(t))
+            tw = self.s.twins.get(t) if isinstance(t, _Tensor) else None
+            if tw is None or tw.rec.hist is None or tw.rec.tref is None or not tw.et.requires_grad:
+                return []
+            out.append((tw.et, tw.rec))
+        return out
+
+    def _zero_path(self, call: BackRec, src: Any, leaves: list) -> bool:
+        """Mirror a backward whose every path has a zero derivative (``_zero_path_leaves``):
+        torch either leaves a reached leaf's ``.grad`` as it was (its zero-derivative edges
+        carry no tensor) or accumulates exact zeros; the engine does the same. False (the
+        caller says unchecked) when torch's gradients changed by anything else."""
+        accs, kept = [], []
+        for et, rec in leaves:
+            g = torch_grad(rec.tref())
+            now = None if g is None else to_numpy(g)
+            before = None if et.grad is None else et.grad.data.copy()
+            if now is None and before is None:
+                kept.append(rec)  # nothing reached it, on either side
+            elif now is None or (before is None and np.any(now != 0)) or \
+                    (before is not None and not np.array_equal(now, before)):
+                return False
+            else:
+                if et.grad is None:
+                    et.grad = ETensor(np.zeros(now.shape, now.dtype))
+                accs.append(_Acc(et, before))
+        self.b.note(f"backward at {self._loc(src)}: every path from its root has a derivative that is "
+                    f"identically zero, so no leaf's gradient changed, in torch as in the engine.")
+        self._check_accumulations(call, src, accs)
+        res = ("agree", 0.0, 0.0, None, None, "no gradient reached it: every path has a zero derivative")
+        for rec in kept:
+            call.checks.append((rec, "grad", res))
+            self.b.count("agree", rec.seq, rec, "grad", res)
+        if call.status == "unchecked" and not accs:
+            call.status = "agree"
+        return True
+
     def _backward(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         if pre is None:
             return
@@ -111,6 +168,9 @@ class BackwardHandlers:
         retain = b.get("retain_graph")
         call = self._new_call("backward", [tw.rec for tw in tws], src, grad, retain, create)
         roots = tuple(tw.et for tw in tws)
+        if b.get("zero_path") and self._zero_path(call, src, leaves):
+            self.b.seal()
+            return
         # small graphs are replayable step by step; big ones keep per-leaf summaries only
         record = sum(et.data.size for et, _ in leaves) <= STEPS_LIMIT
         befores = None if record else [(et, self.snap(et.grad.data) if et.grad is not None else None)
@@ -174,10 +234,52 @@ class BackwardHandlers:
         g = gradient.data if isinstance(gradient, ETensor) else None
         call = BackRec(idx, kind, roots, src, g, bool(retain if retain is not None else create), create)
         self.b.add_call(call)
+        self.s.remember_call(call, self.b.finder)
         for r in roots:
             if r is not None and r.seq <= self.b.first_seq:
                 self.b.used[id(r)] = r
         return call
+
+    def _backward_raised(self, kind: str, args: tuple, kwargs: dict) -> None:
+        """torch refused a backward / autograd.grad: remember where, and from which roots, for
+        ``gradmagic.diagnose`` (never raises: the user's exception is what propagates)."""
+        try:
+            if kind == "backward":
+                b = _backward_args(args, kwargs)
+                roots, inputs = b.get("tensors"), b.get("inputs")
+            else:
+                b = _bind(args, kwargs, ("outputs", "inputs"))
+                roots, inputs = b.get("outputs"), b.get("inputs")
+            self.b.failed = FailedCall("backward" if kind == "backward" else "autograd.grad", self.where(),
+                                       self._known_recs(roots), self._known_recs(inputs))
+        except Exception as exc:  # the diagnosis's bookkeeping never hides the user's error
+            self.b.note(f"gradmagic could not note the failed {kind} call ({type(exc).__name__}: {exc}).")
+
+    def _call_raised(self, spec: Any, args: tuple) -> None:
+        """Another torch call raised (an in-place op on a leaf, ``requires_grad`` on an integer
+        tensor): remember which, where and on which tensor, for ``gradmagic.diagnose``. Runs
+        only when torch raised, so it costs nothing on the normal path."""
+        try:
+            src = self.where()
+            first = next((a for a in args[:2] if isinstance(a, _Tensor)), None)  # (``_make_subclass(cls, t)``)
+            recs = self._known_recs(first)
+            if first is not None and (first.requires_grad or not first.is_floating_point()):
+                recs = recs or [self.tw(first, src).rec]  # a leaf that requires grad, an integer tensor:
+                self.b.used.setdefault(id(recs[0]), recs[0])  # drawn for the diagnosis, even if first seen here
+            self.b.raised = FailedCall(spec.name, src, recs, [])
+        except Exception as exc:  # the diagnosis's bookkeeping never hides the user's error
+            self.b.note(f"gradmagic could not note the failed {spec.name} call ({type(exc).__name__}: {exc}).")
+
+    def _known_recs(self, tensors: Any) -> list:
+        """The Recs of the torch tensors in ``tensors`` (one tensor or a sequence) that have twins."""
+        if tensors is None:
+            return []
+        out = []
+        for t in ([tensors] if isinstance(tensors, _Tensor) else tensors):
+            tw = self.s.twins.get(t) if isinstance(t, _Tensor) else None
+            if tw is not None:
+                out.append(tw.rec)
+        return out
 
     def _check_accumulations(self, call: BackRec, src: Any, steps: list, roots: tuple = ()) -> None:
         """Compare every gradient the engine accumulated with torch's .grad (``roots``: the
@@ -375,7 +477,7 @@ class BackwardHandlers:
         loose: list = []
         mags: dict = {}
         unchecked = _below_opaque(self.s, [], outs) if self.s.opaque else ()
-        for t, e, irec in zip(out, res, irecs):
+        for t, e, ein, irec in zip(out, res, ins, irecs):
             if not isinstance(t, _Tensor):
                 continue
             if e is None and not self.s.opaque:
@@ -395,7 +497,7 @@ class BackwardHandlers:
                 rt, at = self._grad_tolerances(call.steps, ref.dtype, loose)
                 r = compare(e.data, ref, rt, at, _BF16 if t.dtype is _BF16 else None)
                 if r[0] == "differ" and r[1] is not None and call.steps:
-                    r = rounding(r, e.data, ref, call.steps, id(_input_of(call.steps, e)), mags)
+                    r = rounding(r, e.data, ref, call.steps, id(ein), mags)
             call.checks.append((irec, "grad", r))
             call.results.append((irec, e.data))
             statuses.append(r[0])
@@ -530,15 +632,6 @@ def _lock_grad(rec: Any, et: ETensor, tg: _Tensor, tg_np: np.ndarray, res: tuple
             return
         np.copyto(eg.data, tg_np)
     rec.mark_grad_synced(tg)
-
-
-def _input_of(steps: list, e: Any) -> Any:
-    """The tensor an ``autograd.grad`` result ``e`` was captured for (its accumulate step)."""
-    for step in steps:
-        if step.kind == "accumulate" and (step.added is e or step.added is e.data
-                                          or getattr(step.added, "data", None) is e.data):
-            return step.tensor
-    return None
 
 
 def _differentiated_function(rec: Any) -> bool:

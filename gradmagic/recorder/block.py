@@ -25,12 +25,12 @@ class BackRec:
     """One backward or ``autograd.grad`` call (raw; converted by ``build``)."""
 
     __slots__ = ("index", "kind", "root", "roots", "src", "gradient", "retain", "create", "status",
-                 "steps", "checks", "cell", "results", "note", "root_ref")
+                 "steps", "checks", "cell", "results", "note", "root_ref", "hooks")
 
     def __init__(self, index: int, kind: str, roots: list, src: Any, gradient: Any,
                  retain: bool, create: bool) -> None:
         self.index = index  # session-wide
-        self.kind = kind  # "backward" | "autograd.grad"
+        self.kind = kind  # "backward" | "autograd.grad" (Block.raised: the torch name, "Tensor.add_")
         self.roots = roots  # Recs
         self.root = roots[0] if roots else None
         self.src = src
@@ -42,6 +42,7 @@ class BackRec:
         self.checks: list = []  # (Rec, what, result tuple)
         self.cell: Optional[int] = None
         self.results: list = []
+        self.hooks: list = []  # (Rec, gradient it received, what it returned, effect) per tensor hook
         self.note: Optional[str] = None
         self.root_ref: Any = None  # weakref to ``root`` once the call left the kept window
 
@@ -52,12 +53,56 @@ class BackRec:
         self.steps = None
         if self.root is not None:
             self.root_ref = weakref.ref(self.root)
-        self.root, self.roots, self.results = None, [], []
+        self.root, self.roots, self.results, self.hooks = None, [], [], []
         self.checks = [c for c in self.checks if c[0] is not None and c[0].kind in ("leaf", "constant")]
 
     def root_rec(self) -> Any:
         """The root's record while anything still holds it, else None."""
         return self.root if self.root is not None else (self.root_ref() if self.root_ref else None)
+
+
+class FailedCall:
+    """A ``backward()`` / ``autograd.grad`` call that raised in torch: where it was made and
+    the Recs of its roots (outputs) and ``inputs`` (what ``gradmagic.diagnose`` starts from)."""
+
+    __slots__ = ("kind", "src", "roots", "inputs")
+
+    def __init__(self, kind: str, src: Any, roots: list, inputs: list) -> None:
+        self.kind = kind  # "backward" | "autograd.grad" (Block.raised: the torch name, "Tensor.add_")
+        self.src = src  # (filename, line) or None
+        self.roots = roots
+        self.inputs = inputs
+
+
+class HookSite:
+    """A tensor hook the block registered: the hooked tensor's Rec, the hook's name, where it
+    is defined (``(filename, line)`` or None) and where it was registered."""
+
+    __slots__ = ("rec", "name", "defined", "src")
+
+    def __init__(self, rec: Any, name: str, defined: Any, src: Any) -> None:
+        self.rec = rec
+        self.name = name  # ``hook.__name__`` ("<lambda>"), as torch's messages name it
+        self.defined = defined
+        self.src = src
+
+
+class NoneRead:
+    """One read of ``t.grad`` that gave None: ``t``'s Rec and its autograd state at that moment.
+
+    ``data_of`` is the Rec of the tensor that ``t`` is the ``.data`` of, if it is one."""
+
+    __slots__ = ("rec", "src", "is_leaf", "requires_grad", "retains_grad", "data_of", "seq")
+
+    def __init__(self, rec: Any, src: Any, is_leaf: bool, requires_grad: bool, retains_grad: bool,
+                 data_of: Any, seq: int) -> None:
+        self.rec = rec
+        self.src = src
+        self.is_leaf = is_leaf
+        self.requires_grad = requires_grad
+        self.retains_grad = retains_grad
+        self.data_of = data_of
+        self.seq = seq  # the session's record counter at the read (events after it came later)
 
 
 class Block:
@@ -89,8 +134,13 @@ class Block:
         self.t0 = time.perf_counter()
         self.elapsed_ms = 0.0
         self.error: Optional[dict] = None
+        self.failed: Optional[FailedCall] = None  # the backward / autograd.grad call torch refused
+        self.none_reads: list = []  # NoneRead of each ``t.grad`` read that gave None
+        self.raised: Optional[FailedCall] = None  # the last other torch call that raised (kind: its name)
+        self.hook_sites: list = []  # HookSite of each tensor hook registered here (for the diagnosis)
         self.first_seq = 0
         self.ops = 0
+        self.modules: Any = None  # the ModuleTracker of the block's nn.Module calls (modules.py)
 
     def add_rec(self, rec: Any) -> None:
         """Record created in this block, in forward order (a segment holds at most

@@ -19,10 +19,13 @@ from typing import Any, Optional
 
 import numpy as np
 
+from gradmagic.diagnose import diagnose
 from gradmagic.engine import Tensor as ETensor
 from gradmagic.report import BackwardCall, Check, Edge, Event, GradReport, Leaf, NodeInfo
 
 from .block import BackRec, Block
+from .modules import module_calls
+from .labels import relabel
 from .naming import tensor_names
 from .crosscheck import identical
 from .twins import Rec, Session, to_numpy
@@ -40,8 +43,10 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
     finder = b.finder
     sm = Summaries(s.value_limit)
     report.nodes = [_node(s, r, ids, finder, sm) for r in recs]
+    relabel(report.nodes, recs, finder)  # detach(), .data, re-wrapped values: say what they are
     report.edges = [Edge(ids[id(i)], ids[id(r)], k) for r in recs for k, i in enumerate(r.inputs)
                     if i is not None and id(i) in ids]
+    report.modules = module_calls(b, namespace, recs, ids, s.twins)
     kept = {id(c) for c in b.calls[-b.keep_calls:]}
     report.backward_calls = [_call(s, c, k, ids, finder, id(c) in kept, sm) for k, c in enumerate(b.calls)]
     report.leaves = _leaves(s, b, recs, ids, finder, sm)
@@ -63,6 +68,7 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
         report.notes.append(f"{hidden} further checks of earlier ops and backward calls agreed.")
     report.cell = {"number": b.cell, "source": source} if (b.cell is not None or source is not None) else None
     report.error = b.error
+    report.diagnoses = diagnose(s, b, report, ids)
     report.stats = {"nodes": len(report.nodes), "ops": b.ops,
                     "saved_bytes": int(sum(n.saved_bytes for n in report.nodes)),
                     "elapsed_ms": round(b.elapsed_ms, 3)}
@@ -271,6 +277,32 @@ def _steps(s: Session, c: BackRec, ids: dict, sm: "Summaries") -> list:
         v = sm(arr)
         out.append({"k": len(out), "kind": "accumulate", "node": ids.get(id(rec)),
                     "before": None, "added": v, "after": v})
+    if c.hooks:
+        out = _with_hook_steps(out, c.hooks, ids, sm)
+    return out
+
+
+def _with_hook_steps(steps: list, hooks: list, ids: dict, sm: "Summaries") -> list:
+    """A ``hook`` step before the step that uses the hooked tensor's gradient (its node's step,
+    or a leaf's accumulation): what the hook received, what it handed on ("hook on z: g → 2·g")."""
+    first: dict = {}
+    for i, st in enumerate(steps):
+        first.setdefault(st["node"], i)
+    before: dict = {}
+    for rec, received, returned, effect in hooks:
+        node = ids.get(id(rec))
+        if node is None or node not in first:
+            continue
+        after = received if returned is None else returned
+        before.setdefault(first[node], []).append({
+            "kind": "hook", "node": node, "effect": effect,
+            "before": sm(np.asarray(received)), "after": sm(np.asarray(after))})
+    out = []
+    for i, st in enumerate(steps):
+        out.extend(before.get(i, ()))
+        out.append(st)
+    for k, st in enumerate(out):
+        st["k"] = k
     return out
 
 
@@ -307,6 +339,10 @@ def _event(ev: Any, call_index: dict, finder: Any, value_limit: int) -> Event:
     where = ev.where
     line = where[1] if where else None
     code = _code(where, finder) if where else None
+    if ev.kind == "update" and ev.added is None and isinstance(ev.before, np.ndarray) \
+            and isinstance(ev.after, np.ndarray) and ev.before.shape == ev.after.shape \
+            and ev.after.dtype.kind in "fc":
+        ev.added = np.asarray(ev.after - ev.before)  # an update's step: the optimizer's Δ
     for field in ("before", "after", "added"):  # summarise lazily kept arrays, once
         v = getattr(ev, field)
         if isinstance(v, np.ndarray):

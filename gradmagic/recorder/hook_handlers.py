@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .block import HookSite
 from .crosscheck import compare
 from .functions import file_function_check
 from .magnitudes import node_key, rounding
@@ -27,6 +28,23 @@ from .hooks import HookLog, Replay, describe, post_accumulate_side, torch_side
 from .twins import copy_numpy
 
 _Tensor = torch.Tensor
+
+
+#: hook registrations a block remembers for ``gradmagic.diagnose`` (a loop may register many)
+HOOK_SITES = 32
+
+
+def hook_site(rec: Any, hook: Any, src: Any) -> HookSite:
+    """Where ``hook`` (the user's function) is, registered at ``src`` on ``rec``'s tensor.
+
+    >>> def scale(g): return g * 2
+    >>> site = hook_site(None, scale, ("<cell>", 3))
+    >>> site.name, site.defined[1] > 0, site.src
+    ('scale', True, ('<cell>', 3))
+    """
+    code = getattr(hook, "__code__", None)
+    defined = (code.co_filename, code.co_firstlineno) if code is not None else None
+    return HookSite(rec, getattr(hook, "__name__", type(hook).__name__), defined, src)
 
 
 def _copy(t: Any) -> Any:
@@ -48,7 +66,10 @@ class HookHandlers:
         if pre is None:
             return
         log = pre[0]
-        tw = self.tw(args[0], self.where())
+        src = self.where()
+        tw = self.tw(args[0], src)
+        if len(self.b.hook_sites) < HOOK_SITES:  # where it is, should its gradient break the backward
+            self.b.hook_sites.append(hook_site(tw.rec, getattr(args[1], "__wrapped__", args[1]), src))
         et = tw.et
         if et is None or not et.requires_grad or tw.rec.too_large:
             self.b.note("a hook was registered on a tensor gradmagic does not mirror with a graph; "
@@ -128,6 +149,7 @@ class HookHandlers:
                         if replay.kind == "post" else f"hook: {effect}; checked: the gradient reaching it")
                 if replay.kind != "post":
                     self.b.hook_effects.setdefault((id(rec), effect), (rec, effect))
+                    call.hooks.append((rec, received, returned, effect))  # a step of the replay
                 res = res[:5] + ((res[5] + "; " if res[5] else "") + what,)
             self._file_hook_check(call, rec, res)
         statuses = {c[2][0] for c in call.checks}

@@ -106,6 +106,8 @@ def effect(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> tu
 
     >>> effect(np.array([1.0, 2.0]), np.array([2.0, 4.0]))
     ('scale', 2.0)
+    >>> effect(np.array([6.0, 6.0]), np.array([7.0, 7.0]))
+    ('shift', 1.0)
     """
     if returned is None:
         return ("none", None)
@@ -115,15 +117,22 @@ def effect(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> tu
         if np.array_equal(received, returned):
             return ("same", None)
         flat_r, flat_o = received.ravel(), returned.ravel()
+        fits = []
         nz = flat_r != 0
         if nz.any():
             c = flat_o[nz][0] / flat_r[nz][0]
             if np.allclose(flat_o, c * flat_r, rtol=1e-5, atol=1e-7):
-                return ("scale", float(np.real(c)))
+                fits.append(("scale", float(np.real(c))))
         d = flat_o - flat_r
         if d.size and np.allclose(d, d[0], rtol=1e-5, atol=1e-7):
-            return ("shift", float(np.real(d[0])))
-    return ("other", None)
+            fits.append(("shift", float(np.real(d[0]))))
+    # a constant gradient fits both (g + 1 at g = 6 is also 1.167·g): take the plainer constant
+    return min(fits, key=lambda f: not _plain(f[1])) if fits else ("other", None)
+
+
+def _plain(c: float) -> bool:
+    """A constant someone would write in a hook (2, 0.5, 1e-3), not a ratio like 1.1667."""
+    return abs(c - round(c, 4)) <= 1e-6 * max(1.0, abs(c))
 
 
 def describe(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> str:

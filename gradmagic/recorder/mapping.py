@@ -363,10 +363,15 @@ def _display(path: str) -> str:
     return path
 
 
+#: ops whose kernels write into an argument without bumping its ``_version`` (batch_norm's
+#: running statistics): their arguments get twins before torch runs (``Recorder._pre``)
+_PRE_OPS = ("batch_norm",)
+
+
 def _build() -> dict[Any, Spec]:
     table: dict[Any, Spec] = {}
     for kind, op, adapt, names in _ROWS:
-        pre = kind in ("backward", "random", "inplace", "register_hook", "autograd_grad")
+        pre = kind in ("backward", "random", "inplace", "register_hook", "autograd_grad") or op in _PRE_OPS
         for path in names:
             try:
                 func = _resolve(path)

@@ -66,6 +66,7 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         self.fn_current = None  # the custom Function whose forward runs now (functions.py)
         self.fn_outputs: dict = {}  # id(torch tensor) -> (weakref, FunctionCall) made inside one
         self.last_call: Any = None  # (spec, args, kwargs) of the op whose value is being checked
+        self.functorch_lines: set = set()  # lines whose torch.func calls were left out (noted)
 
     # ----- dispatch --------------------------------------------------------------------
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
@@ -101,13 +102,20 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
                 quiet_exit(token)
             if kind == "register_hook" and pre is not None:
                 args = pre[1]  # torch gets a wrapper that logs what the user's hook does
-        out = self._call_with_users_warnings(func, args, kwargs)
+        try:
+            out = self._call_with_users_warnings(func, args, kwargs)
+        except BaseException:
+            if kind in _BACKWARD_KINDS:  # which call raised, from which roots (the diagnosis)
+                self._backward_raised(kind, args, kwargs)
+            else:  # which op raised, on which tensor (the diagnosis)
+                self._call_raised(spec, args)
+            raise
         if not self.b.disabled:
             token = quiet_enter()
             try:
                 HANDLERS[kind](self, spec, args, kwargs, out, pre)
             except Exception as exc:
-                self._fail(exc, spec)
+                self._fail(exc, spec, (*args, out), kwargs)
             finally:
                 quiet_exit(token)
         return out
@@ -139,8 +147,12 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
                                    module_globals=names, source=w.source)
         del frame
 
-    def _fail(self, exc: BaseException, spec: Any) -> None:
-        """An internal error: stop mirroring for the rest of the block, with a note."""
+    def _fail(self, exc: BaseException, spec: Any, args: tuple = (), kwargs: Any = None) -> None:
+        """An internal error: stop mirroring for the rest of the block, with a note (a call
+        inside a ``torch.func`` transform is only left out: see ``_functorch_call``)."""
+        if _functorch_wrapped(args, kwargs):
+            self._functorch_call()
+            return
         self.b.disabled = True
         self.b.note(f"gradmagic stopped checking at {spec.name} because of an internal error "
                     f"({type(exc).__name__}: {exc}); the rest of the block ran unchecked.")
@@ -157,7 +169,26 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
             return None
         if kind == "inplace" and args and isinstance(args[0], _Tensor):
             return args[0]._version
+        if kind == "op":  # (mapping._PRE_OPS) twins of the values torch is about to overwrite
+            src = self.where()
+            self.convert((args, tuple(kwargs.values())), [], src)
         return None
+
+    def _functorch_call(self) -> None:
+        """A call on ``torch.func``'s wrapped tensors (inside ``grad``, ``vmap``, ``jacrev``,
+        ``hessian``, ``vjp``, ``jvp``): they have no storage to mirror, and the engine has no
+        such transforms. The call runs as torch runs it and is left out of the graph; each
+        line that makes such calls is one unchecked value and one note, so the report never
+        reads as if its results had been checked."""
+        src = self.where()
+        if src in self.functorch_lines:
+            return
+        self.functorch_lines.add(src)
+        self.b.count("unchecked", self.s.seq, None, "value",
+                     ("unchecked", None, None, None, None, "inside a torch.func transform"))
+        self.b.note(f"torch.func transforms (grad, vmap, jacrev, hessian, vjp, jvp) at {self._loc(src)} "
+                    f"are not mirrored: the calls inside them ran in torch only, and their results "
+                    f"are unchecked (used later, they are drawn as tensors computed outside gradmagic).")
 
     # ----- helpers -------------------------------------------------------------------
     def where(self) -> Any:
@@ -502,6 +533,8 @@ HANDLERS = {
 _IGNORED = SimpleNamespace(kind="ignore", name="a torch call", pre=False)
 #: kinds that a custom Function's forward may call (mirrored on its private graph)
 _FUNCTION_KINDS = frozenset({"op", "factory", "inplace", "random", "auto"})
+#: kinds whose failure in torch is remembered for ``gradmagic.diagnose`` (``Block.failed``)
+_BACKWARD_KINDS = frozenset({"backward", "autograd_grad"})
 _grad_enabled = torch.is_grad_enabled
 
 
@@ -518,3 +551,21 @@ def _equal(a: np.ndarray, b: np.ndarray) -> bool:
         return identical(a, b)
     except Exception:
         return False
+
+
+def _functorch_wrapped(args: tuple, kwargs: Any) -> bool:
+    """Does a tensor argument belong to a ``torch.func`` transform (a functorch wrapper)?
+    Asked only after a handler failed, so it costs nothing on the normal path."""
+    try:
+        is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    except AttributeError:  # (an older torch without functorch)
+        return False
+    stack = [*args, *(kwargs or {}).values()]
+    while stack:
+        a = stack.pop()
+        if isinstance(a, _Tensor):
+            if is_wrapped(a):
+                return True
+        elif isinstance(a, (list, tuple)):
+            stack.extend(a)
+    return False

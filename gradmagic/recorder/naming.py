@@ -68,6 +68,22 @@ def _module_names(prefix: str, module: torch.nn.Module) -> list[tuple[torch.Tens
     return [(t, name) for name, t in params + buffers if isinstance(t, torch.Tensor)]
 
 
+def called_by_torch(depth: int = 1) -> bool:
+    """True when the innermost frame outside gradmagic, from ``depth`` frames up, is torch's
+    own code (``Module.zero_grad`` reading ``p.grad``), not the user's.
+
+    >>> called_by_torch()
+    False
+    """
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:
+        return False
+    while frame is not None and frame.f_code.co_filename.startswith(_GRADMAGIC_DIR):
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(_TORCH_DIR)
+
+
 class SourceFinder:
     """Locate the user's line for the torch call being recorded.
 

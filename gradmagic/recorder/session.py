@@ -22,6 +22,7 @@ from gradmagic.report import GradReport
 from .block import Block
 from .build import build_report
 from .mode import Recorder
+from .modules import ModuleTracker, remove_trackers
 from .naming import SourceFinder
 from .twins import Session
 
@@ -71,6 +72,7 @@ def remove_leaked_modes() -> int:
     kept = [m for m in removed if any(m is o for o in _OPEN)]
     for m in kept:
         torch._C._push_on_torch_function_stack(m)
+    remove_trackers([m.b.modules for m in _OPEN])  # and their global module hooks
     return len(removed) - len(kept)
 
 
@@ -149,10 +151,14 @@ class trace:
         self.session.blocks += 1
         self.recorder = Recorder(self.session, self.block)
         _OPEN.append(self.recorder)
+        remove_trackers([m.b.modules for m in _OPEN])  # global module hooks of leaked blocks
+        self.block.modules = ModuleTracker(lambda: self.session.seq, self.block.note).install()
         self.recorder.__enter__()
 
     def _abandon(self) -> None:
         """Undo a start that failed half-way (``__exit__`` may not run)."""
+        if self.block.modules is not None:
+            self.block.modules.remove()
         _OPEN[:] = [m for m in _OPEN if m is not self.recorder]
         for m in _take_recorders_off():
             if any(m is o for o in _OPEN):
@@ -183,6 +189,8 @@ class trace:
         except Exception:
             pass
         finally:
+            if self.block.modules is not None:
+                self.block.modules.remove()  # torch's global module hooks
             _OPEN[:] = [m for m in _OPEN if m is not self.recorder]
             for m in _take_recorders_off():  # open blocks this one did not pause stay on
                 if any(m is o for o in _OPEN) and not any(m is p for p in self.paused):

@@ -29,7 +29,9 @@ import gradmagic.engine as ge
 from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine._state import STATE
 
+from .block import NoneRead
 from .history import LAZY_VALUE_LIMIT
+from .naming import called_by_torch
 from .twins import Twin, copy_numpy, numpy_dtype
 from .values import zeros_summary
 
@@ -293,6 +295,8 @@ class StateHandlers:
     # ----- kinds: autograd state -------------------------------------------------------------
     def _grad_get(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         if not isinstance(out, _Tensor):
+            if out is None and not self.in_zero_grad and isinstance(args[0], _Tensor):
+                self._grad_none_read(args[0])  # why is it None? (gradmagic.diagnose)
             return
         owner_t = args[0]
         otw = self.tw(owner_t)
@@ -322,6 +326,21 @@ class StateHandlers:
             eg = et
         rec.grad_owner = otw.rec
         self.s.set_twin(out, eg, rec)
+
+    def _grad_none_read(self, t: _Tensor) -> None:
+        """Remember a ``t.grad`` read of the user's code that gave None, with ``t``'s autograd
+        state now (reads by torch itself, as ``Module.zero_grad`` makes, are not the user's)."""
+        if len(self.b.none_reads) >= 20 or called_by_torch(2):
+            return
+        try:
+            alias = self.s.data_alias.get(t)
+            base = alias() if alias is not None else None
+            base_tw = self.s.twins.get(base) if base is not None else None
+            self.b.none_reads.append(NoneRead(self.tw(t).rec, self.where(), t.is_leaf, t.requires_grad,
+                                              t.retains_grad, base_tw.rec if base_tw is not None else None,
+                                              self.s.seq))
+        except Exception as exc:  # the diagnosis's bookkeeping never stops the recording
+            self.b.note(f"gradmagic could not note a None .grad read ({type(exc).__name__}: {exc}).")
 
     def _grad_set(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         t, value = args[0], args[1] if len(args) > 1 else None

@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import weakref
+from collections import deque
 from typing import Any, Optional
 
 import numpy as np
@@ -28,6 +29,7 @@ import torch
 from gradmagic.engine import Tensor as ETensor
 
 from .history import History
+from .labels import note_data_of
 
 _BF16 = torch.bfloat16
 #: tensors with more elements than this get no engine copy (``Session.twin_limit``): a
@@ -288,6 +290,21 @@ class Rec:
         return f"<Rec {self.seq} {self.kind} {self.op or self.torch_op} {self.name}>"
 
 
+class PastCall:
+    """A backward call as ``Session.recent_calls`` keeps it (no arrays, roots held weakly)."""
+
+    __slots__ = ("kind", "src", "cell", "retain", "seq", "roots")
+
+    def __init__(self, kind: str, src: Any, cell: Optional[int], retain: bool, seq: int,
+                 roots: list) -> None:
+        self.kind = kind  # "backward" | "autograd.grad"
+        self.src = src  # (filename, line, code) or None
+        self.cell = cell
+        self.retain = retain
+        self.seq = seq  # the session's record counter when the call was made
+        self.roots = roots  # weakrefs to the root Recs
+
+
 class Twin:
     """The engine side of one torch tensor."""
 
@@ -328,6 +345,8 @@ class Session:
         self.hook_logs: list = []  # weak references to the HookLogs of mirrored torch hooks
         self.hook_seen: list = []  # (Replay, engine gradient, torch's, returned) of one backward
         self.post_hooked: set = set()  # ids of leaf Recs with a post-accumulate-grad hook
+        #: the last backward / autograd.grad calls, across blocks (``remember_call``)
+        self.recent_calls: deque = deque(maxlen=16)
 
     # ----- records -------------------------------------------------------------------
     def new_rec(self, kind: str, et: Optional[ETensor], arr: Any, src: Any, cell: Optional[int],
@@ -361,6 +380,16 @@ class Session:
             rec.hist = History(self.event_limit)
             self.seq += 1
             rec.hist.add("created", cell=cell, where=src, seq=self.seq)
+
+    def remember_call(self, call: Any, finder: Any) -> None:
+        """Keep a light record of a backward call (weak references to its roots, its line and
+        whether it kept the graph), so a later "backward through the graph a second time" can
+        name the call that freed the graph, also from an earlier cell."""
+        src = call.src
+        if src is not None and len(src) == 2 and finder is not None:
+            src = (*src, finder.code(*src))
+        self.recent_calls.append(PastCall(call.kind, src, call.cell, call.retain, self.seq,
+                                          [weakref.ref(r) for r in call.roots if r is not None]))
 
     # ----- twins ---------------------------------------------------------------------
     def twin(self, t: torch.Tensor, src: Any = None, cell: Optional[int] = None) -> Twin:
@@ -410,6 +439,9 @@ class Session:
             if t.requires_grad:
                 et.requires_grad_(True)
             rec = self.leaf_rec(t, et, src, cell, torch_op)
+            base = self.data_alias.get(t)  # ``x.data``: its label says whose values it shares
+            if base is not None and base() is not None:
+                note_data_of(rec, getattr(self.twins.get(base()), "rec", None))
         else:
             et.requires_grad_(True)
             rec = self.new_rec("opaque", et, et.data, src, cell, torch_op=torch_op)

@@ -1049,11 +1049,20 @@ function render({ model, el }) {
     const p = (...c) => h("p", {}, ...c);
     narration.appendChild(h("h4", {}, `Backward step ${k + 1} of ${steps.length}`));
     const incoming = incomingContributions(idx, steps, k, st.node);
-    if (st.kind === "node" && (st.grad_output === null || st.grad_output === undefined)) {
+    const folded = (st.kind === "node" && (st.grad_output === null || st.grad_output === undefined))
+      || (st.kind === "hook" && (st.before === null || st.before === undefined));
+    if (folded) {
       const gid = idx.groupOf.get(st.node);
       const group = (idx.layout.groups || []).find((g) => g.id === gid);
       narration.appendChild(p(code(nameOf(st.node)), ` inside the folded group ${group ? `“${group.label}”` : ""}: `,
         "expand the group (click it) to see the gradients of this step."));
+    } else if (st.kind === "hook") {
+      narration.appendChild(p("A hook on ", code(nameOf(st.node)), " runs before its gradient is used: ", code(`hook on ${nameOf(st.node)}: ${st.effect || "g → hook(g)"}`)));
+      const dl = h("dl", { class: "gradmagic-accum-step gradmagic-hook-step" });
+      row(dl, "g received", pre(fmtValue(st.before)));
+      row(dl, "g handed on", pre(fmtValue(st.after)));
+      narration.appendChild(dl);
+      narration.appendChild(p("What the hook returns replaces g from here on: the engine replays it at the same point of its backward, and checks the gradient that reached it."));
     } else if (st.kind === "node") {
       const node = idx.nodes.get(st.node) || {};
       narration.appendChild(p(code(nameOf(st.node)), node.name && node.label ? ` (${node.label})` : "", " receives upstream gradient g = ", code(previewValue(st.grad_output))));
@@ -1101,16 +1110,21 @@ function render({ model, el }) {
         " now: ", code(fmtValue(leaf.grad, leaf.dtype))));
       const line = h("ol", { class: "gradmagic-timeline" });
       if (leaf.events_dropped) line.appendChild(h("li", { class: "gradmagic-event gradmagic-dropped" }, `… ${leaf.events_dropped} earlier`));
-      for (const ev of leaf.events || []) {
-        const where = ev.cell !== null && ev.cell !== undefined ? `[${ev.cell}]` : "";
-        const after = ev.after === undefined ? null : ev.after;
-        const item = h("li", { class: `gradmagic-event gradmagic-event-${ev.kind}`, title: ev.code || "" },
-          h("span", { class: "gradmagic-event-kind" }, `${EVENT_TEXT[ev.kind] || ev.kind} ${where}`.trim()),
-          h("span", { class: "gradmagic-event-value" }, truncate(after === null ? "None" : previewValue(after), 28)));
+      const events = leaf.events || [];
+      for (const ev of events.filter((e) => e.kind !== "update")) {
+        const item = timelineItem(ev, ev.after);
         if (ev.kind === "backward" && !isZero(ev.before)) item.classList.add("gradmagic-event-accumulated");
         line.appendChild(item);
       }
       rowEl.appendChild(line);
+      // optimizer steps and in-place updates change the value, never .grad: a row of their own
+      const updates = events.filter((e) => e.kind === "update");
+      if (updates.length) {
+        rowEl.appendChild(h("div", { class: "gradmagic-leaf-head gradmagic-updates-head" },
+          code(leaf.name || leaf.id), " value updates (Δ = the step)"));
+        rowEl.appendChild(h("ol", { class: "gradmagic-timeline gradmagic-updates" },
+          updates.map((ev) => (ev.added ? timelineItem(ev, ev.added, "Δ ") : timelineItem(ev, ev.after)))));
+      }
       if (leaf.accumulated_without_clearing) {
         rowEl.appendChild(h("p", { class: "gradmagic-warn" },
           `⚠ ${leaf.name || "this leaf"}.grad accumulated without clearing: backward() adds to .grad, so gradients from earlier calls are still in it. ` +
@@ -1118,6 +1132,15 @@ function render({ model, el }) {
       }
       accum.appendChild(rowEl);
     }
+  }
+
+  /** One event of a timeline: its kind and cell, then `value` (an update's Δ, else .grad after). */
+  function timelineItem(ev, value, prefix = "") {
+    const where = ev.cell !== null && ev.cell !== undefined ? `[${ev.cell}]` : "";
+    const shown = value === undefined || value === null ? "None" : prefix + previewValue(value);
+    return h("li", { class: `gradmagic-event gradmagic-event-${ev.kind}`, title: ev.code || "" },
+      h("span", { class: "gradmagic-event-kind" }, `${EVENT_TEXT[ev.kind] || ev.kind} ${where}`.trim()),
+      h("span", { class: "gradmagic-event-value" }, truncate(shown, 28)));
   }
 
   // --- diagnoses: their panel first of all, their nodes marked (see diagnosisPanel)

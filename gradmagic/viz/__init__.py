@@ -1,6 +1,6 @@
 """Views of a gradmagic report: shared layout, static SVG/HTML, text, the MIME bundle, the widget.
 
-Every view is a pure function of the report dict (``GradReport.to_dict()``, schema 1)::
+Every view is a pure function of the report dict (``GradReport.to_dict()``, schema 2)::
 
     >>> from gradmagic.viz import render_text
     >>> rep = {"ok": True, "nodes": [], "edges": [], "leaves": [], "checks": []}

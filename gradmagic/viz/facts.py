@@ -156,11 +156,25 @@ def _grad_text(grad: Any, leaf: dict[str, Any], max_chars: int) -> str:
     return preview(value, max_chars, prefix="") + (f" ({stats})" if stats else "")
 
 
-def event_rows(leaf: dict[str, Any], max_chars: int = 30) -> list[dict[str, str]]:
-    """The accumulation history of one leaf: event, where, code, ``before → after``."""
+def event_rows(leaf: dict[str, Any], max_chars: int = 30, updates: bool = False) -> list[dict[str, str]]:
+    """The accumulation history of one leaf's ``.grad``: event, where, code, ``before → after``.
+    ``updates=True``: the changes of its *value* instead (optimizer steps, in-place updates
+    under ``no_grad``), each with its ``step`` Δ; never mixed into the ``.grad`` history.
+
+    >>> leaf = {"events": [{"kind": "backward", "line": 3, "code": "loss.backward()",
+    ...                     "before": None, "after": {"shape": [], "numel": 1, "data": 2.0}},
+    ...                    {"kind": "update", "line": 4, "code": "opt.step()",
+    ...                     "before": {"shape": [], "numel": 1, "data": 1.0},
+    ...                     "after": {"shape": [], "numel": 1, "data": 0.8},
+    ...                     "added": {"shape": [], "numel": 1, "data": -0.2}}]}
+    >>> [r["change"] for r in event_rows(leaf)], [r["step"] for r in event_rows(leaf, updates=True)]
+    (['None → 2.'], ['-0.2000'])
+    """
     rows = []
     for event in leaf.get("events") or []:
         kind = event.get("kind") or "?"
+        if (kind == "update") != updates:
+            continue
         where = ", ".join(p for p in (
             f"cell {event['cell']}" if event.get("cell") is not None else "",
             f"line {event['line']}" if event.get("line") is not None else "") if p)
@@ -168,9 +182,10 @@ def event_rows(leaf: dict[str, Any], max_chars: int = 30) -> list[dict[str, str]
         after = preview(event.get("after"), max_chars, prefix="")
         added = f" (+{preview(event['added'], max_chars, prefix='')})" if event.get("added") \
             and kind == "backward" and event.get("before") else ""
+        step = preview(event.get("added"), max_chars, prefix="") if updates and event.get("added") else ""
         rows.append({"event": EVENT_WORD.get(kind, clean_text(kind)), "kind": clean_text(kind),
                      "where": where or "—", "code": clean_text(event.get("code") or ""),
-                     "change": f"{before} → {after}{added}"})
+                     "change": f"{before} → {after}{added}", "step": step})
     return rows
 
 

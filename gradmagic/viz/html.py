@@ -210,9 +210,23 @@ def _histories(report: dict[str, Any]) -> str:
         blocks.append(f'<div class="gradmagic-history" data-leaf="{name}">'
                       f'<div class="gradmagic-sub"><code>{name}.grad</code></div>'
                       f"{more}{table}{hint}</div>")
+    grads = len(blocks)
+    for leaf in report.get("leaves") or []:
+        rows = event_rows(leaf, max_chars=40, updates=True)
+        if not rows:
+            continue
+        name = esc(leaf.get("name") or leaf.get("id"))
+        table = _table(["event", "where", "code", "value before → after", "step Δ"],
+                       [('class="gradmagic-event-update"',
+                         [esc(r["event"]), esc(r["where"]), _code(r["code"]), _code(r["change"]),
+                          _code(r["step"])]) for r in rows[-MAX_EVENTS:]], "gradmagic-history-table")
+        blocks.append(f'<div class="gradmagic-history gradmagic-updates" data-leaf="{name}">'
+                      f'<div class="gradmagic-sub">updates of <code>{name}</code> (its value, not its '
+                      f'.grad)</div>{table}</div>')
     if not blocks:
         return ""
-    return _section("Accumulation history", "every change to each leaf's .grad", "".join(blocks))
+    what = "every change to each leaf's .grad" + (", and its value updates" if len(blocks) > grads else "")
+    return _section("Accumulation history", what, "".join(blocks))
 
 
 def _calls(report: dict[str, Any]) -> str:

@@ -32,7 +32,8 @@ def render_text(report: dict[str, Any], width: int = 100, max_nodes: int = 300) 
     v = verdict(report)
     cell = report.get("cell") or {}
     where = f" · cell [{cell['number']}]" if cell.get("number") is not None else ""
-    out.append(f"gradmagic{where} {v['headline']}")
+    # the line already starts with "gradmagic": "gradmagic · cell [6] ✓ agrees with PyTorch: …"
+    out.append(f"gradmagic{where} {v['headline'].replace('✓ gradmagic agrees', '✓ agrees', 1)}")
     for detail in v["details"]:
         out += _wrap(detail, width, "  ")
     out += ["", "Graph (each node lists its inputs below it; data flows up, gradients flow down)"]
@@ -195,6 +196,24 @@ def _histories(report: dict[str, Any], width: int) -> list[str]:
                      shrink_first=(2,))
         if leaf.get("accumulated_without_clearing"):
             out += _wrap(f"⚠ {name}.grad {CLEARING_HINT}.", width, "  ")
+    return out + _updates(report, width)
+
+
+def _updates(report: dict[str, Any], width: int) -> list[str]:
+    """Each leaf's value updates (optimizer steps, edits under no_grad): a table of their own."""
+    out: list[str] = []
+    for leaf in report.get("leaves") or []:
+        rows = event_rows(leaf, updates=True)
+        if not rows:
+            continue
+        name = clean_text(leaf.get("name") or leaf.get("id"))
+        shown = rows[-MAX_EVENTS:]
+        out += ["", f"Updates of {name} (its value, not its .grad)"]
+        if len(rows) > len(shown):
+            out.append(f"  ({len(rows) - len(shown)} earlier updates not shown)")
+        out += table(["event", "where", "code", "value before → after", "step Δ"],
+                     [[r["event"], r["where"], r["code"], r["change"], r["step"]] for r in shown], width,
+                     shrink_first=(2,))
     return out
 
 

@@ -2,7 +2,7 @@
 
 The front end lives in ``gradmagic/static/graph.js`` and ``graph.css``; this module only
 prepares the synced state. ``graph`` holds the report dict (``GradReport.to_dict()``,
-schema 1) next to its layout (``gradmagic.viz.layout.layout``): the browser draws the
+schema 2) next to its layout (``gradmagic.viz.layout.layout``): the browser draws the
 layout as given and never computes one of its own.
 
 Synced traits
@@ -18,7 +18,7 @@ Synced traits
 Example::
 
     >>> from gradmagic.viz.widget import GradWidget
-    >>> report = {"schema": 1, "nodes": [], "edges": [], "backward_calls": [], "leaves": []}
+    >>> report = {"schema": 2, "nodes": [], "edges": [], "backward_calls": [], "leaves": []}
     >>> w = GradWidget(graph={"report": report, "layout": {"width": 0, "height": 0,
     ...     "direction": "TB", "nodes": {}, "edges": [], "groups": [], "hidden": []}})
     >>> w.step
@@ -84,19 +84,21 @@ def compact_report(
     - floats rounded to ``digits`` significant digits (JSON writes float32 with 17);
     - a Value with ``data`` drops ``head`` and ``min/max/mean`` (the front end derives them);
     - ``checks`` is emptied (each node's ``status`` and ``max_abs_err`` carry the verdict);
+    - ``modules`` is left out (no panel of the front end draws module calls yet);
     - node fields that are ``None`` (and empty ``aliases``/``formulas``/``saved``) are left out;
     - nodes in ``hidden`` (inside a folded group) keep only what names them, and backward
       steps at them drop their values (expanding the group resends them).
 
-    >>> rep = {"schema": 1, "checks": [{"node": "n0"}], "nodes": [{"id": "n0", "grad": None,
+    >>> rep = {"schema": 2, "checks": [{"node": "n0"}], "nodes": [{"id": "n0", "grad": None,
     ...        "value": {"numel": 1, "data": 0.30000001192092896, "head": [0.3], "min": 0.3}}]}
     >>> compact_report(rep)
-    {'schema': 1, 'checks': [], 'nodes': [{'id': 'n0', 'value': {'numel': 1, 'data': 0.3}}]}
+    {'schema': 2, 'checks': [], 'nodes': [{'id': 'n0', 'value': {'numel': 1, 'data': 0.3}}]}
     """
     hidden = set(hidden)
     out = dict(report)
     if "checks" in out:
         out["checks"] = []
+    out.pop("modules", None)
     if "nodes" in out:
         out["nodes"] = [_slim_node(n, n.get("id") in hidden) for n in out["nodes"] or []]
     if hidden and out.get("backward_calls"):
@@ -113,6 +115,8 @@ def _slim_call(call: Mapping[str, Any], hidden: set[str]) -> dict[str, Any]:
         if st.get("kind") == "node" and st.get("node") in hidden:
             st = {**st, "grad_output": None,
                   "contributions": [{**c, "value": None} for c in st.get("contributions") or []]}
+        elif st.get("kind") == "hook" and st.get("node") in hidden:
+            st = {**st, "before": None, "after": None}
         steps.append(st)
     return {**call, "steps": steps}
 

@@ -224,3 +224,49 @@ def test_performance_2000_nodes(page, tmp_path) -> None:
           f"slider step with all nodes drawn {full_step_ms:.1f} ms")
     expect(page.locator("g.gradmagic-node.gradmagic-current")).to_have_count(1)
     assert not page.gradmagic_errors, page.gradmagic_errors
+
+
+def test_a_tensor_hook_is_a_step_of_the_replay(page, tmp_path) -> None:
+    # issue 12: "the step-through shows a hook for what it is (hook on z: g → 2·g)"
+    import torch
+
+    import gradmagic
+
+    with gradmagic.trace() as rep:
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        z = x * 3
+        z.register_hook(lambda g: g * 2)
+        z.sum().backward()
+    steps = rep.to_dict()["backward_calls"][0]["steps"]
+    k = next(i for i, st in enumerate(steps) if st["kind"] == "hook")
+    _open(page, tmp_path, [rep.to_dict()])
+    widget = page.locator(".gradmagic-widget").first
+    next_btn = widget.locator(".gradmagic-step .gradmagic-next")
+    for _ in range(k + 1):
+        next_btn.click()
+    narration = widget.locator(".gradmagic-narration")
+    expect(narration).to_contain_text("hook on z: g → 2·g")
+    expect(narration.locator(".gradmagic-hook-step")).to_contain_text("[2., 2.]")
+    expect(widget.locator("g.gradmagic-node.gradmagic-current[data-name='z']")).to_have_count(1)
+    assert not page.gradmagic_errors, page.gradmagic_errors
+
+
+def test_optimizer_updates_have_their_own_timeline_row(page, tmp_path) -> None:
+    # issue 13 item 5: the .grad timeline holds .grad events only; an optimizer step's new
+    # value is in a row of its own, shown as its step Δ
+    import torch
+
+    import gradmagic
+
+    with gradmagic.trace() as rep:
+        w = torch.tensor([1.0, 2.0], requires_grad=True)
+        opt = torch.optim.SGD([w], lr=0.1)
+        (w * w).sum().backward()
+        opt.step()
+    _open(page, tmp_path, [rep.to_dict()])
+    leaf = page.locator(".gradmagic-widget .gradmagic-leaf[data-leaf-name='w']")
+    grad_line = leaf.locator("ol.gradmagic-timeline:not(.gradmagic-updates)")
+    expect(grad_line.locator(".gradmagic-event-update")).to_have_count(0)
+    expect(leaf.locator("ol.gradmagic-updates .gradmagic-event-update")).to_have_count(1)
+    expect(leaf.locator("ol.gradmagic-updates")).to_contain_text("Δ [-0.2000, -0.4000]")
+    assert not page.gradmagic_errors, page.gradmagic_errors

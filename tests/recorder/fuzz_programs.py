@@ -1363,7 +1363,8 @@ def check_report(prog: Program, rep: Any, plain_error: Optional[str] = None) -> 
         problems.append("report not ok")
     for note in rep.notes:
         if ("internal error" in note or "could not recompute" in note or "raised" in note
-                or "could not mirror" in note or "did not reach" in note):
+                or "could not mirror" in note or "did not reach" in note
+                or "could not finish its diagnosis" in note):
             problems.append(f"note: {note}")
     if set(rep.unsupported) != set(prog.unsupported):
         problems.append(f"unsupported {sorted(rep.unsupported)} != expected {sorted(prog.unsupported)}")

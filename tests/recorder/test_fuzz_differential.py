@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 import fuzz_autograd
 import fuzz_programs as fp
+import gradmagic
 from gradmagic.engine import REGISTRY
 from gradmagic.recorder import Session, trace
 from gradmagic.recorder.mapping import TORCH_OPS
@@ -442,6 +443,36 @@ loss = (g * g).sum() + x.sum()
 loss.backward()
 """)
     assert fp.check_program(prog) == []
+
+
+# recorder/backward.py (_zero_path): torch keeps a gradient of a linear op connected to its
+# input with a derivative that is identically zero; the engine's graph has no such edge. The
+# next backward is mirrored as "no leaf changed", not left unchecked (fuzz seeds 3116, 1510)
+ZERO_PATH = {
+    "autograd_grad_of_conv1d": """
+x6 = torch.randn((2, 2, 4, 5), dtype=torch.float64, requires_grad=True)
+t7 = torch.conv1d(x6.flatten(2), torch.randn(2, 2, 2, dtype=torch.float64), None)
+g10, = torch.autograd.grad(t7.sum(), [x6], create_graph=True)
+loss11 = (g10 * g10).sum()
+loss11.backward()
+""",
+    "grad_of_conv_transpose3d_with_inputs": """
+x16 = torch.randn((2, 2, 4, 5), requires_grad=True)
+t17 = torch.conv_transpose3d(x16.unsqueeze(2), torch.randn(2, 2, 1, 1, 2), dilation=2)
+t17.sum().backward(create_graph=True)
+loss19 = (x16.grad * x16.grad).sum()
+loss19.backward(inputs=[x16])
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_PATH))
+def test_regression_backward_through_a_zero_derivative_path(name):
+    prog = fp.program_from_source(ZERO_PATH[name])
+    assert fp.check_program(prog) == []
+    rep = gradmagic.last_report()
+    assert rep.backward_calls[-1].status == "agree", rep.notes
+    assert any("identically zero" in n for n in rep.notes), rep.notes
 
 
 GAP_TESTS: dict = {}  # none open now; a new one: its name in fp.KNOWN_GAPS -> its strict xfail

@@ -299,3 +299,25 @@ def test_transformer_encoder_eval_takes_no_fused_path_under_the_recorder():
     ops = [n.torch_op for n in rep.nodes]
     assert ops.count("torch.nn.functional.multi_head_attention_forward") == 2
     assert not any("_transformer_encoder_layer_fwd" in (o or "") for o in ops)
+
+
+@pytest.mark.parametrize("make", ["lazy", "factory"])
+def test_running_statistics_first_seen_in_a_training_call(make):
+    # d2l's concise batch norm (nn.LazyBatchNorm2d materialized inside the cell) and
+    # F.batch_norm on statistics made by a factory in the cell: the eval-mode value uses the
+    # statistics after exactly one update, as torch's does
+    torch.manual_seed(0)
+    with trace(session=Session()) as rep:
+        x = torch.randn(8, 3, requires_grad=True)
+        if make == "lazy":
+            bn = nn.LazyBatchNorm1d()
+            y = bn(x)
+            bn.eval()
+            z = bn(x)
+        else:
+            rm, rv = torch.zeros(3), torch.ones(3)
+            y = F.batch_norm(x, rm, rv, training=True)
+            z = F.batch_norm(x, rm, rv, training=False)
+        (y * z).sum().backward()
+    assert_clean(rep)
+    assert rep.coverage["values"]["unchecked"] == 0

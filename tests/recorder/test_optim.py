@@ -201,3 +201,20 @@ def test_no_check_leaves_the_step_alone():
     with trace(session=Session(), check=False) as rep:
         train(lambda p: torch.optim.Adam(p, lr=0.05, foreach=True), steps=2)
     assert not updates(rep) and not any("internal error" in n for n in rep.notes)
+
+
+def test_an_update_event_carries_its_step_also_for_a_0d_parameter():
+    # Event "update": added = after − before (the step); a 0-d parameter's difference is a
+    # NumPy scalar, which must still be summarised (strict JSON)
+    import json
+
+    with trace(session=Session()) as rep:
+        b = torch.tensor(1.0, requires_grad=True)
+        opt = torch.optim.SGD([b], lr=0.5)
+        (b * b).backward()
+        opt.step()
+    d = rep.to_dict()
+    json.dumps(d, allow_nan=False)
+    [update] = [e for e in d["leaves"][0]["events"] if e["kind"] == "update"]
+    assert update["before"]["data"] == 1.0 and update["after"]["data"] == 0.0
+    assert update["added"]["data"] == -1.0

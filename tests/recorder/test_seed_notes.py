@@ -11,6 +11,7 @@ def test_seed_cells_all_agree(capsys):
     reports, ns = run_cells(CELLS)
     for rep in reports:
         assert_clean(rep)
+        assert rep.diagnoses == [], rep.diagnoses  # correct cells: no false alarm
     assert "tensor(276.)" in capsys.readouterr().out
 
 

@@ -166,3 +166,19 @@ def test_no_diagnoses_changes_nothing(seed_report: dict[str, Any]) -> None:
     without = {k: v for k, v in seed_report.items() if k != "diagnoses"}
     page = render_html(with_diagnoses(seed_report))
     assert page == render_html(without) and "gradmagic-diagnos" not in page.split("</style>")[1]
+
+
+def test_optimizer_updates_are_kept_out_of_the_grad_history():
+    import torch
+
+    import gradmagic
+
+    with gradmagic.trace() as rep:
+        w = torch.tensor([1.0, 2.0], requires_grad=True)
+        opt = torch.optim.SGD([w], lr=0.1)
+        (w * w).sum().backward()
+        opt.step()
+    html = render_html(rep.to_dict())
+    grad_part, update_part = html.split('class="gradmagic-history gradmagic-updates"')
+    assert "gradmagic-event-update" not in grad_part
+    assert "[1., 2.] → [0.8000, 1.6000]" in update_part and "[-0.2000, -0.4000]" in update_part

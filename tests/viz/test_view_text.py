@@ -30,7 +30,7 @@ def test_lines_fit_the_width(report: dict[str, Any], width: int) -> None:
 def test_seed_text_tree_and_tables(seed_report: dict[str, Any]) -> None:
     text = render_text(seed_report)
     lines = text.splitlines()
-    assert lines[0].startswith("gradmagic · cell [3] ✓ gradmagic agrees with PyTorch")
+    assert lines[0].startswith("gradmagic · cell [3] ✓ agrees with PyTorch")
     tree = lines[lines.index("Graph (each node lists its inputs below it; data flows up, "
                              "gradients flow down)") + 1:][:4]
     assert tree[0].startswith("y  MulBackward0  scalar float32  tensor(28.)")
@@ -116,3 +116,23 @@ def test_no_diagnoses_changes_nothing(seed_report: dict[str, Any]) -> None:
     without = {k: v for k, v in seed_report.items() if k != "diagnoses"}
     assert render_text(with_diagnoses(seed_report)) == render_text(without)
     assert render_text(build_inplace()).endswith(render_text({**build_inplace(), "diagnoses": []}))
+
+
+def test_optimizer_updates_have_a_table_of_their_own():
+    # issue 13 item 5: an optimizer step changes the value, never .grad
+    import torch
+
+    import gradmagic
+
+    with gradmagic.trace() as rep:
+        w = torch.tensor([1.0, 2.0], requires_grad=True)
+        opt = torch.optim.SGD([w], lr=0.1)
+        for _ in range(2):
+            (w * w).sum().backward()
+            opt.step()
+            opt.zero_grad()
+    text = render_text(rep.to_dict(), width=120)
+    grads, updates = text.split("Accumulation history of w.grad")[1].split("Updates of w (its value, not its .grad)")
+    assert "updated" not in grads and "[0.8000, 1.6000]" not in grads
+    assert updates.count("updated") == 2
+    assert "[1., 2.] → [0.8000, 1.6000]" in updates and "[-0.2000, -0.4000]" in updates

@@ -1,4 +1,4 @@
-"""Synthetic report dicts (schema 1, docs/contract.md) built by a small builder, for view tests.
+"""Synthetic report dicts (schema 2, docs/contract.md) built by a small builder, for view tests.
 
 Values come from real torch computations, so the numbers in a synthetic report are the
 ones torch gives; only the report structure is assembled by hand.
@@ -141,12 +141,12 @@ class ReportBuilder:
     def build(self) -> dict[str, Any]:
         mismatches = [c for c in self.checks if c["status"] == "differ"]
         differ = [n["id"] for n in self.nodes if n["status"] == "differ"]
-        return {"schema": 1, "ok": not mismatches, "unsupported": list(self.unsupported),
+        return {"schema": 2, "ok": not mismatches, "unsupported": list(self.unsupported),
                 "first_divergence": differ[0] if differ else None, "mismatches": mismatches,
                 "nodes": self.nodes, "edges": self.edges, "backward_calls": self.calls,
                 "leaves": self.leaves, "checks": self.checks, "notes": list(self.notes),
                 "cell": None if self.cell is None else {"number": self.cell, "source": self.source},
-                "error": self.error,
+                "error": self.error, "modules": [],
                 "stats": {"nodes": len(self.nodes),
                           "ops": sum(n["kind"] in ("op", "opaque") for n in self.nodes),
                           "saved_bytes": sum(n["saved_bytes"] for n in self.nodes),

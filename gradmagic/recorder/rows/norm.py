@@ -3,23 +3,20 @@ attention. ``F.*`` spellings take the engine's functions as they are; the ``torc
 spellings (what ``F.*`` calls underneath, also public) order their arguments differently.
 
 In training mode ``F.batch_norm`` updates ``running_mean``/``running_var`` in place, and
-torch's kernel does not bump their ``_version``: the recorder
-cannot see the change, so the engine makes the same update on their twins (``engine.
-functional.batch_norm``; ``tests/engine/test_engine_norm.py`` checks it against torch's),
-and a later eval-mode call checks values computed from the engine's statistics. The
-recorder converts a call's arguments after torch ran it, so a running statistic seen for
-the first time in a training call already holds torch's new value: that first update is
-skipped (``_before``). Known gap: a running statistic made inside the recorded code by a
-factory and first used by a training-mode call (``F.batch_norm(x, torch.zeros(3), ...)``)
-is taken as already updated, and stays one update behind (nn.BatchNorm's buffers are
-fine: their reset is recorded). ``F.instance_norm`` writes its running statistics with a
+torch's kernel does not bump their ``_version``: the recorder cannot see the change, so the
+engine makes the same update on their twins (``engine.functional.batch_norm``;
+``tests/engine/test_engine_norm.py`` checks it against torch's), and a later eval-mode call
+checks values computed from the engine's statistics. The recorder converts a call's
+arguments after torch ran it, so batch_norm's arguments get their twins *before* torch runs
+(``mapping._PRE_OPS``): a running statistic seen for the first time (made by a factory in the
+recorded code, or materialized by ``nn.LazyBatchNorm*``) holds its value from before the update.
+``F.instance_norm`` writes its running statistics with a
 ``copy_`` that does bump ``_version``: the recorder re-reads those, the engine leaves them.
 Random variants (``F.dropout2d``, ``F.alpha_dropout``, attention
 with ``dropout_p > 0``) stay opaque: their masks are not replayed.
 """
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from gradmagic.engine import functional as EF
@@ -32,30 +29,6 @@ def _positional(names: tuple[str, ...], args: tuple, kwargs: dict) -> dict:
     got = dict(zip(names, args))
     got.update(kwargs)
     return got
-
-
-#: running-statistic twins a norm row has seen (id -> twin): their values are current
-_SEEN: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
-
-
-def _before(running_mean: Any, running_var: Any) -> tuple[Any, Any]:
-    """The running statistics to update, or (None, None) when their twins already hold
-    torch's updated values: seen for the first time, with no recorded change (see above)."""
-    stats = [t for t in (running_mean, running_var) if t is not None]
-    current = all(_SEEN.get(id(t)) is t or t._version > 0 for t in stats)
-    for t in stats:
-        _SEEN[id(t)] = t
-    return (running_mean, running_var) if current else (None, None)
-
-
-def _batch_norm(input: Any, running_mean: Any = None, running_var: Any = None, weight: Any = None,
-                bias: Any = None, training: bool = False, momentum: Any = 0.1,
-                eps: float = 1e-5) -> Any:
-    if training:
-        running_mean, running_var = _before(running_mean, running_var)
-    else:
-        _before(running_mean, running_var)
-    return EF.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
 def _instance_norm(input: Any, running_mean: Any = None, running_var: Any = None,
@@ -72,7 +45,7 @@ def _torch_batch_norm(args: Any, kwargs: dict) -> Any:
     momentum, eps, cudnn_enabled)``."""
     a = _positional(("input", "weight", "bias", "running_mean", "running_var", "training",
                      "momentum", "eps", "cudnn_enabled"), args, kwargs)
-    return _batch_norm(a["input"], a.get("running_mean"), a.get("running_var"), a.get("weight"),
+    return EF.batch_norm(a["input"], a.get("running_mean"), a.get("running_var"), a.get("weight"),
                        a.get("bias"), a.get("training", False), a.get("momentum", 0.1),
                        a.get("eps", 1e-5))
 
@@ -114,7 +87,7 @@ def _mha(args: Any, kwargs: dict) -> Any:
 
 
 ROWS: list[tuple[str, Any, Any, tuple[str, ...]]] = [
-    ("op", "batch_norm", call(_batch_norm), ("F.batch_norm",)),
+    ("op", "batch_norm", call(EF.batch_norm), ("F.batch_norm",)),
     ("op", "batch_norm", _torch_batch_norm, ("torch.batch_norm",)),
     ("op", "reshape", call(_instance_norm), ("F.instance_norm",)),
     ("op", "reshape", _torch_instance_norm, ("torch.instance_norm",)),

@@ -1,0 +1,65 @@
+"""Tensor hooks in the report (issue 12): each hook the engine replays is a ``hook`` step of
+the backward's replay, right before the step that uses the hooked gradient, and its effect
+is described as the learner wrote it. The hooks' checks themselves are covered by the ports
+of ``test_autograd.py`` (tests/recorder/autograd_ports.py) and the fuzzer's hook generators."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recorder_helpers import assert_clean
+from gradmagic.recorder import Session, trace
+from gradmagic.recorder.hooks import describe
+
+
+def _steps(rep) -> list:
+    return rep.to_dict()["backward_calls"][-1]["steps"]
+
+
+def test_hook_steps_come_before_the_step_that_uses_the_gradient():
+    with trace(session=Session()) as rep:
+        x = torch.tensor([1.0, 2.0], requires_grad=True)
+        z = x * 3
+        z.register_hook(lambda g: g * 2)
+        x.register_hook(lambda g: g + 1)
+        z.sum().backward()
+    assert_clean(rep)
+    assert x.grad.tolist() == [7.0, 7.0]
+    steps = _steps(rep)
+    assert [st["k"] for st in steps] == list(range(len(steps)))
+    hooks = [(k, st) for k, st in enumerate(steps) if st["kind"] == "hook"]
+    assert [st["effect"] for _, st in hooks] == ["g → 2·g", "g → g + 1"]
+    for k, st in hooks:
+        nxt = steps[k + 1]
+        assert nxt["node"] == st["node"] and nxt["kind"] in ("node", "accumulate")
+    (k_z, z_hook), (k_x, x_hook) = hooks
+    assert rep.node(z_hook["node"]).name == "z" and rep.node(x_hook["node"]).name == "x"
+    assert z_hook["before"]["data"] == [1.0, 1.0] and z_hook["after"]["data"] == [2.0, 2.0]
+    assert x_hook["before"]["data"] == [6.0, 6.0] and x_hook["after"]["data"] == [7.0, 7.0]
+    assert steps[k_x + 1]["added"]["data"] == [7.0, 7.0]
+
+
+def test_a_hook_that_only_looks_is_a_step_too():
+    seen = []
+    with trace(session=Session()) as rep:
+        w = torch.tensor([0.5, -1.0], requires_grad=True)
+        h = w.register_hook(lambda g: seen.append(g.clone()))
+        (w * w).sum().backward()
+        h.remove()
+        (w * w).sum().backward()
+    assert_clean(rep)
+    first = rep.to_dict()["backward_calls"][0]["steps"]
+    assert [st["effect"] for st in first if st["kind"] == "hook"] == [
+        "g → g (the hook returned None: it only looked)"]
+    assert not any(st["kind"] == "hook" for st in _steps(rep))  # removed: no step
+
+
+@pytest.mark.parametrize("received, returned, text", [
+    ([6.0, 6.0], [7.0, 7.0], "g → g + 1"),  # a constant g fits 7/6·g too: the plainer reading
+    ([3.0, 3.0], [6.0, 6.0], "g → 2·g"),
+    ([1.0, 2.0], [0.5, 1.0], "g → 0.5·g"),
+    ([1.0, 2.0], [1.0, 5.0], "g → hook(g)"),
+])
+def test_describe_reads_the_hook_as_written(received, returned, text):
+    assert describe(np.array(received), np.array(returned)) == text
