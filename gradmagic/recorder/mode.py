@@ -66,7 +66,7 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         self.fn_current = None  # the custom Function whose forward runs now (functions.py)
         self.fn_outputs: dict = {}  # id(torch tensor) -> (weakref, FunctionCall) made inside one
         self.last_call: Any = None  # (spec, args, kwargs) of the op whose value is being checked
-        self.functorch_lines: set = set()  # lines whose torch.func calls were left out (noted)
+        self.left_out: set = set()  # (reason, line) of calls left out unmirrored (noted once each)
 
     # ----- dispatch --------------------------------------------------------------------
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
@@ -148,10 +148,11 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         del frame
 
     def _fail(self, exc: BaseException, spec: Any, args: tuple = (), kwargs: Any = None) -> None:
-        """An internal error: stop mirroring for the rest of the block, with a note (a call
-        inside a ``torch.func`` transform is only left out: see ``_functorch_call``)."""
-        if _functorch_wrapped(args, kwargs):
-            self._functorch_call()
+        """An internal error: stop mirroring for the rest of the block, with a note (a call on
+        tensors gradmagic cannot mirror is only left out: see ``_left_out``)."""
+        reason = _unmirrorable(args, kwargs)
+        if reason is not None:
+            self._left_out(reason)
             return
         self.b.disabled = True
         self.b.note(f"gradmagic stopped checking at {spec.name} because of an internal error "
@@ -174,21 +175,21 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
             self.convert((args, tuple(kwargs.values())), [], src)
         return None
 
-    def _functorch_call(self) -> None:
-        """A call on ``torch.func``'s wrapped tensors (inside ``grad``, ``vmap``, ``jacrev``,
-        ``hessian``, ``vjp``, ``jvp``): they have no storage to mirror, and the engine has no
-        such transforms. The call runs as torch runs it and is left out of the graph; each
-        line that makes such calls is one unchecked value and one note, so the report never
-        reads as if its results had been checked."""
+    def _left_out(self, reason: str) -> None:
+        """A call on tensors gradmagic cannot mirror (``_UNMIRRORABLE``): ``torch.func``'s
+        wrapped tensors (inside ``grad``, ``vmap``, ``jacrev``, ``hessian``, ``vjp``, ``jvp``),
+        which have no storage, and inference tensors, which have no version counter. The call
+        runs as torch runs it and is left out of the graph; each line that makes such calls is
+        one unchecked value and one note, so the report never reads as if its results had
+        been checked."""
         src = self.where()
-        if src in self.functorch_lines:
+        if (reason, src) in self.left_out:
             return
-        self.functorch_lines.add(src)
-        self.b.count("unchecked", self.s.seq, None, "value",
-                     ("unchecked", None, None, None, None, "inside a torch.func transform"))
-        self.b.note(f"torch.func transforms (grad, vmap, jacrev, hessian, vjp, jvp) at {self._loc(src)} "
-                    f"are not mirrored: the calls inside them ran in torch only, and their results "
-                    f"are unchecked (used later, they are drawn as tensors computed outside gradmagic).")
+        self.left_out.add((reason, src))
+        self.b.count("unchecked", self.s.seq, None, "value", ("unchecked", None, None, None, None, reason))
+        self.b.note(f"{_UNMIRRORABLE[reason]} at {self._loc(src)} are not mirrored: the calls on them ran "
+                    f"in torch only, and their results are unchecked (used later, they are drawn as "
+                    f"tensors computed outside gradmagic).")
 
     # ----- helpers -------------------------------------------------------------------
     def where(self) -> Any:
@@ -553,19 +554,25 @@ def _equal(a: np.ndarray, b: np.ndarray) -> bool:
         return False
 
 
-def _functorch_wrapped(args: tuple, kwargs: Any) -> bool:
-    """Does a tensor argument belong to a ``torch.func`` transform (a functorch wrapper)?
-    Asked only after a handler failed, so it costs nothing on the normal path."""
-    try:
-        is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    except AttributeError:  # (an older torch without functorch)
-        return False
+#: why a call's tensors cannot be mirrored -> what the note calls them
+_UNMIRRORABLE = {
+    "torch.func": "torch.func transforms (grad, vmap, jacrev, hessian, vjp, jvp)",
+    "inference": "tensors made under torch.inference_mode() (they have no version counter)",
+}
+
+
+def _unmirrorable(args: tuple, kwargs: Any) -> Optional[str]:
+    """Why a tensor argument cannot be mirrored (a key of ``_UNMIRRORABLE``), or None. Asked
+    only after a handler failed, so it costs nothing on the normal path."""
+    is_wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
     stack = [*args, *(kwargs or {}).values()]
     while stack:
         a = stack.pop()
         if isinstance(a, _Tensor):
-            if is_wrapped(a):
-                return True
+            if is_wrapped is not None and is_wrapped(a):
+                return "torch.func"
+            if a.is_inference():
+                return "inference"
         elif isinstance(a, (list, tuple)):
             stack.extend(a)
-    return False
+    return None

@@ -3,7 +3,8 @@ through the mode"): functorch's wrapped tensors have no storage and the engine h
 transforms, so the calls inside ``grad``/``vmap``/``jacrev``/``hessian``/``vjp``/``jvp`` run in
 torch only. They must give torch's results, be counted as unchecked (never as agreeing), say so
 in a note, and leave the rest of the block checked. Examples follow the torch.func tutorial
-("torch.func Whirlwind Tour", pytorch.org/docs/stable/func.whirlwind_tour.html)."""
+("torch.func Whirlwind Tour", pytorch.org/docs/stable/func.whirlwind_tour.html). Inference
+tensors (``torch.inference_mode``) have no version counter and are left out the same way."""
 from __future__ import annotations
 
 import torch
@@ -56,3 +57,24 @@ def test_vjp_and_jvp_results_used_later_are_drawn_as_unrecorded():
     assert torch.allclose(total, x.exp() + 2 * x)
     _no_internal_error(rep)
     assert rep.coverage["values"]["unchecked"] >= 2
+
+
+def test_inference_tensors_are_left_out_not_an_internal_error():
+    # torch.inference_mode() (also as a decorator): its tensors have no version counter
+    @torch.inference_mode()
+    def predict(x):
+        return x * 2
+
+    with trace(session=Session()) as rep:
+        w = torch.ones(3, requires_grad=True)
+        (w * w).sum().backward()
+        with torch.inference_mode():
+            y = w * 3
+        z = predict(w)
+        u = (y + z).sum()
+        v = (w * 4).sum()
+        v.backward()
+    assert torch.equal(u, torch.tensor(15.0)) and w.grad.tolist() == [6.0, 6.0, 6.0]
+    assert not any("internal error" in n for n in rep.notes), rep.notes
+    assert any("inference_mode" in n for n in rep.notes), rep.notes
+    assert rep.ok and rep.coverage["grads"]["agree"] == 2 and rep.coverage["values"]["unchecked"] >= 1
