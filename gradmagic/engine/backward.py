@@ -224,26 +224,54 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
     """The loop of ``plain_backward``: ``run_backward``'s loop with ``_deliver``,
     ``node_grads`` and ``_send`` written inline for one- and two-input nodes, without their
     per-node calls and tuples: on small graphs those calls were most of backward's cost
-    (W1, W5 of benchmarks/engine.py)."""
+    (W1, W5 of benchmarks/engine.py).
+
+    Sums of gradients, for RNNs above all (benchmarks/engine.py C2): a sum this loop
+    allocated itself (``owned``) takes the next gradients in place; a slice's gradient (an
+    op with ``scatter``) is added into its input's sum at the slice, not as a zero-filled
+    array; and a weight's gradients ``Aᵀ·B`` (an op with ``outer``) wait in ``deferred``
+    until the weight runs, then are summed as one product of the stacked factors."""
     pending = {id(root): seed}
     borrowed = {id(root)}
+    owned: set = set()
+    deferred: dict = {}
+    fast = steps is None  # not recording each step's gradients: the shortcuts may run
     heap = [(-root.seq, root)]
     leaves = []
     take = pending.pop
     while heap:
         v = heappop(heap)[1]
-        g = take(id(v))
+        k = id(v)
+        g = _merge(pending, deferred, borrowed, k) if deferred and k in deferred else take(k)
         if RETAINED:
             _deliver(v, g, None, False, {}, False, steps, borrowed)
+        op = v.opdef
         if v.rest is not None:  # three or more inputs, or a variadic op: the general path
-            edges = tuple(zip(v.parents, v.raw_inputs(), node_grads(v, g, False)))
+            parents = v.parents
+            if op.special and fast:
+                parents = _defer(v, g, parents, pending, deferred, heap, leaves)
+            edges = tuple(zip(parents, v.raw_inputs(), node_grads(v, g, False, parents)))
         else:
             if v.vsum < 0 or (v.saved_idx and v.version_sum() != v.vsum):
                 _check(v)
-            vjps, params, ans = v.opdef.vjps, v.params, v.ans
-            a, b, pa, pb = v.a, v.b, v.pa, v.pb
+            params, ans = v.params, v.ans
+            vjps, a, b, pa, pb = op.vjps, v.a, v.b, v.pa, v.pb
             if type(a) is Tensor:
                 a = a.data
+            if op.special and fast:  # an op with ``outer`` or ``scatter``
+                if b is not ABSENT:
+                    pa, pb = _defer(v, g, (pa, pb), pending, deferred, heap, leaves)
+                elif pa is not None and op.scatter is not None:
+                    new = _scatter_into(pending, owned, borrowed, pa, a, g, op.scatter(params))
+                    if new is not None:
+                        if new and id(pa) not in deferred:
+                            if type(pa) is Node:
+                                heappush(heap, (-pa.seq, pa))
+                            else:
+                                leaves.append(pa)
+                        if not retain:
+                            v.vsum, v.ans = FREED, None
+                        continue
             if b is ABSENT:
                 edges = ((pa, a, vjps[0](g, ans, a, **params) if params else vjps[0](g, ans, a)),)
             else:
@@ -271,12 +299,20 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
                 got.append(gi)
             k = id(p)
             if k in pending:
-                pending[k] = pending[k] + gi
-                borrowed.discard(k)
+                if k in owned:  # a sum made here: nobody else sees it
+                    total = pending[k]
+                    total += gi
+                else:
+                    pending[k] = total = pending[k] + gi
+                    if type(total) is ndarray:  # (0-d sums are NumPy scalars)
+                        owned.add(k)
+                    borrowed.discard(k)
             else:
                 pending[k] = gi
                 if gi is g or gi.base is not None:
                     borrowed.add(k)  # g itself or a view of it: others see this array too
+                if deferred and k in deferred:  # already queued by ``_defer``
+                    continue
                 if type(p) is Node:
                     heappush(heap, (-p.seq, p))
                 else:
@@ -287,7 +323,103 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
             v.vsum, v.ans = FREED, None
     for t in leaves:
         k = id(t)
-        _accumulate(t, take(k), False, steps, k in borrowed)
+        g = _merge(pending, deferred, borrowed, k) if deferred and k in deferred else take(k)
+        _accumulate(t, g, False, steps, k in borrowed)
+
+
+def _defer(v: Node, g: Any, parents: tuple, pending: dict, deferred: dict, heap: list,
+           leaves: list) -> tuple:
+    """Keep the factors of ``v``'s gradients ``Aᵀ·B`` (its op's ``outer``) for their
+    parents in ``deferred`` (a parent seen for the first time joins the heap or the
+    leaves); ``parents`` with those set to None, for the VJPs of the others."""
+    op, params = v.opdef, v.params or _EMPTY
+    args, ans = _vjp_args(v, False)
+    out = list(parents)
+    for i, rule in op.outer.items():
+        p = parents[i] if i < len(parents) else None
+        factors = None if p is None else rule(g, ans, *args, **params)
+        if factors is None:
+            continue
+        k = id(p)
+        if k not in deferred:
+            deferred[k] = _Factors()
+            if k not in pending:
+                if type(p) is Node:
+                    heappush(heap, (-p.seq, p))
+                else:
+                    leaves.append(p)
+        deferred[k].add(*factors)
+        out[i] = None
+    return tuple(out)
+
+
+def _merge(pending: dict, deferred: dict, borrowed: set, k: int) -> Any:
+    """The total gradient of vertex ``k``: its pending sum plus its deferred products."""
+    g = pending.pop(k, None)
+    parts = deferred.pop(k, None)
+    if parts is None:
+        return g
+    borrowed.discard(k)  # a new array
+    return parts.total() if g is None else g + parts.total()
+
+
+class _Factors:
+    """Gradients ``Σ Aᵢᵀ·Bᵢ`` summed as one product of the stacked ``A``s and ``B``s (one
+    GEMM instead of one per use, and no sum of full-size arrays). The first is multiplied
+    at once (a weight used once keeps nothing alive); the later ones are kept as factors,
+    and past ``LIMIT`` bytes held, folded into the dense partial sum."""
+    LIMIT = 32 << 20
+    __slots__ = ("a", "b", "nbytes", "dense")
+
+    def __init__(self) -> None:
+        self.a, self.b, self.nbytes, self.dense = [], [], 0, None
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        if self.dense is None and not self.a:  # the first one
+            self.dense = a.T @ b
+            return
+        self.a.append(a)
+        self.b.append(b)
+        self.nbytes += a.nbytes + b.nbytes
+        if self.nbytes > self.LIMIT:
+            self.dense = self.total()
+            self.a, self.b, self.nbytes = [], [], 0
+
+    def total(self) -> np.ndarray:
+        if not self.a:
+            return self.dense
+        if len(self.a) == 1:
+            out = self.a[0].T @ self.b[0]
+        else:
+            out = np.concatenate(self.a).T @ np.concatenate(self.b)
+        if self.dense is not None:
+            out += self.dense
+        return out
+
+
+def _scatter_into(pending: dict, owned: set, borrowed: set, p: Any, a: Any, g: Any,
+                  index: Any) -> bool | None:
+    """Add a slice's gradient ``g`` into the pending sum of its input ``p`` (array ``a``) at
+    the basic ``index``: what adding the VJP's zeros-with-``g``-at-``index`` gives, without
+    the zeros. True when ``p`` has no pending gradient yet (it must join the heap or the
+    leaves), False when added to one; None, with nothing done, when ``index`` is None or the
+    dtypes differ (the general path then runs)."""
+    if index is None or type(g) is not ndarray or g.dtype != a.dtype:
+        return None
+    k = id(p)
+    total = pending.get(k)
+    if total is None:
+        total = np.zeros(a.shape, a.dtype)
+        total[index] = g
+        pending[k] = total
+        owned.add(k)
+        return True
+    if k not in owned:  # someone else's array (or a view): add into a copy of it
+        total = pending[k] = np.array(total, copy=True)
+        owned.add(k)
+        borrowed.discard(k)
+    total[index] += g
+    return False
 
 
 def _start(roots: list, grads: list) -> tuple[dict, list]:

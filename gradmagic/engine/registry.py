@@ -39,6 +39,9 @@ class OpDef:
     arg_names: tuple[str, ...] = ()
     saves_ans: bool = False
     diff: tuple[bool, ...] = ()               # per input: has a VJP
+    scatter: Callable[[dict], Any] | None = None  # see ``defop``
+    outer: dict[int, VJP] = field(default_factory=dict)  # see ``defop``
+    special: bool = False                     # has ``scatter`` or ``outer``
     saved_by_mask: dict = field(default_factory=dict, repr=False)
 
     def saved_indices(self, mask: int, n: int) -> tuple[int, ...]:
@@ -73,11 +76,20 @@ def _quiet(fn: Callable[..., Any]) -> Callable[..., Any]:
 def defop(name: str, fwd: Callable[..., Any], node_name: str | Callable, *,
           vjp: tuple[VJP | None, ...] = (), formulas: tuple[str, ...] = (),
           saves: tuple[str, ...] = (), nondiff: bool = False, promote: str | None = None,
-          variadic: bool = False, quiet: bool = False) -> OpDef:
+          variadic: bool = False, quiet: bool = False,
+          scatter: Callable[[dict], Any] | None = None,
+          outer: dict[int, VJP] | None = None) -> OpDef:
     """Declare an op. ``saves`` holds, per VJP, a space-separated list of what it reads.
 
     ``quiet``: run forward and VJPs without NumPy's floating-point warnings (log(0),
     x/0, ...), since torch gives inf/nan silently.
+    ``scatter``: for a one-input op that picks a view of its input (a slice), a function of
+    the params giving the basic index its VJP scatters ``g`` to (None: not basic), so that a
+    plain backward adds ``g`` there in place instead of summing zero-filled arrays.
+    ``outer``: per input whose VJP is a matrix product ``Aᵀ·B`` (a weight's gradient), a
+    function with the VJP's signature giving ``(A, B)`` (None: not that case), so that a
+    plain backward sums the gradients of a weight used many times (an RNN's, once per
+    step) as one product of the stacked factors.
     """
     if name in REGISTRY:
         raise ValueError(f"op {name!r} declared twice")
@@ -93,6 +105,7 @@ def defop(name: str, fwd: Callable[..., Any], node_name: str | Callable, *,
     split = tuple(tuple(s.split()) for s in saves)
     diff = tuple(rule is not None for rule in vjp) + (False,) * 8
     op = OpDef(name, fwd, tuple(vjp), node_name, tuple(formulas), nondiff, split, promote,
-               variadic, arg_names, any("ans" in s for s in split), diff)
+               variadic, arg_names, any("ans" in s for s in split), diff, scatter=scatter,
+               outer=dict(outer or {}), special=bool(scatter or outer))
     REGISTRY[name] = op
     return op

@@ -135,7 +135,7 @@ def test_cells_match_torch(cell, bias, dtype):
 
 
 def test_lstm_gates_are_nodes_in_torch_order():
-    """A step: linear(h, W_hh, b_hh) + linear(x_t, W_ih, b_ih) → i, f, g, o → c, h."""
+    """A step: linear(h, W_hh, b_hh) + (x W_ihᵀ + b_ih)[t] → i, f, g, o → c, h."""
     torch.manual_seed(3)
     lstm = nn.LSTM(2, 3).double()
     w = [twin(p) for p in lstm._flat_weights]
@@ -156,6 +156,33 @@ def test_lstm_gates_are_nodes_in_torch_order():
     gates = x.data[0] @ W_ih.numpy().T + b_ih.numpy() + b_hh.numpy()
     np.testing.assert_allclose(i.ans, 1 / (1 + np.exp(-gates[:, :3])))
 
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_each_layer_projects_its_whole_input_once(batch_first):
+    """x W_ihᵀ + b_ih of all steps is one linear node per layer (torch's CPU layers), each
+    step's part an ``unbind`` of it; h W_hhᵀ + b_hh stays one node per step."""
+    torch.manual_seed(4)
+    lstm = nn.LSTM(2, 3, num_layers=2, batch_first=batch_first).double()
+    w = [twin(p) for p in lstm._flat_weights]
+    x = ge.Tensor(np.random.default_rng(1).normal(size=(4, 2, 2)), requires_grad=True)
+    h0 = ge.zeros(2, 4 if batch_first else 2, 3, dtype=ge.float64)
+    out, h, c = EF.lstm(x, (h0, h0), w, True, 2, 0.0, True, False, batch_first)
+    seen, stack, projections, steps = set(), [out.grad_fn], {}, 0
+    while stack:
+        v = stack.pop()
+        if v is None or id(v) in seen or not hasattr(v, "parents"):
+            continue
+        seen.add(id(v))
+        if v.op == "unbind":
+            proj = v.parents[0]
+            assert proj.op == "linear" and v.params["axis"] == (1 if batch_first else 0)
+            projections[id(proj)] = proj
+            steps += 1
+        stack.extend(v.parents)
+    assert len(projections) == 2 and steps == 2 * (2 if batch_first else 4)  # layers × steps
+    first = [p for p in projections.values() if p.parents[0] is x]
+    assert len(first) == 1 and first[0].parents[1] is w[0] and first[0].parents[2] is w[2]
 
 def test_gru_new_gate_resets_the_hidden_part_with_its_bias():
     """n = tanh(W_in x + b_in + r·(W_hn h + b_hn)): b_hn is inside the reset (torch's GRU)."""

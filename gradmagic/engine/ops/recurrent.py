@@ -3,7 +3,9 @@
 sequences), the cells (``torch.lstm_cell``, ...) and the packing of padded sequences.
 
 They are composites of existing engine ops, unrolled one time step at a time, so every gate
-of every step is a node of its own (torch's gate order: LSTM i, f, g, o; GRU r, z, n)::
+of every step is a node of its own (torch's gate order: LSTM i, f, g, o; GRU r, z, n). As
+torch's CPU layers do, each layer first projects its whole input sequence, x W_ihᵀ + b_ih
+in one ``linear``, and takes each step's part with ``unbind`` (packed: row blocks)::
 
     LSTM  i, f, g, o = σ(·), σ(·), tanh(·), σ(·) of  x W_ihᵀ + b_ih + h W_hhᵀ + b_hh
           c' = f·c + i·g          h' = o·tanh(c')        (h' W_hrᵀ with proj_size)
@@ -94,26 +96,27 @@ _STEPS = {"lstm": _lstm_step, "gru": _gru_step, "rnn_tanh": _rnn_step("tanh"),
 
 
 # ---------------------------------------------------------------- one layer, one direction
-def _direction(step: Callable, xs: list, h0: tuple, weights: tuple, reverse: bool) -> tuple:
-    """Run ``step`` over the inputs ``xs`` (one per time step, batch sizes non-increasing as
-    in a packed sequence) from state ``h0``: (outputs per step, final state).
+def _direction(step: Callable, xws: list, h0: tuple, weights: tuple, reverse: bool) -> tuple:
+    """Run ``step`` over the projected inputs ``xws`` (x W_ihᵀ + b_ih, one per time step,
+    batch sizes non-increasing as in a packed sequence) from state ``h0``: (outputs per
+    step, final state).
 
     Forward in time, rows whose sequence ended are set aside and put back at the end;
     backward in time, rows join from ``h0`` when their sequence starts (torch's packed
     layers)."""
-    w_ih, w_hh, b_ih, b_hh, w_hr = weights
+    w_hh, b_hh, w_hr = weights[1], weights[3], weights[4]
     full, state, done = h0[0].shape[0], h0, []
     if reverse:
-        state = tuple(_rows(s, 0, xs[-1].shape[0]) if xs[-1].shape[0] < full else s for s in h0)
-    outs: list = [None] * len(xs)
-    for t in (range(len(xs) - 1, -1, -1) if reverse else range(len(xs))):
-        bs, have = xs[t].shape[0], state[0].shape[0]
+        state = tuple(_rows(s, 0, xws[-1].shape[0]) if xws[-1].shape[0] < full else s for s in h0)
+    outs: list = [None] * len(xws)
+    for t in (range(len(xws) - 1, -1, -1) if reverse else range(len(xws))):
+        bs, have = xws[t].shape[0], state[0].shape[0]
         if bs < have:  # sequences that ended: keep their final state aside
             done.append(tuple(_rows(s, bs, have) for s in state))
             state = tuple(_rows(s, 0, bs) for s in state)
         elif bs > have:  # (reverse) sequences that start here join with their h0
             state = tuple(apply("cat", s, _rows(s0, have, bs), axis=0) for s, s0 in zip(state, h0))
-        state = step(_linear(xs[t], w_ih, b_ih), *state, w_hh, b_hh, w_hr)
+        state = step(xws[t], *state, w_hh, b_hh, w_hr)
         outs[t] = state[0]
     if done:
         state = tuple(apply("cat", *parts, axis=0) for parts in zip(state, *reversed(done)))
@@ -136,9 +139,12 @@ def _weights(params: Sequence, has_biases: bool, layers: int, dirs: int) -> list
     return out
 
 
-def _stack_layers(xs: list, hx: tuple, params: Sequence, kind: str, has_biases: bool,
-                  layers: int, dropout: float, train: bool, bidirectional: bool) -> tuple:
-    """All layers over the per-step inputs ``xs``: (per-step outputs, final states)."""
+def _stack_layers(seq: Tensor, steps: "_Steps", hx: tuple, params: Sequence, kind: str,
+                  has_biases: bool, layers: int, dropout: float, train: bool,
+                  bidirectional: bool) -> tuple:
+    """All layers over the sequence ``seq`` (cut into time steps by ``steps``): (the last
+    layer's output sequence, final states). Each layer projects its whole input sequence
+    at once, x W_ihᵀ + b_ih in one GEMM (as torch's CPU layers do), and runs the steps."""
     if dropout and train and layers > 1:
         raise NotImplementedError(f"{kind} with dropout between layers in training mode: "
                                   f"torch's random masks are not reproduced")
@@ -150,11 +156,32 @@ def _stack_layers(xs: list, hx: tuple, params: Sequence, kind: str, has_biases: 
         for d in range(dirs):
             k = layer * dirs + d
             h0 = tuple(apply("getitem", h, index=k) for h in hx)
-            outs, state = _direction(step, xs, h0, weights[k], reverse=d == 1)
+            xws = steps.cut(_linear(seq, weights[k][0], weights[k][2]))
+            outs, state = _direction(step, xws, h0, weights[k], reverse=d == 1)
             runs.append(outs)
             finals.append(state)
-        xs = runs[0] if dirs == 1 else [apply("cat", f, b, axis=-1) for f, b in zip(*runs)]
-    return xs, tuple(apply("stack", *parts, axis=0) for parts in zip(*finals))
+        seq = steps.join(runs[0] if dirs == 1 else
+                         [apply("cat", f, b, axis=-1) for f, b in zip(*runs)])
+    return seq, tuple(apply("stack", *parts, axis=0) for parts in zip(*finals))
+
+
+class _Steps:
+    """How a sequence is cut into time steps and joined back: along the time dim of a
+    padded input (``sizes`` None), or into the row blocks of a packed one."""
+
+    def __init__(self, axis: int, count: int, sizes: list | None = None) -> None:
+        self.axis, self.count, self.sizes = axis, count, sizes
+
+    def cut(self, seq: Tensor) -> list:
+        if self.sizes is None:  # torch's ``unbind`` of the projected inputs
+            return [apply("unbind", seq, axis=self.axis, index=t) for t in range(self.count)]
+        starts = np.cumsum([0] + self.sizes[:-1])
+        return [_rows(seq, int(s), int(s) + n) for s, n in zip(starts, self.sizes)]
+
+    def join(self, outs: list) -> Tensor:
+        if self.sizes is None:
+            return apply("stack", *outs, axis=self.axis)
+        return apply("cat", *outs, axis=0)
 
 
 def _check_input(x: Tensor, ndim: int, name: str) -> None:
@@ -170,22 +197,16 @@ def _layers(kind: str, input: Tensor, second: Any, *rest: Any) -> tuple:
         hx, params, has_biases, layers, dropout, train, bidirectional = rest
         _check_input(input, 2, kind)
         sizes = [int(n) for n in np.asarray(_data(second))]
-        starts = np.cumsum([0] + sizes[:-1])
-        xs = [_rows(input, int(s), int(s) + n) for s, n in zip(starts, sizes)]
+        steps = _Steps(0, len(sizes), sizes)
     else:
         hx = second
         params, has_biases, layers, dropout, train, bidirectional, batch_first = rest
         _check_input(input, 3, kind)
-        steps = input.shape[1] if batch_first else input.shape[0]
-        xs = [apply("getitem", input, index=(slice(None), t) if batch_first else t)
-              for t in range(steps)]
+        axis = 1 if batch_first else 0
+        steps = _Steps(axis, input.shape[axis])
     hx = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
-    outs, finals = _stack_layers(xs, hx, params, kind, has_biases, int(layers), dropout, train,
-                                 bidirectional)
-    if packed:
-        output = apply("cat", *outs, axis=0)
-    else:
-        output = apply("stack", *outs, axis=1 if batch_first else 0)
+    output, finals = _stack_layers(input, steps, hx, params, kind, has_biases, int(layers),
+                                   dropout, train, bidirectional)
     return (output, *finals)
 
 

@@ -101,7 +101,8 @@ def _scatter(g, shape, index):
 
 defop("getitem", lambda a, index: a[torch_index(index, a.shape)], _index_name,
       vjp=(lambda g, ans, a, index: call("index_backward", g, shape=a.shape, index=index),),
-      formulas=("∂/∂a = g scattered into zeros at index",))
+      formulas=("∂/∂a = g scattered into zeros at index",),
+      scatter=lambda params: params["index"] if is_basic(params["index"]) else None)
 defop("index_backward", _scatter, "IndexBackwardBackward0",
       vjp=(lambda g, ans, a, shape, index: call("getitem", g, index=index),),
       formulas=("∂/∂g = g′ at index",))

@@ -70,11 +70,16 @@ def _part_vjp(g, ans, a, axis, index, with_sizes=False):
     return call("index_backward", g, shape=a.shape, index=_slices(axis, index))
 
 
+def _part_index(params):
+    return _slices(params["axis"], params["index"])
+
+
 defop("unbind", _part, "UnbindBackward0", vjp=(_part_vjp,),
-      formulas=("∂/∂a = g placed at its slice, zeros elsewhere",))
+      formulas=("∂/∂a = g placed at its slice, zeros elsewhere",), scatter=_part_index)
 defop("split", _part,
       lambda inputs, params: "SplitWithSizesBackward0" if params.get("with_sizes") else "SplitBackward0",
-      vjp=(_part_vjp,), formulas=("∂/∂a = g placed at its piece, zeros elsewhere",))
+      vjp=(_part_vjp,), formulas=("∂/∂a = g placed at its piece, zeros elsewhere",),
+      scatter=_part_index)
 
 
 def unbind(input: Tensor, dim: Any = None, **kw: Any) -> tuple:
