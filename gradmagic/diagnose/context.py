@@ -100,6 +100,14 @@ class Context:
             stack.extend(i for i in r.inputs if i is not None and id(i) not in seen)
         return seen
 
+    def failed_graph(self) -> dict:
+        """``id(Rec) -> Rec`` of the graph behind the backward call torch refused: its roots'
+        ancestors, or every kept Rec when the failed call's roots are not known."""
+        failed = self.b.failed
+        if failed is not None and failed.roots:
+            return self.ancestors(failed.roots)
+        return {id(r): r for r in self.b.kept_recs()}
+
     def descendants(self, rec: Any) -> list:
         """The kept Recs of this block computed (directly or not) from ``rec``, in forward order."""
         found = {id(rec)}

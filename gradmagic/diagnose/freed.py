@@ -39,8 +39,7 @@ def find(ctx: Context) -> list:
     if MESSAGE not in ctx.error:
         return []
     failed = ctx.b.failed
-    graph = ctx.ancestors(failed.roots) if failed is not None and failed.roots else \
-        {id(r): r for r in ctx.b.kept_recs()}
+    graph = ctx.failed_graph()
     freed = {k: r for k, r in graph.items() if r.enode is not None and r.enode.vsum == FREED}
     for past in reversed(ctx.s.recent_calls):
         if past.retain:

@@ -49,8 +49,7 @@ def find(ctx: Context) -> list:
     if MESSAGE not in ctx.error:
         return []
     failed = ctx.b.failed
-    graph = ctx.ancestors(failed.roots) if failed is not None and failed.roots else \
-        {id(r): r for r in ctx.b.kept_recs()}
+    graph = ctx.failed_graph()
     best: Optional[tuple] = None
     writes = _inplace_writes(ctx)
     for saver in graph.values():

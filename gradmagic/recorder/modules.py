@@ -114,8 +114,12 @@ class ModuleTracker:
         self.seq, self.note = (lambda: end), _ignore
 
     # ----- the hooks ---------------------------------------------------------------------
+    def _records(self) -> bool:
+        """Is this call this tracker's to record (its thread, the innermost open block)?"""
+        return not self.failed and get_ident() == self.thread and bool(_ACTIVE) and _ACTIVE[-1] is self
+
     def _pre_hook(self, module: nn.Module, args: tuple) -> None:
-        if self.failed or get_ident() != self.thread or not _ACTIVE or _ACTIVE[-1] is not self:
+        if not self._records():
             return
         try:
             self._open(module, args)
@@ -123,7 +127,7 @@ class ModuleTracker:
             self._fail(exc)
 
     def _post_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
-        if self.failed or get_ident() != self.thread or not _ACTIVE or _ACTIVE[-1] is not self:
+        if not self._records():
             return
         try:
             self._close(module, output)
