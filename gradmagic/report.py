@@ -206,6 +206,8 @@ class GradReport:
     diagnoses: list = field(default_factory=list)
     #: the nn.Module calls of the block (ModuleCall), in the order they began; [] in functional code
     modules: list = field(default_factory=list)
+    #: per backward call, each layer's gradient norm, mean |g| and max |g| (None without gradients)
+    grad_flow: Optional[dict] = None
     stats: dict = field(default_factory=lambda: {"nodes": 0, "ops": 0, "saved_bytes": 0, "elapsed_ms": 0.0})
 
     def node(self, key: str) -> Optional[NodeInfo]:

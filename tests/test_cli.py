@@ -29,7 +29,8 @@ class SvgCounter(HTMLParser):
         self.scripts = []
 
     def handle_starttag(self, tag, attrs):
-        self.svgs += tag == "svg"
+        # graphs only: a report with gradient flow also has its chart (svg.gradmagic-flow)
+        self.svgs += tag == "svg" and dict(attrs).get("class") != "gradmagic-flow"
         if tag == "script":
             self.scripts.append(dict(attrs))
 

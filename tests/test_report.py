@@ -14,7 +14,7 @@ from gradmagic.report import GradReport  # noqa: E402
 
 TOP = {"schema", "ok", "unsupported", "first_divergence", "mismatches", "nodes", "edges",
        "backward_calls", "leaves", "checks", "notes", "cell", "error", "coverage", "diagnoses", "modules",
-       "stats"}
+       "grad_flow", "stats"}
 VALUE = {"shape", "dtype", "numel", "data", "head", "min", "max", "mean"}
 NODE = {"id", "kind", "name", "aliases", "op", "label", "torch_op", "formulas", "shape", "dtype",
         "requires_grad", "is_leaf", "value", "grad", "torch_grad", "saved", "saved_bytes", "source",

@@ -300,6 +300,8 @@ class BackwardHandlers:
             tg = torch_grad(tt)
             if rec.kind in ("opaque",):
                 continue
+            if tg is not None and rec.kind == "leaf":  # the gradient-flow panel's numbers (flow.py)
+                self.b.flow.add(len(self.b.calls) - 1, rec, to_numpy(tg))
             if not self.b.check:
                 res = ("unchecked", None, None, None, None, "checking is off")
             elif _differentiated_function(rec):
@@ -359,6 +361,8 @@ class BackwardHandlers:
                 continue
             rec.grad_unchecked = True
             after = copy_numpy(g)
+            if rec.kind == "leaf":
+                self.b.flow.add(len(self.b.calls) - 1, rec, after)
             call.checks.append((rec, "grad", res))
             self.b.count("unchecked", rec.seq, rec, "grad", res)
             added = after if before is None else None

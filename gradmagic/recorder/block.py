@@ -16,6 +16,8 @@ import weakref
 from collections import deque
 from typing import Any, Optional
 
+from .flow import FlowLog
+
 
 #: records per segment; with ``keep_calls`` this bounds the nodes a report draws
 MAX_SEGMENT = 2000
@@ -141,6 +143,7 @@ class Block:
         self.first_seq = 0
         self.ops = 0
         self.modules: Any = None  # the ModuleTracker of the block's nn.Module calls (modules.py)
+        self.flow = FlowLog()  # each leaf's gradient size per backward call (flow.py)
 
     def add_rec(self, rec: Any) -> None:
         """Record created in this block, in forward order (a segment holds at most

@@ -24,6 +24,7 @@ from gradmagic.engine import Tensor as ETensor
 from gradmagic.report import BackwardCall, Check, Edge, Event, GradReport, Leaf, NodeInfo
 
 from .block import BackRec, Block
+from .flow import activation_stats, grad_flow
 from .modules import module_calls
 from .labels import relabel
 from .naming import tensor_names
@@ -46,7 +47,9 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
     relabel(report.nodes, recs, finder)  # detach(), .data, re-wrapped values: say what they are
     report.edges = [Edge(ids[id(i)], ids[id(r)], k) for r in recs for k, i in enumerate(r.inputs)
                     if i is not None and id(i) in ids]
+    acts = activation_stats(b.modules, namespace) if b.flow.series else []  # before module_calls
     report.modules = module_calls(b, namespace, recs, ids, s.twins)
+    report.grad_flow = grad_flow(b.flow, report.modules, ids, acts)
     kept = {id(c) for c in b.calls[-b.keep_calls:]}
     report.backward_calls = [_call(s, c, k, ids, finder, id(c) in kept, sm) for k, c in enumerate(b.calls)]
     report.leaves = _leaves(s, b, recs, ids, finder, sm)

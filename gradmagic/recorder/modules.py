@@ -88,6 +88,9 @@ class ModuleTracker:
         self.failed = False
         self.thread = get_ident()
         self.handles: list = []
+        #: id(module) -> (module, the output of its last call) when that is one tensor: the
+        #: gradient-flow panel's activation statistics (flow.py), let go when the report is built
+        self.last_out: dict = {}
 
     # ----- install / remove ------------------------------------------------------------
     def install(self) -> "ModuleTracker":
@@ -151,6 +154,8 @@ class ModuleTracker:
             call = stack.pop()
             call.end = self.seq()
             call.outputs = shapes(output)
+            if isinstance(output, _Tensor):
+                self.last_out[id(module)] = (module, output)
             return
         for i in range(len(stack) - 1, -1, -1):
             if stack[i].module is module:
@@ -386,6 +391,7 @@ def module_calls(b: Any, namespace: Optional[Mapping[str, Any]], recs: list, ids
         return []
     finally:
         tracker.calls, tracker.dropped = [], {}  # the report never keeps the user's modules
+        tracker.last_out = {}
 
 
 def _module_calls(tracker: ModuleTracker, namespace: Optional[Mapping[str, Any]], recs: list, ids: dict,

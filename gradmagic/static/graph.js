@@ -432,6 +432,211 @@ function markDiagnosedNodes(idx, nodeEls, groupEls) {
   }
 }
 
+// ---------------------------------------------------------------- module boxes (issue 13)
+
+/**
+ * Open or close group `id` (a folded loop or a module call) in the synced `expanded` list.
+ * @param {Model} model
+ * @param {string} id
+ * @param {boolean} open
+ */
+function setExpanded(model, id, open) {
+  const cur = new Set(model.get("expanded") || []);
+  if (open) cur.add(id);
+  else cur.delete(id);
+  model.set("expanded", [...cur]);
+  model.save_changes();
+}
+
+/**
+ * One module call: a collapsed box (path · signature, shapes in → out, the gradient of its
+ * parameters) or, when open, a labelled frame behind its nodes. Click or Enter toggles it.
+ * @param {Object} group a layout group with `kind: "module"`
+ * @param {Array<[string, string]>|undefined} lines the box text (viz.labels.module_lines)
+ * @param {() => void} onToggle
+ * @returns {SVGGElement}
+ */
+function drawModuleBox(group, lines, onToggle) {
+  const folded = !!group.folded;
+  const label = cleanText(group.label || group.module || group.id);
+  const g = s("g", {
+    class: `gradmagic-group gradmagic-module ${folded ? "gradmagic-folded" : "gradmagic-unfolded"}`,
+    "data-group-id": group.id, "data-module": cleanText(group.module || ""),
+    "data-module-class": cleanText(group.type || ""), "data-depth": group.depth || 0,
+    "aria-label": `${label} (${(group.members || []).length} nodes), ${folded ? "collapsed: press Enter to open" : "open: press Enter to collapse"}`,
+    transform: `translate(${group.x},${group.y})`,
+  });
+  g.appendChild(s("rect", { class: "gradmagic-group-box gradmagic-module-box", width: group.w, height: group.h, rx: 8 }));
+  if (folded) {
+    const maxChars = Math.max(4, Math.floor((group.w - 2 * PAD_X) / CHAR_W));
+    const room = Math.max(1, Math.floor((group.h - PAD_Y) / LINE_H));
+    (lines || [["title", label]]).slice(0, room).forEach(([role, text], i) => {
+      g.appendChild(s("text", { class: `gradmagic-line-${role}`, x: group.w / 2, y: PAD_Y + i * LINE_H + BASELINE, "text-anchor": "middle" },
+        truncate(text, role === "title" ? maxChars - 2 : maxChars)));
+    });
+    g.appendChild(s("text", { class: "gradmagic-mark", x: group.w - 5, y: PAD_Y + BASELINE, "text-anchor": "end" }, "⊞"));
+    pressable(g, onToggle);
+  } else {
+    const maxChars = Math.max(4, Math.floor((group.w - 12) / LABEL_CHAR_W));
+    pressable(g.appendChild(s("text", { class: "gradmagic-group-fold gradmagic-module-title", x: 6, y: 12 },
+      truncate(`⊟ ${label}`, maxChars))), onToggle);
+  }
+  g.appendChild(s("title", {}, (lines || []).map(([, text]) => text).join("\n") || label));
+  return g;
+}
+
+/**
+ * The depth control (as torchview's `depth`): depth d opens every module box of depth < d,
+ * "all" opens them all; loop groups keep their state. Null when the graph has no modules.
+ * @param {Object} layout the layout dict (`levels`: module group ids per depth)
+ * @param {Model} model
+ * @returns {HTMLElement|null}
+ */
+function depthControl(layout, model) {
+  const levels = layout.levels || [];
+  if (!levels.length) return null;
+  const moduleIds = new Set(levels.flat());
+  const open = new Set(model.get("expanded") || []);
+  let current = "";
+  for (let d = 0; d <= levels.length; d++) {
+    if (levels.every((ids, k) => ids.every((id) => open.has(id) === k < d))) current = String(d);
+  }
+  const select = h("select", { class: "gradmagic-depth", "aria-label": "module depth: how deep module boxes open" });
+  if (current === "") select.appendChild(h("option", { value: "", selected: true, disabled: true }, "custom"));
+  for (let d = 0; d <= levels.length; d++) {
+    const value = String(d);
+    select.appendChild(h("option", { value, selected: value === current }, d === levels.length ? "all" : value));
+  }
+  select.addEventListener("change", () => {
+    const d = Number(select.value);
+    const keep = [...open].filter((id) => !moduleIds.has(id)); // loop groups
+    model.set("expanded", [...keep, ...levels.slice(0, d).flat()]);
+    model.save_changes();
+  });
+  return h("label", { class: "gradmagic-depth-control", title: "module depth: 0 = the outermost modules collapsed, all = every module open" },
+    "depth ", select);
+}
+
+/**
+ * The step ◀/▶ go to: a collapsed module box is stepped over as one step (▶ lands on its
+ * last step, ◀ leaves it for the step before its first); an open box is stepped into.
+ * @param {Array<Object>} steps the backward call's steps
+ * @param {number} k the current step (-1 = not started)
+ * @param {number} dir 1 or -1
+ * @param {{groupOf: Map<string, string>, layout: Object}} idx
+ * @returns {number}
+ */
+function stepOver(steps, k, dir, idx) {
+  const boxes = new Set((idx.layout.groups || []).filter((g) => g.kind === "module" && g.folded).map((g) => g.id));
+  const boxOf = (i) => (i >= 0 && i < steps.length && boxes.has(idx.groupOf.get(steps[i].node)) ? idx.groupOf.get(steps[i].node) : null);
+  let i = k;
+  if (dir < 0) {
+    const here = boxOf(i);
+    while (here && boxOf(i - 1) === here) i--; // to the first step of the box, then before it
+    return i - 1;
+  }
+  const box = boxOf(i + 1);
+  i += 1;
+  while (box && boxOf(i + 1) === box) i++;
+  return i;
+}
+
+// ---------------------------------------------------------------- gradient flow
+
+const FLOW_W = 560;
+const FLOW_H = 220;
+const FLOW_M = { left: 56, right: 150, top: 12, bottom: 34 };
+
+/**
+ * The gradient-flow panel: hints, a chart of each layer's gradient norm per backward call
+ * (log scale; bars when there was one call) and a table of the last values. `flow` is
+ * `graph.flow` (gradmagic.viz.flowchart.flow_payload: the static SVG's own facts).
+ * @param {?{title: string, sub: string, calls: number, decades: number[], colours: string[],
+ *   hints: Array<{kind: string, title: string, text: string}>,
+ *   layers: Array<{name: string, type: string, kind: string, calls: number[], norm: Array<?number>,
+ *   last_norm: string, last_mean: string, last_max: string, trend: string}>}} flow
+ * @returns {HTMLElement|null}
+ */
+function gradFlowPanel(flow) {
+  if (!flow || !(flow.layers || []).length) return null;
+  const [lo, hi] = flow.decades;
+  const pw = FLOW_W - FLOW_M.left - FLOW_M.right;
+  const ph = FLOW_H - FLOW_M.top - FLOW_M.bottom;
+  const yOf = (v) => FLOW_M.top + ph * (1 - (Math.log10(v) - lo) / (hi - lo));
+  const ok = (v) => v !== null && v !== undefined && Number.isFinite(v) && v > 0;
+  const colour = (i) => flow.colours[i % flow.colours.length];
+  const bars = flow.calls <= 1;
+  const chart = s("svg", {
+    class: "gradmagic-flow", width: FLOW_W, height: FLOW_H, viewBox: `0 0 ${FLOW_W} ${FLOW_H}`,
+    role: "img", "aria-label": "gradient norm per layer",
+  });
+  const step = Math.max(1, Math.ceil((hi - lo) / 6));
+  for (let d = lo; d <= hi; d += step) {
+    const y = yOf(10 ** d);
+    chart.append(s("line", { class: "gradmagic-flow-grid", x1: FLOW_M.left, x2: FLOW_M.left + pw, y1: y, y2: y }),
+      s("text", { class: "gradmagic-flow-tick", x: FLOW_M.left - 4, y: y + 4, "text-anchor": "end" }, `1e${d}`));
+  }
+  chart.append(s("text", { class: "gradmagic-flow-tick", x: FLOW_M.left + pw / 2, y: FLOW_H - 4, "text-anchor": "middle" },
+    bars ? "layer" : "backward call"),
+  s("text", { class: "gradmagic-flow-tick", x: 12, y: FLOW_M.top + ph / 2, "text-anchor": "middle",
+    transform: `rotate(-90 12 ${FLOW_M.top + ph / 2})` }, "‖grad‖"));
+  const base = FLOW_M.top + ph;
+  if (bars) {
+    const slot = pw / flow.layers.length;
+    flow.layers.forEach((lay, i) => {
+      const v = lay.norm[lay.norm.length - 1];
+      const x = FLOW_M.left + slot * i + slot * 0.15;
+      const y = ok(v) ? yOf(v) : base - 1;
+      chart.append(
+        s("rect", { class: "gradmagic-flow-bar", "data-layer": lay.name, x, y, width: slot * 0.7,
+          height: Math.max(0.5, base - y), fill: colour(i) }, s("title", {}, `${lay.name}: ‖grad‖ ${lay.last_norm}`)),
+        s("text", { class: "gradmagic-flow-label", x: x + slot * 0.35, y: base + 13, "text-anchor": "middle" },
+          truncate(lay.name, Math.max(4, Math.floor(slot / 6.5)))));
+    });
+  } else {
+    const xOf = (c) => FLOW_M.left + (pw * c) / Math.max(1, flow.calls - 1);
+    const ticks = flow.calls <= 10 ? [...Array(flow.calls).keys()] : [0, Math.floor(flow.calls / 2), flow.calls - 1];
+    for (const c of ticks) {
+      chart.append(s("text", { class: "gradmagic-flow-tick", x: xOf(c), y: base + 13, "text-anchor": "middle" }, String(c)));
+    }
+    flow.layers.forEach((lay, i) => {
+      const segs = [[]];
+      lay.calls.forEach((c, k) => {
+        if (ok(lay.norm[k])) segs[segs.length - 1].push(`${xOf(c).toFixed(1)},${yOf(lay.norm[k]).toFixed(1)}`);
+        else if (segs[segs.length - 1].length) segs.push([]); // a gap: zero or non-finite
+      });
+      const g = s("g", { class: "gradmagic-flow-line", "data-layer": lay.name },
+        s("title", {}, `${lay.name}: last ‖grad‖ ${lay.last_norm}`));
+      for (const seg of segs.filter((p) => p.length)) {
+        const [cx, cy] = seg[0].split(",");
+        g.append(seg.length > 1
+          ? s("polyline", { points: seg.join(" "), fill: "none", stroke: colour(i), "stroke-width": 1.5 })
+          : s("circle", { cx, cy, r: 2.5, fill: colour(i) }));
+      }
+      const ly = FLOW_M.top + 6 + 15 * i;
+      chart.append(g,
+        s("line", { x1: FLOW_W - FLOW_M.right + 10, x2: FLOW_W - FLOW_M.right + 26, y1: ly, y2: ly, stroke: colour(i), "stroke-width": 2 }),
+        s("text", { class: "gradmagic-flow-label", x: FLOW_W - FLOW_M.right + 30, y: ly + 4 }, truncate(lay.name, 17)));
+    });
+  }
+  const rows = flow.layers.map((lay) => h("tr", { "data-layer": lay.name },
+    h("td", {}, h("code", {}, lay.name)), h("td", {}, lay.type || lay.kind), h("td", {}, lay.last_norm),
+    h("td", {}, lay.last_mean), h("td", {}, lay.last_max), h("td", {}, lay.trend)));
+  const table = h("table", { class: "gradmagic-flow-table" },
+    h("thead", {}, h("tr", {}, ["layer", "kind", "‖grad‖ (last call)", "mean |g|", "max |g|", "trend"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, rows));
+  const hints = (flow.hints || []).map((hint) => h("p", { class: "gradmagic-warn gradmagic-flow-hint", "data-hint": hint.kind },
+    h("strong", {}, `⚠ ${hint.title}. `), hint.text));
+  const acts = (flow.activations || []).length ? [h("h4", {}, flow.activations_title),
+    h("table", { class: "gradmagic-flow-acts" },
+      h("thead", {}, h("tr", {}, ["module", "kind", "shape", "mean", "std", "zeros"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, flow.activations.map((a) => h("tr", { "data-module": a.module },
+        h("td", {}, h("code", {}, a.module)), h("td", {}, a.type), h("td", {}, a.shape),
+        h("td", {}, a.mean), h("td", {}, a.std), h("td", {}, a.zeros)))))] : [];
+  return h("div", { class: "gradmagic-flow-panel" },
+    h("h4", {}, `${flow.title} `, h("span", { class: "gradmagic-hint" }, `— ${flow.sub}`)), hints, chart, table, acts);
+}
+
 // ---------------------------------------------------------------- render
 
 /**
@@ -447,6 +652,7 @@ function render({ model, el }) {
 
   let idx = indexGraph(model.get("graph") || {});
   let diagnoses = null; // the diagnosis panel above the header, when the report has any
+  let flowPanel = null; // the gradient-flow panel (gradFlowPanel), when the report has one
   const view = { x: 0, y: 0, k: 1, fitted: false };
   const nodeEls = new Map(); // id -> <g>
   const groupEls = new Map(); // group id -> <g>
@@ -486,6 +692,7 @@ function render({ model, el }) {
   }
 
   // --- toolbar: zoom and fit
+  const depthSlot = h("span", { class: "gradmagic-depth-slot" }); // module depth (depthControl)
   const btn = (label, title, onClick, cls = "") => {
     const b = h("button", { type: "button", class: `gradmagic-btn ${cls}`, title, "aria-label": title }, label);
     b.addEventListener("click", onClick);
@@ -495,6 +702,7 @@ function render({ model, el }) {
     btn("+", "zoom in", () => zoomBy(1.25)),
     btn("−", "zoom out", () => zoomBy(0.8)),
     btn("Fit", "fit graph to view", () => fit()),
+    depthSlot,
     h("span", { class: "gradmagic-hint" }, "drag to pan · wheel to zoom · click a node (or Tab + Enter)"),
   );
 
@@ -722,7 +930,9 @@ function render({ model, el }) {
     const L = idx.layout;
     const hidden = new Set(L.hidden || []);
     for (const group of L.groups || []) {
-      const g = drawGroup(group);
+      const g = group.kind === "module"
+        ? drawModuleBox(group, idx.labels[group.id], () => setExpanded(model, group.id, !!group.folded))
+        : drawGroup(group);
       groupEls.set(group.id, g);
       groupLayer.appendChild(g);
     }
@@ -892,8 +1102,8 @@ function render({ model, el }) {
   }
 
   // --- step-through backward
-  const stepPrev = btn("◀", "previous backward step", () => setStep(model.get("step") - 1), "gradmagic-prev");
-  const stepNext = btn("▶", "next backward step", () => setStep(model.get("step") + 1), "gradmagic-next");
+  const stepPrev = btn("◀", "previous backward step", () => setStep(stepOver(currentSteps(), model.get("step"), -1, idx)), "gradmagic-prev");
+  const stepNext = btn("▶", "next backward step", () => setStep(stepOver(currentSteps(), model.get("step"), 1, idx)), "gradmagic-next");
   const slider = h("input", { type: "range", class: "gradmagic-slider", min: "-1", max: "0", step: "1", value: "-1", "aria-label": "backward step" });
   const stepLabel = h("span", { class: "gradmagic-step-label" });
   const callSelect = h("select", { class: "gradmagic-call", "aria-label": "backward call to replay" });
@@ -1156,12 +1366,16 @@ function render({ model, el }) {
     renderDiagnoses();
     renderHeader();
     drawGraph();
+    depthSlot.replaceChildren(...[depthControl(idx.layout, model)].filter(Boolean));
     markDiagnosedNodes(idx, nodeEls, groupEls);
     renderStepControl();
     updateSelection();
     updateStep();
     renderDetails();
     renderAccum();
+    flowPanel?.remove(); // the gradient-flow panel below the accumulation (gradFlowPanel)
+    flowPanel = gradFlowPanel(model.get("graph")?.flow);
+    if (flowPanel) root.insertBefore(flowPanel, accum);
     if (view.fitted) applyView();
   }
   const onGraph = () => renderAll();

@@ -9,11 +9,14 @@
  * A Backbone-like model over a plain object: set() fires "change:<name>" at once.
  * Expanding a folded group swaps in a layout computed in Python beforehand
  * (`layouts` maps sorted group ids joined by "," to a layout; "*" = all expanded).
+ * With module boxes (`nearest`), a combination that was not precomputed shows the nearest
+ * precomputed one, and `expanded` becomes what is shown.
  * @param {Object} state initial trait values
  * @param {Object<string, Object>} layouts
+ * @param {boolean} [nearest]
  * @returns {import("./graph.js").Model}
  */
-function makeModel(state, layouts) {
+function makeModel(state, layouts, nearest = false) {
   const listeners = new Map();
   const emit = (event) => (listeners.get(event) || []).slice().forEach((cb) => cb());
   const model = {
@@ -23,7 +26,11 @@ function makeModel(state, layouts) {
       state[name] = value;
       emit(`change:${name}`);
       if (name === "expanded") {
-        const key = [...value].sort().join(",");
+        let key = [...value].sort().join(",");
+        if (nearest && !layouts[key]) {
+          key = nearestKey(layouts, value);
+          state.expanded = key ? key.split(",") : [];
+        }
         const layout = layouts[key] || (value.length ? layouts["*"] : layouts[""]);
         if (layout) {
           state.graph = { ...state.graph, layout: layout.layout, labels: layout.labels };
@@ -45,6 +52,20 @@ function makeModel(state, layouts) {
   return model;
 }
 
+/** The precomputed key whose open ids differ least from `ids`. */
+function nearestKey(layouts, ids) {
+  const want = new Set(ids);
+  let best = null;
+  let bestCost = Infinity;
+  for (const key of Object.keys(layouts)) {
+    if (key === "*") continue;
+    const have = key ? key.split(",") : [];
+    const cost = have.filter((id) => !want.has(id)).length + [...want].filter((id) => !have.includes(id)).length;
+    if (cost < bestCost) [best, bestCost] = [key, cost];
+  }
+  return best;
+}
+
 function bootGradmagic() {
   for (const script of document.querySelectorAll("script.gradmagic-data")) {
     performance.mark(`gradmagic:parse-start:${script.dataset.mount}`);
@@ -53,8 +74,9 @@ function bootGradmagic() {
     const mount = document.getElementById(script.dataset.mount);
     if (!mount) continue;
     const model = makeModel(
-      { graph: data.graph, selected: "", step: -1, call: 0, expanded: [] },
+      { graph: data.graph, selected: "", step: -1, call: 0, expanded: data.expanded || [] },
       data.layouts || {},
+      Array.isArray(data.expanded),
     );
     performance.mark(`gradmagic:render-start:${script.dataset.mount}`);
     render({ model, el: mount });

@@ -9,11 +9,12 @@ as ``<table>``s. Strings come back cleaned (visible control characters) but not 
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from gradmagic.viz.escape import clean_text
-from gradmagic.viz.fmt import (as_value, format_bytes, format_err, format_shape, format_source,
-                               format_stats, preview, status_text)
+from gradmagic.viz.fmt import (as_value, format_bytes, format_err, format_number, format_shape,
+                               format_source, format_stats, preview, status_text)
 
 SAVED_HINT = "the forward pass stores intermediates so backward can use them"
 CLEARING_HINT = ("accumulated over several backward calls without clearing: PyTorch adds each "
@@ -297,3 +298,164 @@ def diagnosed_nodes(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for nid in diag.get("nodes") or []:
             marks.setdefault(str(nid), diag)
     return marks
+
+
+# ---------------------------------------------------------------- gradient flow
+
+#: d2l's lesson (section "Numerical Stability and Initialization"), named in every flow hint
+D2L_SECTION = "d2l §5.4 Numerical Stability and Initialization"
+VANISH_RATIO = 1e-6  # a layer's norm below this × the largest layer's: vanishing
+EXPLODE_RATIO = 1e3  # above this × the smallest nonzero layer's: exploding
+EXPLODE_GROWTH = 10.0  # growing by more than this per call over the last calls: exploding
+GROWTH_CALLS = 3  # ... over this many calls
+
+
+def _num(x: Any) -> float | None:
+    """A series entry as a float (``"nan"``/``"inf"`` strings included), None when absent."""
+    if x is None:
+        return None
+    if isinstance(x, str):
+        return float(x) if x in ("nan", "inf", "-inf") else None
+    return float(x)
+
+
+def _trend(norms: list[float | None]) -> str:
+    """``↑ ×12``, ``↓ ×0.01``, ``steady`` (last vs first call) or ``—`` for one call."""
+    vals = [v for v in norms if v is not None]
+    if len(vals) < 2:
+        return "—"
+    first, last = vals[0], vals[-1]
+    if not (math.isfinite(first) and math.isfinite(last)):
+        return "non-finite"
+    if first == 0:
+        return "steady" if last == 0 else "↑ from 0"
+    r = last / first
+    if r > 2:
+        return f"↑ ×{_fmt_num(r)}"
+    if r < 0.5:
+        return f"↓ ×{_fmt_num(r)}"
+    return "steady"
+
+
+def flow_facts(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The gradient-flow panel of ``report["grad_flow"]``, or None when a view shows none.
+
+    Shown when a hint fires, when the block ran three or more backward calls (a training
+    loop), or when two or more layers got gradients over two or more calls or one of them is
+    a module; a toy cell — one or two backward calls over plain tensors, as the seed and demo
+    notebooks' accumulation lessons — keeps its views as they were (its .grad history says it). ``layers`` holds
+    each layer's series (``calls``, ``norm``, ``mean``, ``max`` as floats or None) and its
+    last values as text; ``hints`` the vanishing / exploding sentences.
+
+    >>> flow = {"calls": 1, "layers": [
+    ...     {"name": "net.0", "kind": "module", "type": "Linear", "calls": [0], "norm": [1e-9],
+    ...      "mean": [1e-10], "max": [1e-9]},
+    ...     {"name": "net.2", "kind": "module", "type": "Linear", "calls": [0], "norm": [0.5],
+    ...      "mean": [0.1], "max": [0.4]}]}
+    >>> f = flow_facts({"grad_flow": flow})
+    >>> [h["kind"] for h in f["hints"]], f["layers"][0]["last_norm"]
+    (['vanishing'], '1e-09')
+    """
+    flow = report.get("grad_flow") or {}
+    layers = []
+    for lay in flow.get("layers") or []:
+        norm = [_num(v) for v in lay.get("norm") or []]
+        if not norm:
+            continue
+        mean, top = [_num(v) for v in lay.get("mean") or []], [_num(v) for v in lay.get("max") or []]
+        layers.append({"name": clean_text(lay.get("name") or "?"), "type": clean_text(lay.get("type") or ""),
+                       "kind": lay.get("kind") or "parameter", "calls": list(lay.get("calls") or []),
+                       "norm": norm, "mean": mean, "max": top,
+                       "last_norm": _fmt_num(norm[-1]), "last_mean": _fmt_num(mean[-1] if mean else None),
+                       "last_max": _fmt_num(top[-1] if top else None), "trend": _trend(norm)})
+    if not layers:
+        return None
+    hints = flow_hints(layers)
+    calls = int(flow.get("calls") or 1)
+    modular = any(lay["kind"] == "module" for lay in layers)
+    if not (hints or calls >= 3 or (len(layers) >= 2 and (calls >= 2 or modular))):
+        return None
+    sub = (f"the L2 norm of each layer's .grad after each of {_count(calls, 'backward call')}"
+           if calls > 1 else "the L2 norm of each layer's .grad after the backward call")
+    if flow.get("thinned"):
+        sub += f" (evenly thinned to at most {flow.get('max_points')} points per layer)"
+    if modular:
+        sub += "; a module's parameters count together"
+    acts = [{"module": clean_text(a.get("module") or "?"), "type": clean_text(a.get("type") or ""),
+             "shape": format_shape(a.get("shape")), "mean": _fmt_num(_num(a.get("mean"))),
+             "std": _fmt_num(_num(a.get("std"))), "zeros": f"{100 * float(a.get('zeros') or 0):.0f}%"}
+            for a in flow.get("activations") or []]
+    return {"title": "Gradient flow", "sub": sub, "activations": acts,
+            "activations_title": "Activations: the output of each module's last call",
+            "calls": calls, "layers": layers, "hints": hints}
+
+
+def _fmt_num(x: float | None) -> str:
+    """Three significant digits: ``1.36``, ``0.00237``, ``1e-09``, ``inf``."""
+    if x is None:
+        return "—"
+    return format_number(x) if not math.isfinite(x) else f"{x:.3g}"
+
+
+def flow_hints(layers: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Vanishing and exploding gradients, worded as d2l teaches them (at most one of each)."""
+    bad = next((lay for lay in layers if any(v is not None and not math.isfinite(v) for v in lay["norm"])), None)
+    last = [(lay["name"], lay["norm"][-1]) for lay in layers
+            if lay["norm"][-1] is not None and math.isfinite(lay["norm"][-1])]
+    hints = [] if bad is not None else _vanishing(last)
+    exploding = _exploding(layers, last, bad, bool(hints))
+    return hints + ([exploding] if exploding else [])
+
+
+def _vanishing(last: list[tuple[str, float]]) -> list[dict[str, str]]:
+    """The vanishing hint from each layer's last norm, or ``[]``."""
+    big = max(last, key=lambda p: p[1], default=None)
+    if big is None:
+        return []
+    low = [p for p in last if big[1] > 0 and p[1] < VANISH_RATIO * big[1]]
+    if low:
+        who = ", ".join(p[0] for p in low[:3]) + (f" and {len(low) - 3} more" if len(low) > 3 else "")
+        what = (f"The gradient norm of {who} {'is' if len(low) == 1 else 'are'} less than a "
+                f"millionth of {big[0]}'s ({_fmt_num(big[1])}); {low[0][0]}'s is "
+                f"{'zero' if low[0][1] == 0 else _fmt_num(low[0][1])}")
+    elif big[1] == 0:
+        what = "Every layer's gradient is exactly zero"
+    else:
+        return []
+    return [{"kind": "vanishing", "title": "Vanishing gradients", "text": (
+        f"{what}: those parameters barely learn. Backpropagation multiplies one local derivative "
+        f"per layer, and a product of many small factors vanishes — a saturated sigmoid's "
+        f"derivative is at most 0.25. Use ReLU instead of sigmoid/tanh, initialize the weights "
+        f"with Xavier/He scaling (nn.init.xavier_uniform_), or add normalization ({D2L_SECTION}).")}]
+
+
+def _exploding(layers: list[dict[str, Any]], last: list[tuple[str, float]], bad: Any,
+               vanished: bool) -> dict[str, str] | None:
+    """The exploding hint: a non-finite norm, a fast-growing layer, or (when nothing vanished)
+    a layer far larger than the smallest nonzero one; else None."""
+    growth = next((lay for lay in layers if _grows(lay["norm"])), None)
+    big = max(last, key=lambda p: p[1], default=None)
+    small = min((p for p in last if p[1] > 0), key=lambda p: p[1], default=None)
+    if bad is not None:
+        why = f"{bad['name']}'s gradient became non-finite (inf or NaN)"
+    elif growth is not None:
+        why = (f"{growth['name']}'s gradient grew more than {EXPLODE_GROWTH:g}× per backward call "
+               f"over the last {GROWTH_CALLS} calls")
+    elif not vanished and small is not None and big is not None and big[1] > EXPLODE_RATIO * small[1]:
+        why = (f"{big[0]}'s gradient ({_fmt_num(big[1])}) is more than {EXPLODE_RATIO:g}× "
+               f"{small[0]}'s ({_fmt_num(small[1])})")
+    else:
+        return None
+    return {"kind": "exploding", "title": "Exploding gradients", "text": (
+        f"{why}. A product of many large factors explodes, and a learning rate too large makes "
+        f"every step overshoot so the loss and the gradients grow each iteration. Lower the learning "
+        f"rate, initialize with smaller weights (Xavier/He scaling), or clip the gradient norm "
+        f"(torch.nn.utils.clip_grad_norm_) ({D2L_SECTION}).")}
+
+
+def _grows(norms: list[float | None]) -> bool:
+    """The last ``GROWTH_CALLS`` norms each grew more than ``EXPLODE_GROWTH``× on the one before."""
+    tail = norms[-GROWTH_CALLS - 1:]
+    if len(tail) < GROWTH_CALLS + 1 or any(v is None or not math.isfinite(v) for v in tail):
+        return False
+    return all(a > 0 and b > EXPLODE_GROWTH * a for a, b in zip(tail, tail[1:]))

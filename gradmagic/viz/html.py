@@ -24,7 +24,9 @@ from typing import Any
 
 from gradmagic.viz.escape import esc
 from gradmagic.viz.facts import (CLEARING_HINT, SEVERITY_GLYPH, call_rows, diagnosis_facts,
-                                 event_rows, leaf_grad_rows, node_name, saved_summary, verdict)
+                                 event_rows, flow_facts, leaf_grad_rows, node_name, saved_summary,
+                                 verdict)
+from gradmagic.viz.flowchart import flow_svg
 from gradmagic.viz.fmt import (as_value, format_err, format_shape, format_source, preview,
                                status_text)
 from gradmagic.viz.labels import kind_text
@@ -58,6 +60,7 @@ def render_html(report: dict[str, Any], max_nodes: int = 300,
                       "PyTorch", graph_block(report, lay)),
              *(f'<p class="gradmagic-sub">{esc(note)}</p>' for note in lay.get("notes") or []),
              _gradients(report),
+             _flow(report),
              _histories(report),
              _calls(report),
              _saved(report),
@@ -187,6 +190,30 @@ def _gradients(report: dict[str, Any]) -> str:
     return _section("Gradients of the leaves", "torch's .grad next to gradmagic's own",
                     _table(["leaf", "shape", "torch .grad", "gradmagic", "check", "max |Δ|"],
                            rows, "gradmagic-grads"))
+
+
+def _flow(report: dict[str, Any]) -> str:
+    """The gradient-flow panel: hints, the chart (``.gradmagic-flow``) and its numbers."""
+    facts = flow_facts(report)
+    if facts is None:
+        return ""
+    hints = "".join(f'<p class="gradmagic-hint gradmagic-flow-hint" data-hint="{esc(h["kind"])}">'
+                    f'<strong>⚠ {esc(h["title"])}.</strong> {esc(h["text"])}</p>' for h in facts["hints"])
+    rows = [(f'data-layer="{esc(lay["name"])}"',
+             [_code(lay["name"]), esc(lay["type"] or lay["kind"]), esc(lay["last_norm"]),
+              esc(lay["last_mean"]), esc(lay["last_max"]), esc(lay["trend"])])
+            for lay in facts["layers"]]
+    table = _table(["layer", "kind", "‖grad‖ (last call)", "mean |g|", "max |g|", "trend"], rows,
+                   "gradmagic-flow-table")
+    acts = ""
+    if facts["activations"]:
+        arows = [(f'data-module="{esc(a["module"])}"',
+                  [_code(a["module"]), esc(a["type"]), esc(a["shape"]), esc(a["mean"]), esc(a["std"]),
+                   esc(a["zeros"])]) for a in facts["activations"]]
+        acts = (f'<p class="gradmagic-sub">{esc(facts["activations_title"])}</p>'
+                + _table(["module", "kind", "shape", "mean", "std", "zeros"], arows, "gradmagic-flow-acts"))
+    return _section(facts["title"], facts["sub"],
+                    f'<div class="gradmagic-flow-panel">{hints}{flow_svg(facts)}{table}{acts}</div>')
 
 
 def _histories(report: dict[str, Any]) -> str:

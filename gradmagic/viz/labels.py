@@ -24,6 +24,7 @@ PAD_X = 10
 PAD_Y = 7
 BADGE_W = 20  # room for the status glyph in the top-right corner
 MAX_COLS = 30
+MODULE_COLS = 40  # module boxes: "[2, 1, 28, 28] → [2, 6, 28, 28]" fits
 MIN_W = 64
 
 Line = tuple[str, str]  # (role, text); roles: title, kind, shape, value, grad, detail
@@ -70,6 +71,8 @@ def node_lines(node: dict[str, Any]) -> list[Line]:
 
 def group_lines(group: dict[str, Any]) -> list[Line]:
     """Lines of a folded group's box: its label, the ops of one iteration, its size."""
+    if group.get("kind") == "module":
+        return module_lines(group)
     ops = group.get("ops") or []
     summary = " · ".join(ops[:4]) + (" …" if len(ops) > 4 else "")
     lines: list[Line] = [("title", clean_text(group.get("label") or "group"))]
@@ -81,6 +84,27 @@ def group_lines(group: dict[str, Any]) -> list[Line]:
         size += f" · line {first}" if first == last else f" · lines {first}–{last}"
     lines.append(("detail", size))
     return [(role, truncate(text, MAX_COLS)) for role, text in lines]
+
+
+def _shapes(shapes: list[Any]) -> str:
+    return ", ".join(format_shape(s) for s in shapes) if shapes else "–"
+
+
+def module_lines(group: dict[str, Any]) -> list[Line]:
+    """Lines of a module box: path and signature, shapes in → out, its parameters' gradient."""
+    lines: list[Line] = [("title", clean_text(group.get("label") or group.get("module") or "module"))]
+    lines.append(("shape", f"{_shapes(group.get('inputs'))} → {_shapes(group.get('outputs'))}"))
+    grad = group.get("grad") or {}
+    if grad.get("norm") is not None:
+        lines.append(("grad", f"‖∇θ‖ {grad['norm']:.4g}"))
+    elif grad.get("max_abs") is not None:
+        lines.append(("grad", f"max |∇θ| {grad['max_abs']:.4g}"))
+    count = len(group.get("members") or [])
+    size = f"{count} node" + ("s" if count != 1 else "")
+    if (group.get("calls") or 1) > 1:
+        size += f" · call {group.get('call', 0) + 1} of {group['calls']}"
+    lines.append(("detail", size))
+    return [(role, truncate(text, MODULE_COLS)) for role, text in lines]
 
 
 def box_size(lines: list[Line]) -> tuple[int, int]:

@@ -3,7 +3,8 @@
 Data flows downwards: inputs at the top, the loss at the bottom. The steps are the
 classic Sugiyama ones, kept deterministic and dependency-free:
 
-1. fold repeated loop iterations of large graphs (:mod:`gradmagic.viz.fold`);
+1. fold repeated loop iterations of large graphs (:mod:`gradmagic.viz.fold`) and group
+   the nodes of each ``nn.Module`` call (:mod:`gradmagic.viz.modules`);
 2. longest-path layering (inputs pulled down next to their first consumer);
 3. dummy nodes on edges that span several layers (within a budget, so huge fan-outs stay linear);
 4. barycenter sweeps to reduce crossings, keeping the order with the fewest;
@@ -25,7 +26,7 @@ from __future__ import annotations
 import heapq
 from typing import Any, Iterable
 
-from gradmagic.viz.fold import fold_plan
+from gradmagic.viz.modules import group_plan
 from gradmagic.viz.labels import box_size, group_lines, node_lines
 
 MARGIN = 16
@@ -59,13 +60,16 @@ class _Graph:
 
 
 def layout(report: dict[str, Any], max_nodes: int = 300,
-           expanded: Iterable[str] = ()) -> dict[str, Any]:
+           expanded: Iterable[str] | None = None) -> dict[str, Any]:
     """Positions of every visible node, folded group and edge of ``report`` (see docs/contract.md).
+
+    ``expanded`` lists the open groups; ``None`` is the default view (loops folded, module
+    calls at depth 0 open and deeper ones collapsed).
 
     Node and group boxes are ``x, y`` (top-left), ``w, h`` in px; edges carry a polyline
     ``points`` from the bottom of the source to the top of the target (one port per input).
     """
-    plan = fold_plan(report, max_nodes, tuple(expanded))
+    plan = group_plan(report, max_nodes, None if expanded is None else tuple(expanded))
     items, owner, sizes = _items(report, plan)
     graph = _Graph(items, sizes)
     edges = _edges(report, owner, {item: k for k, item in enumerate(items)})
@@ -340,26 +344,66 @@ def _result(graph: _Graph, plan: dict[str, Any], edges: list[list[int]],
         out_edges.append({**edge, "count": count} if count > 1 else edge)
     width = max((b["x"] + b["w"] for b in boxes.values()), default=0) + MARGIN
     height = max((b["y"] + b["h"] for b in boxes.values()), default=0) + MARGIN
-    groups = [_place_group(g, boxes) for g in plan["groups"]]
-    return {"width": _r(width), "height": _r(height), "direction": "TB", "nodes": boxes,
-            "edges": out_edges, "groups": groups, "hidden": list(plan["hidden"]),
-            "notes": list(plan["notes"])}
-
-
-def _place_group(group: dict[str, Any], boxes: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A folded group takes its own box; an expanded one gets its members' bounding box."""
-    out = dict(group)
-    if group["folded"]:
-        box = boxes.pop(group["id"])
-        out.update(x=box["x"], y=box["y"], w=box["w"], h=box["h"], layer=box["layer"])
-        return out
-    members = [boxes[m] for m in group["members"] if m in boxes]
-    if members:
-        x0 = min(b["x"] for b in members)
-        y0 = min(b["y"] for b in members)
-        out.update(x=x0, y=y0, w=_r(max(b["x"] + b["w"] for b in members) - x0),
-                   h=_r(max(b["y"] + b["h"] for b in members) - y0))
+    placed = {g["id"]: dict(g) for g in plan["groups"]}
+    where: dict[str, dict[str, Any]] = {}  # hidden node -> the folded box standing for it
+    for gid, group in placed.items():
+        if group["folded"]:
+            box = boxes.pop(gid)
+            group.update(x=box["x"], y=box["y"], w=box["w"], h=box["h"], layer=box["layer"])
+            where.update((m, group) for m in group["members"])
+    for group in reversed(plan["groups"]):  # innermost first: frames hold inner frames
+        if not group["folded"]:
+            _frame(placed[group["id"]], boxes, where, placed)
+    out = {"width": _r(width), "height": _r(height), "direction": "TB", "nodes": boxes,
+           "edges": out_edges, "groups": [placed[g["id"]] for g in plan["groups"]],
+           "hidden": list(plan["hidden"]), "notes": list(plan["notes"])}
+    if "modules" in plan:
+        out.update(modules=plan["modules"], levels=plan["levels"])
+        _fit_frames(out)
     return out
+
+
+def _fit_frames(out: dict[str, Any]) -> None:
+    """Move everything right/down so that module frames keep a margin, and widen the canvas."""
+    frames = [g for g in out["groups"] if "x" in g]
+    if not frames:
+        return
+    dx = max(0.0, MARGIN / 2 - min(g["x"] for g in frames))
+    dy = max(0.0, MARGIN / 2 - min(g["y"] for g in frames))
+    if dx or dy:
+        for box in [*out["nodes"].values(), *frames]:
+            box["x"], box["y"] = _r(box["x"] + dx), _r(box["y"] + dy)
+        for edge in out["edges"]:
+            edge["points"] = [[_r(x + dx), _r(y + dy)] for x, y in edge["points"]]
+    right = max(g["x"] + g["w"] for g in frames) + MARGIN / 2
+    bottom = max(g["y"] + g["h"] for g in frames) + MARGIN / 2
+    out["width"] = _r(max(out["width"] + dx, right))
+    out["height"] = _r(max(out["height"] + dy, bottom))
+
+
+FRAME_PAD = 6  # around the members of an open module box
+FRAME_TOP = 16  # room above them for the box's title
+
+
+def _frame(group: dict[str, Any], boxes: dict[str, dict[str, Any]],
+           where: dict[str, dict[str, Any]], placed: dict[str, dict[str, Any]]) -> None:
+    """An expanded group gets its members' bounding box; an open module box (a frame drawn
+    around them) also holds the frames of its open submodules, with a margin and a title row."""
+    members = [boxes.get(m) or where.get(m) for m in group["members"]]
+    members = [b for b in members if b is not None and "x" in b]
+    if group.get("kind") == "module":
+        inner = set(group["members"])
+        members += [g for g in placed.values() if g is not group and "x" in g and not g["folded"]
+                    and g.get("kind") == "module" and set(g["members"]) < inner]
+    if not members:
+        return
+    x0 = min(b["x"] for b in members)
+    y0 = min(b["y"] for b in members)
+    x1 = max(b["x"] + b["w"] for b in members)
+    y1 = max(b["y"] + b["h"] for b in members)
+    if group.get("kind") == "module":
+        x0, y0, x1, y1 = x0 - FRAME_PAD, y0 - FRAME_TOP, x1 + FRAME_PAD, y1 + FRAME_PAD
+    group.update(x=_r(x0), y=_r(y0), w=_r(x1 - x0), h=_r(y1 - y0))
 
 
 def _r(v: float) -> float:

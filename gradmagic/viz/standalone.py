@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gradmagic.viz.escape import esc
+from gradmagic.viz.modules import default_expanded
 from gradmagic.viz.widget import compact_report, widget_graph
 
 __all__ = ["render_standalone_html", "inline_json"]
@@ -61,6 +62,8 @@ def _script_source(*names: str) -> str:
 
 def _layouts(report: Mapping[str, Any], graph: dict[str, Any]) -> dict[str, Any]:
     """Precomputed layouts keyed by the sorted expanded group ids ("*" = all expanded)."""
+    if report.get("modules"):
+        return _module_layouts(report, graph)
     groups = [g["id"] for g in graph["layout"].get("groups") or [] if g.get("folded")]
     if not groups:
         return {}
@@ -75,6 +78,42 @@ def _layouts(report: Mapping[str, Any], graph: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+#: module boxes up to which the "opened from the default view" layout of each is inlined
+MAX_MODULE_EXPANSIONS = 40
+
+
+def _module_layouts(report: Mapping[str, Any], graph: dict[str, Any]) -> dict[str, Any]:
+    """With module boxes: the default view, every depth of the depth control, each box
+    opened from the default view (its enclosing boxes open too), each loop group opened,
+    and everything open ("*"). Keys are the sorted open ids joined by ","; the page shows
+    the nearest precomputed state for any other combination."""
+    lay = graph["layout"]
+    default = default_expanded(dict(report))
+    levels = lay.get("levels") or []
+    parent = {f"m{m['index']}": (None if m.get("parent") is None else f"m{m['parent']}")
+              for m in report.get("modules") or []}
+    states = [list(default), *([i for level in levels[:d] for i in level]
+                               for d in range(len(levels) + 1))]
+    for info in (lay.get("modules") or [])[:MAX_MODULE_EXPANSIONS]:
+        chain, gid = [], info["id"]
+        while gid is not None:
+            chain.append(gid)
+            gid = parent.get(gid)
+        states.append(sorted(set(default) | set(chain)))
+    loops = [g["id"] for g in lay.get("groups") or [] if g.get("kind") != "module"]
+    states += [[*default, gid] for gid in loops[:MAX_SINGLE_EXPANSIONS]]
+    out: dict[str, Any] = {}
+    for state in states:
+        key = ",".join(sorted(set(state)))
+        if key not in out:
+            g = widget_graph(report, sorted(set(state)))
+            out[key] = {"layout": g["layout"], "labels": g["labels"]}
+    every = sorted({*parent, *loops})
+    g = widget_graph(report, every)
+    out["*"] = out.get(",".join(every)) or {"layout": g["layout"], "labels": g["labels"]}
+    return out
+
+
 def _section(i: int, report: Mapping[str, Any]) -> str:
     from gradmagic.viz.html import render_html
 
@@ -82,6 +121,8 @@ def _section(i: int, report: Mapping[str, Any]) -> str:
     # no kernel will resend hidden nodes after an expand: keep every node in full
     graph["report"] = compact_report(report)
     data = {"graph": graph, "layouts": _layouts(report, graph)}
+    if report.get("modules"):
+        data["expanded"] = default_expanded(dict(report))
     cell = (report.get("cell") or {}).get("number")
     heading = f"Report {i + 1}" + (f" · cell [{cell}]" if cell is not None else "")
     return (

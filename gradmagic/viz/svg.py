@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradmagic.viz.escape import esc
+from gradmagic.viz.escape import clean_text, esc, truncate
 from gradmagic.viz.facts import diagnosed_nodes
 from gradmagic.viz.fmt import (STATUS_GLYPH, as_value, format_bytes, format_err, format_shape,
                                preview, status_text)
@@ -59,12 +59,15 @@ def render_svg(report: dict[str, Any], layout: dict[str, Any]) -> str:
         f'aria-label="{esc(_caption(report, layout))}" font-family="{FONT}" font-size="12">',
         f"<title>{esc(_caption(report, layout))}</title>",
         f'<g class="gradmagic-graph-body" transform="translate({dx},0)">',
+        _module_frames(layout),
         '<g class="gradmagic-edges">',
         *(_edge(e) for e in layout.get("edges") or []),
         "</g>",
         '<g class="gradmagic-nodes">',
         *(_group(g, _group_mark(g, marks)) for g in layout.get("groups") or []
-          if g.get("folded")),
+          if g.get("folded") and g.get("kind") != "module"),
+        *(_module_box(g, _group_mark(g, marks)) for g in layout.get("groups") or []
+          if g.get("folded") and g.get("kind") == "module"),
         *(_node(nodes[nid], box, marks.get(nid))
           for nid, box in (layout.get("nodes") or {}).items() if nid in nodes),
         "</g></g>",
@@ -76,8 +79,10 @@ def render_svg(report: dict[str, Any], layout: dict[str, Any]) -> str:
 
 def _caption(report: dict[str, Any], layout: dict[str, Any]) -> str:
     n = len(report.get("nodes") or [])
-    folded = [g for g in layout.get("groups") or [] if g.get("folded")]
+    folded = [g for g in layout.get("groups") or [] if g.get("folded") and g.get("kind") != "module"]
+    boxes = [g for g in layout.get("groups") or [] if g.get("folded") and g.get("kind") == "module"]
     extra = f", {len(folded)} folded loop group(s)" if folded else ""
+    extra += f", {len(boxes)} collapsed module box(es)" if boxes else ""
     return f"Computation graph: {n} nodes{extra}; data flows from inputs (top) to outputs (bottom)"
 
 
@@ -228,6 +233,65 @@ def _group(group: dict[str, Any], mark: dict[str, Any] | None = None) -> str:
             f'<rect class="gradmagic-box" width="{_r(w)}" height="{_r(h)}" rx="6" '
             f'fill="{KIND_FILL["group"]}" stroke="{KIND_STROKE["group"]}" stroke-width="1.5"/>'
             f"{_lines(group_lines(group))}{_badge(status, w - 13, 13)}</g>")
+
+
+# ---------------------------------------------------------------- module boxes
+
+MODULE_FILL, MODULE_STROKE, MODULE_TEXT = "#e0e7ff", "#4338ca", "#312e81"
+
+
+def _module_attrs(group: dict[str, Any]) -> str:
+    """The test hooks and ids every module box carries (``data-module``, ``data-module-class``)."""
+    return (f'data-group-id="{esc(group["id"])}" data-module="{esc(group.get("module") or "")}" '
+            f'data-module-class="{esc(group.get("type") or "")}" '
+            f'data-depth="{int(group.get("depth") or 0)}" '
+            f'data-members="{len(group.get("members") or [])}"')
+
+
+def _module_tip(group: dict[str, Any]) -> str:
+    lines = [str(group.get("label") or ""), *(text for _, text in group_lines(group)[1:])]
+    return "\n".join(lines)
+
+
+def _module_box(group: dict[str, Any], mark: dict[str, Any] | None = None) -> str:
+    """A collapsed module call: one box with its path, signature, shapes and gradient."""
+    w, h = float(group["w"]), float(group["h"])
+    status = group.get("status") or "agree"
+    return (f'<g class="gradmagic-group gradmagic-module gradmagic-folded '
+            f'gradmagic-status-{esc(status)}" {_module_attrs(group)}{_mark_attr(mark)} '
+            f'transform="translate({_r(group["x"])},{_r(group["y"])})">'
+            f"<title>{esc(_module_tip(group), keep_newlines=True)}</title>{_ring(mark, w, h)}"
+            f'<rect class="gradmagic-box" width="{_r(w)}" height="{_r(h)}" rx="8" '
+            f'fill="{MODULE_FILL}" stroke="{MODULE_STROKE}" stroke-width="2"/>'
+            f'<rect x="3" y="3" width="{_r(w - 6)}" height="{_r(h - 6)}" rx="6" fill="none" '
+            f'stroke="{MODULE_STROKE}" stroke-width="0.8"/>'
+            f"{_lines(group_lines(group))}{_badge(status, w - 13, 13)}</g>")
+
+
+def _module_frames(layout: dict[str, Any]) -> str:
+    """Open module calls: a labelled frame behind their nodes (nothing without modules)."""
+    frames = [g for g in layout.get("groups") or []
+              if g.get("kind") == "module" and not g.get("folded") and "x" in g]
+    if not frames:
+        return ""
+    parts = ['<g class="gradmagic-module-frames">']
+    for g in frames:
+        parts.append(
+            f'<g class="gradmagic-group gradmagic-module gradmagic-unfolded" {_module_attrs(g)} '
+            f'transform="translate({_r(g["x"])},{_r(g["y"])})"><title>{esc(_module_tip(g), keep_newlines=True)}</title>'
+            f'<rect class="gradmagic-module-frame" width="{_r(g["w"])}" height="{_r(g["h"])}" '
+            f'rx="8" fill="{MODULE_FILL}" fill-opacity="0.35" stroke="{MODULE_STROKE}" '
+            f'stroke-width="1" stroke-dasharray="4 3"/>'
+            f'<text class="gradmagic-module-title" x="6" y="12" font-size="11" '
+            f'fill="{MODULE_TEXT}">{esc(_frame_title(g))}</text></g>')
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def _frame_title(group: dict[str, Any]) -> str:
+    """An open box's title, cut to its width (11 px monospace)."""
+    cols = max(4, int((float(group.get("w") or 0) - 12) / 6.7))
+    return truncate(clean_text(group.get("label") or ""), cols)
 
 
 def node_tooltip(node: dict[str, Any]) -> str:

@@ -15,10 +15,12 @@ from typing import Any
 
 from gradmagic.viz.escape import clean_text, display_width, pad, truncate
 from gradmagic.viz.facts import (CLEARING_HINT, SEVERITY_GLYPH, call_rows, diagnosis_facts,
-                                 event_rows, leaf_grad_rows, node_name, saved_summary, verdict)
+                                 event_rows, flow_facts, leaf_grad_rows, node_name, saved_summary,
+                                 verdict)
 from gradmagic.viz.fmt import STATUS_GLYPH, as_value, format_shape, preview
 from gradmagic.viz.fold import fold_plan
 from gradmagic.viz.labels import kind_text
+from gradmagic.viz.modules import module_groups
 
 MAX_TREE_LINES = 60
 MAX_INDENT = 36
@@ -39,6 +41,7 @@ def render_text(report: dict[str, Any], width: int = 100, max_nodes: int = 300) 
     out += ["", "Graph (each node lists its inputs below it; data flows up, gradients flow down)"]
     out += _tree(report, max_nodes)
     out += _gradients(report, width)
+    out += _flow(report, width)
     out += _histories(report, width)
     out += _calls(report, width)
     out += _saved(report, width)
@@ -107,9 +110,14 @@ def _tree(report: dict[str, Any], max_nodes: int) -> list[str]:
     roots = [i for i in items if i not in used] or items[:1]
     lines: list[str] = []
     seen: set[str] = set()
-    stack = [(r, "", "") for r in reversed(roots)]
+    chains = _module_chains(report, plan["groups"])
+    stack = [(r, "", "", None) for r in reversed(roots)]
     while stack and len(lines) < MAX_TREE_LINES:
-        item, lead, child_lead = stack.pop()
+        item, lead, child_lead, parent = stack.pop()
+        child_lead = "… " if len(child_lead) > MAX_INDENT else child_lead
+        for heading in _entered(chains, item, parent):
+            lines.append(lead + heading)
+            lead = child_lead
         if item in seen:
             lines.append(f"{lead}{_short(item, nodes, groups)}  (shown above)")
             continue
@@ -118,16 +126,38 @@ def _tree(report: dict[str, Any], max_nodes: int) -> list[str]:
         lines.append(lead + (f"[{group['label']}: {' → '.join(group['ops'][:4])}]" if group
                              else _describe(nodes[item])))
         kids = [s for _, s in sorted(inputs.get(item, []))]
-        child_lead = "… " if len(child_lead) > MAX_INDENT else child_lead
         for j in range(len(kids) - 1, -1, -1):
             last = j == len(kids) - 1
             stack.append((kids[j], child_lead + ("└─ " if last else "├─ "),
-                          child_lead + ("   " if last else "│  ")))
+                          child_lead + ("   " if last else "│  "), item))
     if len(items) > len(seen):
         lines.append(f"… {len(items) - len(seen)} more nodes not shown (see the HTML report)")
     for note in plan["notes"]:
         lines += _wrap(clean_text(note), 100, "")
     return lines
+
+
+def _module_chains(report: dict[str, Any], loops: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Node id -> the module call groups holding it, outermost first (``{}`` without modules)."""
+    chains: dict[str, list[dict[str, Any]]] = {}
+    for group in module_groups(report, loops):  # parents come before their children
+        for member in group["members"]:
+            chains.setdefault(member, []).append(group)
+    for chain in chains.values():
+        chain.sort(key=lambda g: -len(g["members"]))
+    return chains
+
+
+def _entered(chains: dict[str, list[dict[str, Any]]], item: str, parent: str | None) -> list[str]:
+    """Headings of the module calls that ``item`` is in and its parent in the tree is not."""
+    outer = {g["id"] for g in chains.get(parent, [])} if parent else set()
+    return [f"▸ {clean_text(g['label'])}  {_shape_list(g['inputs'])} → "
+            f"{_shape_list(g['outputs'])}"
+            for g in chains.get(item, []) if g["id"] not in outer]
+
+
+def _shape_list(shapes: list[Any]) -> str:
+    return ", ".join(format_shape(s) for s in shapes) if shapes else "–"
 
 
 def _inputs(report: dict[str, Any], owner: dict[str, str],
@@ -176,6 +206,25 @@ def _gradients(report: dict[str, Any], width: int) -> list[str]:
     body = [[r["name"], r["shape"], r["torch"], r["engine"], r["verdict"], r["err"]] for r in rows]
     return ["", "Gradients of the leaves (torch .grad vs gradmagic)"] + table(
         ["leaf", "shape", "torch .grad", "gradmagic", "check", "max |Δ|"], body, width)
+
+
+def _flow(report: dict[str, Any], width: int) -> list[str]:
+    """The gradient-flow table (layer, last norm, mean, max, trend) and its hints."""
+    facts = flow_facts(report)
+    if facts is None:
+        return []
+    out = ["", facts["title"]] + _wrap(facts["sub"][0].upper() + facts["sub"][1:] + ".", width, "  ")
+    out += table(["layer", "kind", "‖grad‖ last", "mean |g|", "max |g|", "trend"],
+                 [[lay["name"], lay["type"] or lay["kind"], lay["last_norm"], lay["last_mean"],
+                   lay["last_max"], lay["trend"]] for lay in facts["layers"]], width)
+    for hint in facts["hints"]:
+        out += _wrap(f"⚠ {hint['title']}: {hint['text']}", width, "  ")
+    if facts["activations"]:
+        out += ["", facts["activations_title"]] + table(
+            ["module", "kind", "shape", "mean", "std", "zeros"],
+            [[a["module"], a["type"], a["shape"], a["mean"], a["std"], a["zeros"]] for a in facts["activations"]],
+            width)
+    return out
 
 
 def _histories(report: dict[str, Any], width: int) -> list[str]:

@@ -13,7 +13,8 @@ Synced traits
                  to its node, so ``w.selected = "y"`` works
     ``step``     step of the backward replay (``-1`` = no replay); clamped to the call's steps
     ``call``     which backward call the replay walks (index into ``backward_calls``)
-    ``expanded`` ids of folded groups the user opened; changing it recomputes the layout
+    ``expanded`` ids of the open groups (loop groups the user opened, module boxes open:
+                 the calls at depth 0 to begin with); changing it recomputes the layout
 
 Example::
 
@@ -35,6 +36,7 @@ import traitlets
 
 from gradmagic.viz.escape import no_lone_surrogates
 from gradmagic.viz.facts import verdict
+from gradmagic.viz.modules import default_expanded
 
 __all__ = ["GradWidget", "widget_graph", "compact_report", "resolve_node"]
 
@@ -85,6 +87,7 @@ def compact_report(
     - a Value with ``data`` drops ``head`` and ``min/max/mean`` (the front end derives them);
     - ``checks`` is emptied (each node's ``status`` and ``max_abs_err`` carry the verdict);
     - ``modules`` is left out (no panel of the front end draws module calls yet);
+    - ``grad_flow`` is left out (``widget_graph`` sends the chart's facts as ``flow``);
     - node fields that are ``None`` (and empty ``aliases``/``formulas``/``saved``) are left out;
     - nodes in ``hidden`` (inside a folded group) keep only what names them, and backward
       steps at them drop their values (expanding the group resends them).
@@ -99,6 +102,7 @@ def compact_report(
     if "checks" in out:
         out["checks"] = []
     out.pop("modules", None)
+    out.pop("grad_flow", None)  # the chart's facts travel as ``graph["flow"]`` (flow_payload)
     if "nodes" in out:
         out["nodes"] = [_slim_node(n, n.get("id") in hidden) for n in out["nodes"] or []]
     if hidden and out.get("backward_calls"):
@@ -122,7 +126,7 @@ def _slim_call(call: Mapping[str, Any], hidden: set[str]) -> dict[str, Any]:
 
 
 def widget_graph(
-    report: Mapping[str, Any], expanded: Iterable[str] = (), max_nodes: int = 300
+    report: Mapping[str, Any], expanded: Iterable[str] | None = None, max_nodes: int = 300
 ) -> dict[str, Any]:
     """Build the synced ``graph`` value: the compacted report, its shared layout and the
     text of every visible box (the static SVG's own ``node_lines``/``group_lines``, so both
@@ -132,10 +136,12 @@ def widget_graph(
     >>> sorted(g), g["labels"]["a"][0]
     (['labels', 'layout', 'report'], ['title', 'x'])
     """
+    from gradmagic.viz.flowchart import flow_payload
     from gradmagic.viz.labels import group_lines, node_lines
     from gradmagic.viz.layout import layout  # the one layout shared with the SVG view
 
-    lay = layout(dict(report), max_nodes=max_nodes, expanded=tuple(expanded))
+    lay = layout(dict(report), max_nodes=max_nodes,
+                 expanded=None if expanded is None else tuple(expanded))
     visible = lay.get("nodes") or {}
     labels: dict[str, list[list[str]]] = {
         n["id"]: [list(line) for line in node_lines(n)]
@@ -146,7 +152,11 @@ def widget_graph(
     slim = compact_report(report, hidden=lay.get("hidden") or ())
     v = verdict(dict(report))
     slim["verdict"] = {"level": v["level"], "headline": v["headline"]}  # the views' one headline
-    return {"report": slim, "layout": lay, "labels": labels}
+    out = {"report": slim, "layout": lay, "labels": labels}
+    flow = flow_payload(dict(report))  # the gradient-flow chart's facts (viz/flowchart.py)
+    if flow is not None:
+        out["flow"] = flow
+    return out
 
 
 def resolve_node(report: Mapping[str, Any], key: str) -> str:
@@ -194,14 +204,20 @@ class GradWidget(anywidget.AnyWidget):  # type: ignore[misc]
     max_nodes = traitlets.Int(300)
     #: the uncompacted report (Python side only), kept to recompute the graph on expand
     _full_report: dict[str, Any] | None = None
+    #: the ``expanded`` list the current ``graph`` was laid out with (Python side only)
+    _shown_expanded: list[str] | None = None
 
     @classmethod
     def from_report(cls, report: Any, **kwargs: Any) -> "GradWidget":
         """Make a widget from a ``GradReport`` or its ``to_dict()`` dict."""
         report_dict = report if isinstance(report, Mapping) else report.to_dict()
         max_nodes = int(kwargs.pop("max_nodes", 300))
-        widget = cls(graph=widget_graph(report_dict, max_nodes=max_nodes), max_nodes=max_nodes, **kwargs)
+        opened = default_expanded(dict(report_dict))  # module boxes open at first (depth 0)
+        widget = cls(graph=widget_graph(report_dict, opened, max_nodes=max_nodes),
+                     max_nodes=max_nodes, **kwargs)
         widget._full_report = dict(report_dict)
+        widget._shown_expanded = opened
+        widget.expanded = opened  # the graph above already shows it: no second layout
         return widget
 
     # -- helpers -------------------------------------------------------------------
@@ -241,6 +257,9 @@ class GradWidget(anywidget.AnyWidget):  # type: ignore[misc]
 
     @traitlets.observe("expanded")
     def _expanded_changed(self, change: Any) -> None:
+        if list(change["new"]) == self._shown_expanded:
+            return
+        self._shown_expanded = list(change["new"])
         full = self._full_report or self.report
         if full:
             self.graph = widget_graph(full, change["new"], self.max_nodes)

@@ -11,7 +11,7 @@ source lines and comments, op names (an ``autograd.Function`` subclass made outs
 recorded cell shows as an opaque node named after its class), notes, the message of an
 exception the cell raises and the diagnoses that quote all of these. ``hostile_cell``
 writes a ``%%grad`` cell that uses all of them at once; ``poisoned`` puts a payload into
-every string field of a synthetic report, its diagnoses included.
+every string field of a synthetic report, its diagnoses and module calls included.
 
 >>> [p.family for p in CORPUS][:2]
 ['markup', 'markup']
@@ -214,7 +214,18 @@ def poisoned(payload: str) -> dict[str, Any]:
     rep["cell"]["source"] = payload
     rep["diagnoses"] = [_poisoned_diagnosis(payload, severity, rep["nodes"])
                         for severity in ("error", "warning")]
+    rep["modules"] = _poisoned_modules(payload, rep["nodes"])
     return rep
+
+
+def _poisoned_modules(payload: str, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Two module calls (issue 13) with ``payload`` as path, class and signature: an open one
+    at depth 0 around the mul and fft nodes, and a collapsed one inside it around the mul."""
+    ops = [n["id"] for n in nodes if n["kind"] in ("op", "opaque")]
+    call = {"type": payload, "signature": payload, "inputs": [[3]], "outputs": [[3]],
+            "parameters": [], "call": 0, "calls": 1}
+    return [{**call, "index": 0, "path": payload, "nodes": ops[:2], "parent": None, "depth": 0},
+            {**call, "index": 1, "path": payload + ".0", "nodes": ops[:1], "parent": 0, "depth": 1}]
 
 
 def _poisoned_diagnosis(payload: str, severity: str, nodes: list[dict[str, Any]]) -> dict[str, Any]:
