@@ -20,6 +20,7 @@ SystemExit: 0
 from __future__ import annotations
 
 import argparse
+import ast
 import builtins
 import os
 import sys
@@ -30,6 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+
+from gradmagic.checking import CHECK_MODES, mark_statement_ends
 
 __all__ = ["EXIT_OK", "EXIT_DIFFER", "EXIT_USAGE", "EXIT_RAISED", "EXIT_INTERNAL", "Outcome", "main",
            "run_notebook", "run_script"]
@@ -72,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--html", type=Path, metavar="OUT.html", help="also write a standalone HTML report")
     parser.add_argument("--rtol", type=float, help="relative tolerance of the cross-check")
     parser.add_argument("--atol", type=float, help="absolute tolerance of the cross-check")
-    parser.add_argument("--no-check", dest="check", action="store_false", help="record without cross-checking")
+    parser.add_argument("--check", choices=CHECK_MODES, default="sample", type=str.lower,
+                        help="how much to cross-check: sample (a long loop's backward calls 1-3 and "
+                        "powers of two, the others at full speed; the default), all, or none")
+    parser.add_argument("--no-check", dest="check", action="store_const", const="none",
+                        help="record without cross-checking (--check none)")
     parser.add_argument("--gradcheck", action="store_true", help="also check gradients by finite differences")
     parser.add_argument(
         "--all-cells", action="store_true", help="notebooks: record every code cell, as after %%grad on"
@@ -136,7 +143,8 @@ def run_script(path: Path, args: argparse.Namespace) -> Outcome:
         source = f.read()
     filename = str(path)
     try:
-        code = compile(source, filename, "exec")
+        tree = mark_statement_ends(ast.parse(source, filename).body)  # (check="sample": full speed ends with its statement)
+        code = compile(ast.Module(body=tree, type_ignores=[]), filename, "exec")
     except SyntaxError as exc:
         traceback.print_exception(type(exc), exc, None)
         return Outcome(raised=True)

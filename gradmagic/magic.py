@@ -42,8 +42,10 @@ from IPython.core import magic_arguments
 from IPython.core.displayhook import DisplayHook
 from IPython.core.error import InputRejected, UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Union, validate
 from traitlets.config import Configurable
+
+from gradmagic.checking import CHECK_MODES, check_mode, mark_statement_ends
 
 __all__ = [
     "FORMATS",
@@ -80,6 +82,10 @@ Plain-text report, looser tolerances, plus a finite-difference check::
 
   %%grad --format text --rtol 1e-4 --atol 1e-6 --gradcheck
 
+Check every iteration of a training loop, not only a sample of them::
+
+  %%grad --check all
+
 Record without showing anything (``gradmagic.last_report()`` still has it)::
 
   %%grad --quiet
@@ -114,13 +120,23 @@ class GradMagic(Configurable):
     atol = Float(None, allow_none=True, help="Absolute tolerance of the cross-check (None: by dtype).").tag(
         config=True
     )
-    check = Bool(True, help="Cross-check values and gradients against torch.").tag(config=True)
+    check = Union([CaselessStrEnum(CHECK_MODES), Bool()], default_value="sample",
+                  help="How much to cross-check against torch: 'sample' (a long loop's backward calls "
+                  "1-3 and powers of two; the others run at full speed), 'all' (every call; True) "
+                  "or 'none' (False).").tag(config=True)
     gradcheck = Bool(False, help="Also check gradients by float64 finite differences.").tag(config=True)
     max_nodes = Int(300, help="Graphs larger than this are summarised (loops folded).").tag(config=True)
     quiet = Bool(False, help="Record without showing the report.").tag(config=True)
     # the default is gradmagic.recorder.twins.TWIN_LIMIT (not imported: this module loads without torch)
     twin_limit = Int(1 << 24, help="Tensors with more elements get no engine copy: they are drawn "
                      "but unchecked ('too large').").tag(config=True)
+
+    @validate("check")
+    def _valid_check(self, proposal: dict) -> Any:
+        try:
+            return check_mode(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
 
     @validate("rtol", "atol", "max_nodes")
     def _valid(self, proposal: dict) -> Any:
@@ -233,6 +249,7 @@ def compile_cell(shell: Any, cell: str, header: str = "") -> CompiledCell:
     tail_expr = _tail_expression(nodes, shell.ast_node_interactivity)
     if tail_expr is not None and nodes and nodes[-1] is tail_expr:
         nodes.pop()
+    nodes = mark_statement_ends(nodes)  # (check="sample": full speed ends with its statement)
     body = shell.compile(ast.Module(body=nodes, type_ignores=[]), filename, "exec")
     tail = None
     if tail_expr is not None:
@@ -477,8 +494,14 @@ class GradMagics(Magics):
     @magic_arguments.argument("--rtol", type=float, default=None, help="Relative tolerance of the cross-check.")
     @magic_arguments.argument("--atol", type=float, default=None, help="Absolute tolerance of the cross-check.")
     @magic_arguments.argument(
-        "--no-check", dest="check", action="store_false", default=None,
-        help="Record and draw the graph, but do not cross-check against torch.",
+        "--check", choices=CHECK_MODES, default=None, type=str.lower,
+        help="How much to cross-check: sample (a long loop's backward calls 1-3 and powers of two "
+        "in lockstep, the others at full speed), all (every call) or none. "
+        "Default: %%config GradMagic.check ('sample').",
+    )
+    @magic_arguments.argument(
+        "--no-check", dest="check", action="store_const", const="none",
+        help="Record and draw the graph, but do not cross-check against torch (--check none).",
     )
     @magic_arguments.argument(
         "--gradcheck", action="store_true", default=None,

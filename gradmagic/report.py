@@ -14,7 +14,7 @@ report holds no arrays and no references to tensors.
 (True, [])
 >>> d = rep.to_dict()
 >>> d["schema"], sorted(d)[:4]
-(2, ['backward_calls', 'cell', 'checks', 'coverage'])
+(2, ['backward_calls', 'cell', 'checking', 'checks'])
 >>> json.loads(json.dumps(d, allow_nan=False)) == d
 True
 """
@@ -87,6 +87,9 @@ class BackwardCall:
     index: int
     kind: str  # "backward" | "autograd.grad"
     root: Optional[str]
+    #: 0-based among all of the block's backward calls, those that ran at full speed
+    #: (``check="sample"``) included: the call numbers of ``grad_flow`` and ``checking``
+    call: int = 0
     source: Optional[Source] = None
     gradient: Optional[Value] = None
     retain_graph: bool = False
@@ -208,6 +211,10 @@ class GradReport:
     modules: list = field(default_factory=list)
     #: per backward call, each layer's gradient norm, mean |g| and max |g| (None without gradients)
     grad_flow: Optional[dict] = None
+    #: which backward calls ran in lockstep (``check="sample"``: a loop's calls 1–3 and powers of
+    #: two): {"mode", "calls", "checked" (1-based), "skipped" ([first, last] ranges), "summary",
+    #: "loss": {"calls", "values"}, "piled_up"}; None when nothing was recorded
+    checking: Optional[dict] = None
     stats: dict = field(default_factory=lambda: {"nodes": 0, "ops": 0, "saved_bytes": 0, "elapsed_ms": 0.0})
 
     def node(self, key: str) -> Optional[NodeInfo]:

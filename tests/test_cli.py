@@ -108,3 +108,17 @@ def test_notebook_all_cells_records_cells_without_the_magic():
     assert "1 report, every checked value and gradient agrees" in proc.stderr  # the print cell adds none
     assert "tensor([2., 2., 2.])" in proc.stdout and "no torch here" in proc.stdout
     assert "0 reports" in cli(DATA / "plain.ipynb").stderr
+
+
+def test_check_option_samples_or_checks_every_call(tmp_path):
+    script = tmp_path / "loop.py"
+    script.write_text("import torch\nw = torch.ones(2, requires_grad=True)\n"
+                      "for i in range(20):\n    w.grad = None\n    (w * i).sum().backward()\n"
+                      "(w * 3).sum().backward()\n")
+    sampled = cli(script)
+    assert sampled.returncode == 0, sampled.stderr
+    flat = " ".join(sampled.stdout.split())
+    assert "backward calls 1–4, 8, 16, 21 of 21; the other 14 ran at full speed, not checked" in flat
+    every = cli(script, "--check", "all")
+    assert every.returncode == 0 and "full speed" not in every.stdout
+    assert cli(script, "--check", "most").returncode == 2

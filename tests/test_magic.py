@@ -342,3 +342,49 @@ def test_report_comes_below_prints_and_out(ip, capsys):
 
     heading = render_text(report_dict()).splitlines()[0]
     assert out.index("PRINTED") < out.index(f"Out[{n}]") < out.index(heading)
+
+
+# ---------------------------------------------------------------- check budget (issue 14)
+
+LONG_LOOP = """w = torch.ones(3, requires_grad=True)
+for i in range(40):
+    w.grad = None
+    (w * float(i)).sum().backward()
+"""
+
+
+def test_a_long_loop_is_sampled_by_default_and_check_all_checks_every_call(ip):
+    run(ip, "%%grad --quiet\n" + LONG_LOOP)
+    checking = report_dict()["checking"]
+    assert checking["mode"] == "sample" and checking["checked"] == [1, 2, 3, 4, 8, 16, 32]
+    run(ip, "%%grad --quiet --check all\n" + LONG_LOOP)
+    assert report_dict()["checking"]["checked"] == list(range(1, 41))
+    run(ip, "%config GradMagic.check = 'all'")
+    try:
+        run(ip, "%%grad --quiet\n" + LONG_LOOP)
+        assert report_dict()["checking"]["mode"] == "all"
+        run(ip, "%%grad --quiet --check sample\n" + LONG_LOOP)
+        assert report_dict()["checking"]["mode"] == "sample"
+    finally:
+        run(ip, "%config GradMagic.check = 'sample'")
+    result, _ = run(ip, "%%grad --check most\n1")
+    assert isinstance(result.error_in_exec, UsageError)
+
+
+def test_the_code_after_a_sampled_loop_is_checked_again(ip):
+    _, cap = run(ip, "%%grad --format text\n" + LONG_LOOP + "(w * 7).sum().backward()\nw.grad\n")
+    report = report_dict()
+    checking = report["checking"]
+    assert checking["calls"] == 41 and checking["checked"][-1] == 41  # after the loop: lockstep
+    assert checking["skipped"][-1] == [33, 40]
+    last = report["backward_calls"][-1]
+    assert last["call"] == 40 and last["status"] == "agree"
+    text = reports_shown(cap)[0]
+    assert "the other 33 ran at full speed, not checked" in " ".join(text.split())
+    assert torch.equal(ip.user_ns["w"].grad, torch.full((3,), 39.0 + 7.0))
+
+
+def test_help_names_the_check_modes(ip):
+    with capture_output() as cap:
+        ip.run_cell("%%grad?")
+    assert "--check" in cap.stdout and "sample" in cap.stdout and "--check all" in cap.stdout

@@ -14,13 +14,13 @@ from gradmagic.report import GradReport  # noqa: E402
 
 TOP = {"schema", "ok", "unsupported", "first_divergence", "mismatches", "nodes", "edges",
        "backward_calls", "leaves", "checks", "notes", "cell", "error", "coverage", "diagnoses", "modules",
-       "grad_flow", "stats"}
+       "grad_flow", "checking", "stats"}
 VALUE = {"shape", "dtype", "numel", "data", "head", "min", "max", "mean"}
 NODE = {"id", "kind", "name", "aliases", "op", "label", "torch_op", "formulas", "shape", "dtype",
         "requires_grad", "is_leaf", "value", "grad", "torch_grad", "saved", "saved_bytes", "source",
         "status", "max_abs_err"}
 EDGE = {"source", "target", "input"}
-CALL = {"index", "kind", "root", "source", "gradient", "retain_graph", "create_graph", "status", "steps"}
+CALL = {"index", "call", "kind", "root", "source", "gradient", "retain_graph", "create_graph", "status", "steps"}
 NODE_STEP = {"k", "kind", "node", "grad_output", "contributions"}
 ACC_STEP = {"k", "kind", "node", "before", "added", "after"}
 CONTRIB = {"input", "to", "formula", "value"}

@@ -233,6 +233,12 @@ class BackwardHandlers:
         self.s.calls += 1
         g = gradient.data if isinstance(gradient, ETensor) else None
         call = BackRec(idx, kind, roots, src, g, bool(retain if retain is not None else create), create)
+        sm = self.b.sampler
+        if sm is None:
+            self.b.ncalls += 1
+        elif sm.depth == 0:  # not through sampling's wrappers
+            sm.bypassed()
+        call.pos = self.b.ncalls - 1
         self.b.add_call(call)
         self.s.remember_call(call, self.b.finder)
         for r in roots:
@@ -301,7 +307,7 @@ class BackwardHandlers:
             if rec.kind in ("opaque",):
                 continue
             if tg is not None and rec.kind == "leaf":  # the gradient-flow panel's numbers (flow.py)
-                self.b.flow.add(len(self.b.calls) - 1, rec, to_numpy(tg))
+                self.b.flow.add(call.pos, rec, to_numpy(tg))
             if not self.b.check:
                 res = ("unchecked", None, None, None, None, "checking is off")
             elif _differentiated_function(rec):
@@ -362,7 +368,7 @@ class BackwardHandlers:
             rec.grad_unchecked = True
             after = copy_numpy(g)
             if rec.kind == "leaf":
-                self.b.flow.add(len(self.b.calls) - 1, rec, after)
+                self.b.flow.add(call.pos, rec, after)
             call.checks.append((rec, "grad", res))
             self.b.count("unchecked", rec.seq, rec, "grad", res)
             added = after if before is None else None

@@ -27,7 +27,7 @@ class BackRec:
     """One backward or ``autograd.grad`` call (raw; converted by ``build``)."""
 
     __slots__ = ("index", "kind", "root", "roots", "src", "gradient", "retain", "create", "status",
-                 "steps", "checks", "cell", "results", "note", "root_ref", "hooks")
+                 "steps", "checks", "cell", "results", "note", "root_ref", "hooks", "pos")
 
     def __init__(self, index: int, kind: str, roots: list, src: Any, gradient: Any,
                  retain: bool, create: bool) -> None:
@@ -47,6 +47,7 @@ class BackRec:
         self.hooks: list = []  # (Rec, gradient it received, what it returned, effect) per tensor hook
         self.note: Optional[str] = None
         self.root_ref: Any = None  # weakref to ``root`` once the call left the kept window
+        self.pos = 0  # 0-based among the block's backward calls, those run at full speed included
 
     def forget_graph(self) -> None:
         """Out of the kept window: keep the verdicts, drop what holds the call's graph
@@ -122,7 +123,9 @@ class Block:
         self.gradcheck = gradcheck
         self.segments: deque = deque([[]])
         self.pruned = 0  # records dropped with old segments
-        self.calls: list = []  # BackRec, all of this block
+        self.calls: list = []  # BackRec of each call mirrored in this block
+        self.ncalls = 0  # backward / autograd.grad calls, those run at full speed included
+        self.sampler: Any = None  # the check budget (sampling.Sampler) under check="sample"
         self.used: dict = {}  # id(Rec) -> Rec of earlier records used as inputs here
         self.touched: dict = {}  # id(Rec) -> leaf Rec that got an event in this block
         self.notes: list = []

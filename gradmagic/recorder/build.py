@@ -19,13 +19,13 @@ from typing import Any, Optional
 
 import numpy as np
 
-from gradmagic.diagnose import diagnose
+from gradmagic.diagnose import collect_module_hooks, diagnose
 from gradmagic.engine import Tensor as ETensor
 from gradmagic.report import BackwardCall, Check, Edge, Event, GradReport, Leaf, NodeInfo
 
 from .block import BackRec, Block
 from .flow import activation_stats, grad_flow
-from .modules import module_calls
+from .modules import module_calls, module_paths
 from .labels import relabel
 from .naming import tensor_names
 from .crosscheck import identical
@@ -48,11 +48,16 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
     report.edges = [Edge(ids[id(i)], ids[id(r)], k) for r in recs for k, i in enumerate(r.inputs)
                     if i is not None and id(i) in ids]
     acts = activation_stats(b.modules, namespace) if b.flow.series else []  # before module_calls
+    # the modules' backward hooks, for the diagnosis of a bad gradient (before module_calls lets the modules go)
+    hooks = collect_module_hooks(b.modules, lambda: module_paths(namespace), b.note) if b.error else []
     report.modules = module_calls(b, namespace, recs, ids, s.twins)
     report.grad_flow = grad_flow(b.flow, report.modules, ids, acts)
     kept = {id(c) for c in b.calls[-b.keep_calls:]}
     report.backward_calls = [_call(s, c, k, ids, finder, id(c) in kept, sm) for k, c in enumerate(b.calls)]
     report.leaves = _leaves(s, b, recs, ids, finder, sm)
+    report.checking = b.sampler.summary() if b.sampler is not None else None
+    if report.checking:
+        _sampled_leaves(report, b.sampler, ids)
     report.checks, report.mismatches, report.first_divergence = _checks(b, recs, ids)
     _grad_status(report)
     report.coverage = coverage(b)
@@ -71,7 +76,7 @@ def build_report(s: Session, b: Block, report: GradReport, namespace: Any,
         report.notes.append(f"{hidden} further checks of earlier ops and backward calls agreed.")
     report.cell = {"number": b.cell, "source": source} if (b.cell is not None or source is not None) else None
     report.error = b.error
-    report.diagnoses = diagnose(s, b, report, ids)
+    report.diagnoses = diagnose(s, b, report, ids, hooks)
     report.stats = {"nodes": len(report.nodes), "ops": b.ops,
                     "saved_bytes": int(sum(n.saved_bytes for n in report.nodes)),
                     "elapsed_ms": round(b.elapsed_ms, 3)}
@@ -241,11 +246,29 @@ def _node(s: Session, r: Rec, ids: dict, finder: Any, sm: "Summaries") -> NodeIn
 
 
 # ----- backward calls -------------------------------------------------------------------------------
+def _sampled_leaves(report: GradReport, sampler: Any, ids: dict) -> None:
+    """Leaves after a loop that ran at full speed (``check="sample"``): a ``.grad`` that piled
+    up there gets the hint; one changed there after its last check is "unchecked" now, with
+    no engine gradient (the engine's is from the last checked call)."""
+    piled = set(report.checking["piled_up"])
+    stale = {ids.get(id(rec)) for rec in sampler.stale.values()}
+    for leaf in report.leaves:
+        if leaf.name in piled:
+            leaf.accumulated_without_clearing = True
+        if leaf.id in stale:
+            leaf.status = "unchecked"
+            leaf.engine_grad = None
+    if stale & {leaf.id for leaf in report.leaves}:
+        last = sampler.checked[-1] if sampler.checked else 0
+        sampler.b.note(f"the .grad values shown are torch's after backward call {report.checking['calls']}; "
+                       f"gradmagic last checked them at call {last} (the calls after it ran at full speed).")
+
+
 def _call(s: Session, c: BackRec, k: int, ids: dict, finder: Any, keep_steps: bool,
           sm: "Summaries") -> BackwardCall:
     root_rec = c.root_rec()
     root = ids.get(id(root_rec)) if root_rec is not None else None
-    call = BackwardCall(index=k, kind=c.kind, root=root, source=_source(c.cell, c.src, finder),
+    call = BackwardCall(index=k, call=c.pos, kind=c.kind, root=root, source=_source(c.cell, c.src, finder),
                         gradient=sm(c.gradient) if c.gradient is not None else None,
                         retain_graph=c.retain, create_graph=c.create, status=c.status)
     if keep_steps and c.steps is not None:

@@ -29,18 +29,25 @@ import numpy as np
 import torch
 
 from .modules import module_paths
+from .twins import to_numpy
 from .values import json_scalar
 
 #: the most points a leaf's series keeps (evenly thinned beyond it)
 MAX_POINTS = 1000
 #: the last calls always kept unthinned
 RECENT = 4
+#: gradients with at most this many elements are measured later, many calls at once
+SMALL = 4096
+#: ... and at most this many (kept as lists: ``Tensor.tolist`` is the cheapest copy there is)
+TINY = 64
+#: pending gradients a leaf keeps before measuring them
+PENDING = 256
 
 
 class Series:
     """One leaf's gradient sizes over the block's backward calls."""
 
-    __slots__ = ("rec", "numel", "points", "recent", "stride")
+    __slots__ = ("rec", "numel", "points", "recent", "stride", "pending")
 
     def __init__(self, rec: Any, numel: int) -> None:
         self.rec = rec
@@ -48,6 +55,7 @@ class Series:
         self.points: list = []  # (call, norm, mean|g|, max|g|), every stride-th call
         self.recent: list = []  # the last RECENT points, whatever the stride
         self.stride = 1
+        self.pending: list = []  # (call, copy of a small gradient) whose sizes are not computed yet
 
     def add(self, point: tuple) -> None:
         self.recent.append(point)
@@ -60,35 +68,91 @@ class Series:
             self.stride *= 2
             self.points = [p for p in self.points if p[0] % self.stride == 0]
 
+    def flush(self) -> None:
+        """Compute the sizes of the pending gradients, all at once (one NumPy pass for the lot)."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        try:
+            rows = np.asarray([g for _, g in pending], dtype=np.float64).reshape(len(pending), -1)
+        except ValueError:  # (the leaf changed size between calls)
+            for call, g in pending:
+                self.add((call, *sizes(np.asarray(g, dtype=np.float64).ravel())))
+            return
+        a = np.abs(rows)
+        top = a.max(axis=1)
+        mean = a.sum(axis=1) / max(a.shape[1], 1)
+        norm = np.sqrt(np.einsum("ij,ij->i", a, a))
+        for (call, g), n, m, t in zip(pending, norm.tolist(), mean.tolist(), top.tolist()):
+            if math.isinf(n) and math.isfinite(t):  # Σg² overflowed: measure it scaled
+                n = sizes(np.asarray(g, dtype=np.float64).ravel())[0]
+            self.add((call, n, m, t))
+
     def merged(self) -> list:
+        self.flush()
         got = {p[0]: p for p in self.points}
         got.update((p[0], p) for p in self.recent)
         return [got[k] for k in sorted(got)]
 
 
+def sizes(a: np.ndarray) -> tuple:
+    """(L2 norm, mean |g|, max |g|) of a flat floating array."""
+    a = np.abs(a)
+    top = float(a.max())
+    mean = float(a.sum(dtype=np.float32 if a.itemsize < 8 else None)) / a.size  # pairwise sum
+    norm = float(math.sqrt(float(np.dot(a, a))))
+    if math.isinf(norm) and math.isfinite(top) and top > 0:  # float32 overflow of Σg²
+        norm = top * float(np.linalg.norm(a / top))
+    return norm, mean, top
+
+
 class FlowLog:
-    """The block's series, one per leaf (kept by ``Block.flow``)."""
+    """The block's series, one per leaf (kept by ``Block.flow``).
+
+    Gradients of up to ``SMALL`` elements are copied and measured together when the report is
+    built (or every ``PENDING`` calls): one NumPy pass over many calls costs less than three
+    reductions per call, which matters in a loop of tiny steps."""
 
     def __init__(self) -> None:
         self.series: dict = {}  # id(Rec) -> Series
         self.calls = 0  # backward calls seen
         self.thinned = False
 
-    def add(self, call: int, rec: Any, grad: np.ndarray) -> None:
-        """Record torch's ``.grad`` of leaf ``rec`` after block call ``call``."""
-        if grad.dtype.kind != "f" or not grad.size:
-            return
-        a = np.abs(grad.ravel())
-        top = float(a.max())
-        mean = float(a.sum(dtype=np.float32 if a.itemsize < 8 else None)) / a.size  # pairwise sum
-        norm = float(math.sqrt(float(np.dot(a, a))))
-        if math.isinf(norm) and math.isfinite(top) and top > 0:  # float32 overflow of Σg²
-            norm = top * float(np.linalg.norm(a / top))
+    def series_of(self, rec: Any, numel: int) -> Series:
+        """Leaf ``rec``'s series (made on first use)."""
+        return self._series(rec, numel)
+
+    def _series(self, rec: Any, numel: int) -> Series:
         s = self.series.get(id(rec))
         if s is None:
-            s = self.series[id(rec)] = Series(rec, int(grad.size))
-        s.add((call, norm, mean, top))
+            s = self.series[id(rec)] = Series(rec, numel)
+        return s
+
+    def add(self, call: int, rec: Any, grad: np.ndarray) -> None:
+        """Record torch's ``.grad`` of leaf ``rec`` after block call ``call`` (a NumPy array)."""
+        if grad.dtype.kind != "f" or not grad.size:
+            return
+        s = self._series(rec, int(grad.size))
         self.calls = max(self.calls, call + 1)
+        if grad.size <= SMALL:
+            s.pending.append((call, grad.copy()))
+            if len(s.pending) >= PENDING:
+                s.flush()
+            return
+        s.add((call, *sizes(grad.ravel())))
+
+    def add_tensor(self, call: int, rec: Any, g: torch.Tensor) -> None:
+        """``add`` for torch's ``.grad`` itself (a loop running at full speed: ``sampling.py``);
+        a tiny gradient is kept as a list, the cheapest copy torch makes."""
+        n = g.numel()
+        if n <= TINY and n and g.dtype.is_floating_point and not g.is_complex() and g.is_cpu:
+            s = self._series(rec, n)
+            self.calls = max(self.calls, call + 1)
+            s.pending.append((call, g.tolist()))
+            if len(s.pending) >= PENDING:
+                s.flush()
+            return
+        self.add(call, rec, to_numpy(g))
 
 
 def activation_stats(tracker: Any, namespace: Any) -> list:
@@ -180,7 +244,17 @@ def _finish(layer: dict) -> dict:
     pts = layer.pop("_points")
     calls = sorted(pts)
     layer["calls"] = calls
-    layer["norm"] = [json_scalar(math.sqrt(pts[c][0])) for c in calls]
-    layer["mean"] = [json_scalar(pts[c][1] / pts[c][3]) for c in calls]
-    layer["max"] = [json_scalar(pts[c][2]) for c in calls]
+    acc = np.array([pts[c] for c in calls], dtype=np.float64).reshape(len(calls), 4)
+    with np.errstate(all="ignore"):
+        layer["norm"] = _json_list(np.sqrt(acc[:, 0]))
+        layer["mean"] = _json_list(acc[:, 1] / acc[:, 3])
+    layer["max"] = _json_list(acc[:, 2])
     return layer
+
+
+def _json_list(a: np.ndarray) -> list:
+    """``a`` as a JSON-safe list (non-finite numbers as ``json_scalar`` writes them)."""
+    out = a.tolist()
+    if not np.isfinite(a).all():
+        out = [json_scalar(v) for v in out]
+    return out

@@ -397,6 +397,12 @@ def lookup(func: Any) -> Spec:
     return spec
 
 
+def alias(func: Any, original: Any) -> None:
+    """Make ``func`` (a wrapper gradmagic put in place of torch's ``original``) map as
+    ``original`` does (``sampling.py`` wraps torch's backward entry points)."""
+    _CACHE[func] = lookup(original)
+
+
 def _classify(func: Any) -> Spec:
     name = torch_name(func)
     if "_record_function_enter" in name:

@@ -27,6 +27,7 @@ parameters and the ids of its nodes.
 """
 from __future__ import annotations
 
+import sys
 from bisect import bisect_right
 from threading import get_ident
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -52,7 +53,7 @@ _no_torch_function = torch._C.DisableTorchFunction  # a shape read must not reac
 class RawCall:
     """One module call as recorded (``module_calls`` turns it into a ``ModuleCall``)."""
 
-    __slots__ = ("module", "parent", "depth", "start", "end", "inputs", "outputs")
+    __slots__ = ("module", "parent", "depth", "start", "end", "inputs", "outputs", "callers")
 
     def __init__(self, module: nn.Module, parent: Optional["RawCall"], start: int, inputs: list) -> None:
         self.module = module
@@ -62,6 +63,9 @@ class RawCall:
         self.end = start  # ... and after its last one
         self.inputs = inputs
         self.outputs: list = []
+        #: a module with backward hooks: ``(filename, line)`` of the frames that called it,
+        #: innermost first (gradmagic.diagnose names the calling line should a hook fail)
+        self.callers: tuple = ()
 
 
 class ModuleTracker:
@@ -96,10 +100,20 @@ class ModuleTracker:
     def install(self) -> "ModuleTracker":
         """Set the global hooks (and make this the tracker that records); returns self."""
         _ACTIVE.append(self)
-        self.handles.append(_torch_module.register_module_forward_pre_hook(self._pre_hook))
-        # always_call: the post-hook also runs when forward raised, so the stack stays right
-        self.handles.append(_torch_module.register_module_forward_hook(self._post_hook, always_call=True))
+        self.resume()  # (always_call: the post-hook also runs when forward raised, so the stack stays right)
         return self
+
+    def pause(self) -> None:
+        """Take the global hooks off while a loop runs at full speed (``sampling.py``)."""
+        handles, self.handles = self.handles, []
+        for h in handles:
+            h.remove()
+
+    def resume(self) -> None:
+        """Put the global hooks back after ``pause``."""
+        if not self.handles and self in _ACTIVE:
+            self.handles.append(_torch_module.register_module_forward_pre_hook(self._pre_hook))
+            self.handles.append(_torch_module.register_module_forward_hook(self._post_hook, always_call=True))
 
     def remove(self) -> None:
         """Remove the hooks; calls still open (an interrupted forward) end here."""
@@ -141,6 +155,8 @@ class ModuleTracker:
         """A module call begins: remember it, under the call now running."""
         stack = self.stack
         call = RawCall(module, stack[-1] if stack else None, self.seq(), shapes(args))
+        if getattr(module, "_backward_hooks", None) or getattr(module, "_backward_pre_hooks", None):
+            call.callers = callers()
         self.calls.append(call)
         stack.append(call)
         if len(self.calls) > MAX_CALLS and len(stack) == 1:
@@ -182,6 +198,20 @@ class ModuleTracker:
         self.failed = True
         self.note(f"gradmagic stopped recording module calls because of an internal error "
                   f"({type(exc).__name__}: {exc}); the report lists the calls before it.")
+
+
+def callers(limit: int = 48) -> tuple:
+    """``(filename, line)`` of the frames above this one, innermost first (at most ``limit``).
+
+    >>> callers()[0][0] == __file__ or callers()[0][0].startswith("<doctest")
+    True
+    """
+    out = []
+    frame = sys._getframe(1)
+    while frame is not None and len(out) < limit:
+        out.append((frame.f_code.co_filename, frame.f_lineno))
+        frame = frame.f_back
+    return tuple(out)
 
 
 def shapes(obj: Any) -> list:

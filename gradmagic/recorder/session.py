@@ -17,6 +17,7 @@ from typing import Any, Mapping, Optional
 import torch
 
 from gradmagic._memory import release_free_memory
+from gradmagic.checking import check_mode
 from gradmagic.report import GradReport
 
 from .block import Block
@@ -24,6 +25,7 @@ from .build import build_report
 from .mode import Recorder
 from .modules import ModuleTracker, remove_trackers
 from .naming import SourceFinder
+from .sampling import Sampler, close_sampler, open_sampler
 from .twins import Session
 
 _DEFAULT: Optional[Session] = None
@@ -99,14 +101,16 @@ class trace:
     ``session``: twins and histories shared across blocks (default: one per process);
     ``namespace``: where variable names come from (default: the caller's globals and
     locals); ``filename``: the code filename of the recorded cell (to find lines);
-    ``cell``: the execution count; ``source``: the cell text; ``check``: compare with
-    torch; ``rtol``/``atol``: override the tolerances of ``crosscheck``;
+    ``cell``: the execution count; ``source``: the cell text; ``check``: how much to
+    compare with torch (``"sample"``: a long loop's calls 1–3 and powers of two, the others at
+    full speed; ``"all"`` or ``True``: every call; ``"none"`` or ``False``: nothing; see
+    ``gradmagic.checking``); ``rtol``/``atol``: override the tolerances of ``crosscheck``;
     ``gradcheck``: also check leaf gradients by float64 finite differences.
     """
 
     def __init__(self, *, session: Optional[Session] = None, namespace: Optional[Mapping[str, Any]] = None,
                  filename: Optional[str] = None, cell: Optional[int] = None, source: Optional[str] = None,
-                 check: bool = True, rtol: Optional[float] = None, atol: Optional[float] = None,
+                 check: Any = "sample", rtol: Optional[float] = None, atol: Optional[float] = None,
                  gradcheck: bool = False) -> None:
         self.session = session if session is not None else default_session()
         self.namespace = namespace
@@ -114,10 +118,12 @@ class trace:
         self.source = source
         self.report = GradReport()
         finder = SourceFinder(filename, source)
-        self.block = Block(cell, finder, self.session.keep_calls, rtol, atol, check, gradcheck)
+        self.mode = check_mode(check)
+        self.block = Block(cell, finder, self.session.keep_calls, rtol, atol, self.mode != "none", gradcheck)
         self.recorder: Optional[Recorder] = None
         self.paused: list = []  # Recorders of enclosing blocks, paused while this one runs
         self.froze = False
+        self.sampling = False  # open_sampler ran (close_sampler must)
 
     def __enter__(self) -> GradReport:
         # Objects that exist before the block are moved out of the cyclic collector's
@@ -154,9 +160,15 @@ class trace:
         remove_trackers([m.b.modules for m in _OPEN])  # global module hooks of leaked blocks
         self.block.modules = ModuleTracker(lambda: self.session.seq, self.block.note).install()
         self.recorder.__enter__()
+        self.block.sampler = Sampler(self.recorder, self.block, self.mode)
+        open_sampler(self.block.sampler)
+        self.sampling = True
 
     def _abandon(self) -> None:
         """Undo a start that failed half-way (``__exit__`` may not run)."""
+        if self.sampling:
+            close_sampler(self.block.sampler)
+            self.sampling = False
         if self.block.modules is not None:
             self.block.modules.remove()
         _OPEN[:] = [m for m in _OPEN if m is not self.recorder]
@@ -185,6 +197,9 @@ class trace:
         """Leave torch's mode stack as it was, whatever happened inside the block (a
         paused outer block records again)."""
         try:
+            if self.sampling:  # (back on torch's mode stack, if it left it)
+                close_sampler(self.block.sampler)
+                self.sampling = False
             self.recorder.__exit__(None, None, None)
         except Exception:
             pass
@@ -219,5 +234,9 @@ class trace:
         except Exception as err:  # the report must never break the user's code
             self.report.notes.append(f"gradmagic could not build the full report ({type(err).__name__}: {err}).")
             self.report.error = b.error
+        finally:
+            if b.sampler is not None:  # (a cycle: the sampler holds the block that holds it)
+                b.sampler.release()
+                b.sampler = None
         self.session.last_report = self.report
         _LAST = self.report

@@ -47,7 +47,7 @@ def sgd(params, lr, batch_size):
 
 def test_linear_regression_from_scratch():
     random.seed(0)
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         true_w = torch.tensor([2, -3.4])
         true_b = 4.2
         features, labels = synthetic_data(true_w, true_b, 100)
@@ -75,7 +75,7 @@ def test_linear_regression_from_scratch():
 
 
 def test_linear_regression_concise():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         features, labels = synthetic_data(torch.tensor([2, -3.4]), 4.2, 100)
         net = nn.Sequential(nn.Linear(2, 1))
         net[0].weight.data.normal_(0, 0.01)
@@ -116,7 +116,7 @@ def accuracy(y_hat, y):
 
 
 def test_softmax_regression_from_scratch():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         num_inputs, num_outputs = 12, 3
         W = torch.normal(0, 0.01, size=(num_inputs, num_outputs), requires_grad=True)
         b = torch.zeros(num_outputs, requires_grad=True)
@@ -141,7 +141,7 @@ def test_softmax_regression_from_scratch():
 
 
 def test_softmax_concise_cross_entropy():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
         net.apply(lambda m: nn.init.normal_(m.weight, std=0.01) if type(m) == nn.Linear else None)
         loss = nn.CrossEntropyLoss(reduction="none")
@@ -162,7 +162,7 @@ def relu(X):
 
 
 def test_mlp_from_scratch():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         num_inputs, num_outputs, num_hiddens = 12, 3, 16
         W1 = nn.Parameter(torch.randn(num_inputs, num_hiddens, requires_grad=True) * 0.01)
         b1 = nn.Parameter(torch.zeros(num_hiddens, requires_grad=True))
@@ -188,7 +188,7 @@ def test_mlp_from_scratch():
 
 
 def test_mlp_concise_adam_and_dropout():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         net = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Dropout(0.5),
                             nn.Linear(16, 3))
         loss = nn.CrossEntropyLoss()
@@ -218,7 +218,7 @@ def dropout_layer(X, dropout):
 
 
 def test_dropout_from_scratch():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         X = torch.arange(16, dtype=torch.float32).reshape((2, 8)).requires_grad_()
         out = dropout_layer(X, 0.5).sum()
         out.backward()
@@ -228,7 +228,7 @@ def test_dropout_from_scratch():
 
 
 def test_hessian_vector_product():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
         v = torch.tensor([0.5, -1.0, 2.0])
         y = (x ** 3).sum()
@@ -244,7 +244,7 @@ def test_hessian_vector_product():
 
 
 def test_detach_and_nonscalar_backward():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         x = torch.arange(4.0, requires_grad=True)
         y = x * x
         u = y.detach()
@@ -271,7 +271,7 @@ def f(a):
 
 
 def test_control_flow():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         a = torch.randn(size=(), requires_grad=True)
         d = f(a)
         d.backward()

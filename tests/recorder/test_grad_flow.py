@@ -176,7 +176,7 @@ def test_no_backward_no_flow_and_one_toy_backward_no_panel() -> None:
 def test_long_loop_is_thinned_evenly_and_keeps_the_last_calls(monkeypatch) -> None:
     monkeypatch.setattr(gm_flow, "MAX_POINTS", 8)
     w = torch.ones(3, requires_grad=True)
-    with trace(session=Session(), namespace={"w": w}) as rep:
+    with trace(session=Session(), namespace={"w": w}, check="all") as rep:
         for k in range(37):
             (w * (k + 1)).sum().backward()
             w.grad = None

@@ -97,7 +97,7 @@ def test_gradcheck_finite_differences():
 
 def test_long_loop_is_bounded():
     s = Session(keep_calls=2)
-    with trace(session=s) as rep:
+    with trace(session=s, check="all") as rep:
         w = torch.zeros(3, requires_grad=True)
         X = torch.randn(8, 3)
         for _ in range(60):

@@ -393,7 +393,7 @@ def test_nested_block_has_its_own_calls():
 # ----- long loops ------------------------------------------------------------------------------------
 def test_long_loop_keeps_the_kept_iterations_and_counts_all():
     net, x = nn.Sequential(nn.Linear(3, 3), nn.Tanh()), torch.randn(2, 3)
-    with trace(session=Session(keep_calls=2), namespace={"net": net, "x": x}) as rep:
+    with trace(session=Session(keep_calls=2), namespace={"net": net, "x": x}, check="all") as rep:
         for _ in range(6):
             net.zero_grad()
             net(x).sum().backward()

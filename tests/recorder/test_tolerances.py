@@ -52,7 +52,7 @@ def test_the_tutorials_polynomial_fit_agrees_although_its_gradients_cancel():
 
 def test_a_long_float32_training_loop_agrees():
     torch.manual_seed(0)
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         w = torch.randn(64, requires_grad=True)
         X = torch.randn(512, 64)
         for _ in range(300):
