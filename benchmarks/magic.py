@@ -1,10 +1,11 @@
-"""Benchmark of the ``%%grad`` magic and the static views (issue 4).
+"""Benchmark of the ``%%grad`` magic and the static views (issues 4 and 13).
 
 Run from the repository root::
 
-    python3 benchmarks/magic.py                  # full run (~30 s)
+    python3 benchmarks/magic.py                  # full run (~45 s)
     python3 benchmarks/magic.py --quick          # smoke run
     python3 benchmarks/magic.py --only SEED --json out.json
+    python3 benchmarks/magic.py --only RESNET,RENDER  # issue 13: ResNet-18 views, Chromium
 
 SEED   The seed notes' cells, in order, through a real ``InteractiveShell`` (``%load_ext
        gradmagic``), each run plain and under ``%%grad``; per cell, the time from cell start to
@@ -16,6 +17,17 @@ GRAPH  A 2,000-op graph (1,998 chained tanh/mul/add ops on 16 floats, then ``sum
        recorded by ``gradmagic.trace()``; a synthetic report dict of the same shape when the
        recorder is not importable): ``layout`` + ``render_svg`` ≤ 1 s with the default folding
        (unfolded reported too), and the HTML report ≤ 1 MB.
+RESNET A ResNet-18 (torchvision's layers, written here in plain ``torch.nn``; CIFAR-size input
+       2×3×32×32), recorded by ``trace()``: one forward + backward (~170 nodes), and
+       ``RESNET_MICROBATCHES`` micro-batches through the same net with one backward of the summed
+       loss (~1,000 nodes). Default view (collapsed by module): ``layout``, ``render_svg``, both
+       ≤ 0.3 s (issue 13); also the widget's payload (``GradWidget.from_report``) and the layout
+       with every module box open.
+RENDER The widget's first render in headless Chromium (Playwright, Debian's Chromium, as
+       tests/browser): ``static/graph.js`` on a page of its own, given exactly the state
+       ``GradWidget.from_report`` syncs for each RESNET graph; from the ``render()`` call to the
+       first frame painted after it ≤ 1 s (issue 13). ``JSON.parse`` of the state and the
+       synchronous ``render()`` are shown too. Skipped with a note without Playwright/Chromium.
 """
 from __future__ import annotations
 
@@ -26,6 +38,7 @@ import io
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(h.REPO_ROOT / "tests"))  # the one list of the seed cells, shared with the tests
@@ -35,6 +48,8 @@ SEED_LIMIT_S = 0.030
 GRAPH_OPS = 1998
 GRAPH_LIMIT_S, HTML_LIMIT_BYTES = 1.0, 1_000_000
 MODES = ("plain", "report", "html", "display")
+RESNET_LIMIT_S, RENDER_LIMIT_S = 0.3, 1.0
+RESNET_MICROBATCHES = 10  # ~1,000 nodes (one pass records ~170)
 
 
 # ============================================================================ seed cells
@@ -301,10 +316,301 @@ def bench_graph(repeats: int) -> dict[str, Any]:
     return result
 
 
+# ============================================================================ ResNet-18 (issue 13)
+
+def resnet18(num_classes: int = 10) -> Any:
+    """torchvision's ResNet-18 (BasicBlock ×2 per stage, 64-128-256-512), in plain ``torch.nn``.
+
+    The module paths are torchvision's (``layer2.0.downsample.0``), so the boxes read as there.
+    """
+    from torch import nn
+
+    class BasicBlock(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = None
+            if stride != 1 or cin != cout:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                                nn.BatchNorm2d(cout))
+
+        def forward(self, x: Any) -> Any:
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu(out + identity)
+
+    class ResNet18(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            widths = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
+            for i, (cin, cout, stride) in enumerate(widths, 1):
+                setattr(self, f"layer{i}", nn.Sequential(BasicBlock(cin, cout, stride),
+                                                         BasicBlock(cout, cout, 1)))
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(512, num_classes)
+
+        def forward(self, x: Any) -> Any:
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(self.avgpool(x).flatten(1))
+
+    return ResNet18()
+
+
+def traced_resnet_report(microbatches: int, batch: int = 2, size: int = 32) -> dict[str, Any]:
+    """A recorded ResNet-18 cell: ``microbatches`` forward passes of ``batch`` images, the
+    summed cross-entropy, one ``backward()``. Raises when the report is not ``ok``."""
+    import torch
+    from torch import nn
+
+    import gradmagic
+    torch.manual_seed(0)
+    net = resnet18()
+    images = torch.randn(microbatches, batch, 3, size, size)
+    labels = torch.arange(batch) % 10
+    with gradmagic.trace(namespace={"net": net, "images": images, "labels": labels}) as report:
+        loss = sum(nn.functional.cross_entropy(net(xb), labels) for xb in images)
+        loss.backward()
+    data = report.to_dict()
+    if not data.get("ok") or not data.get("modules"):
+        raise RuntimeError(f"ResNet-18 report: ok={data.get('ok')}, {len(data.get('modules') or [])} "
+                           f"module calls, mismatches {data.get('mismatches', [])[:2]}")
+    return data
+
+
+def resnet_reports(quick: bool, result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``[(name, report dict)]``: one pass, and the micro-batched ~1,000-node graph."""
+    k = 3 if quick else RESNET_MICROBATCHES
+    out = []
+    for name, mb in (("1 pass", 1), (f"×{k} micro-batches", k)):
+        t0 = time.perf_counter()
+        out.append((name, traced_resnet_report(mb)))
+        result.setdefault("record_s", {})[name] = time.perf_counter() - t0
+    return out
+
+
+def _drawn(lay: dict[str, Any]) -> tuple[int, int]:
+    """(visible node boxes, collapsed group boxes) of a layout."""
+    return len(lay.get("nodes") or {}), sum(1 for g in lay.get("groups") or [] if g.get("folded"))
+
+
+def time_resnet_views(name: str, report: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """Medians over interleaved turns: layout, SVG, both; the widget's payload; all boxes open."""
+    from gradmagic.viz.layout import layout
+    from gradmagic.viz.svg import render_svg
+    from gradmagic.viz.widget import GradWidget
+
+    every = [f"m{m['index']}" for m in report["modules"]]
+    lay = layout(report)
+    svg = render_svg(report, lay)
+    row: dict[str, Any] = {"graph": name, "nodes": len(report["nodes"]), "module_calls": len(every),
+                           "drawn": _drawn(lay), "svg_bytes": len(svg.encode("utf-8"))}
+    if not any(g.get("kind") == "module" and g.get("folded") for g in lay.get("groups") or []):
+        raise RuntimeError(f"{name}: the default view shows no collapsed module box")
+
+    def timed(fn: Callable[[], Any]) -> Callable[[], float]:
+        def run() -> float:
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+        return run
+
+    runs = {"layout": timed(lambda: layout(report)),
+            "svg": timed(lambda: render_svg(report, lay)),
+            "layout_svg": timed(lambda: render_svg(report, layout(report))),
+            "widget": timed(lambda: GradWidget.from_report(report)),
+            "all_open": timed(lambda: layout(report, expanded=every))}
+    timings = h.time_turns(runs, repeats)
+    row["median_s"] = {k: t.median_s for k, t in timings.items()}
+    row["drawn_all_open"] = _drawn(layout(report, expanded=every))
+    row["ratio_to_limit"] = row["median_s"]["layout_svg"] / RESNET_LIMIT_S
+    return row
+
+
+def bench_resnet(repeats: int, reports: list[tuple[str, dict[str, Any]]] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"workload": "RESNET", "limit_s": RESNET_LIMIT_S, "notes": [], "rows": []}
+    if reports is None:
+        result["verdict"] = "n/a"
+        return result
+    for name, report in reports:
+        result["rows"].append(time_resnet_views(name, report, repeats))
+    big = result["rows"][-1]  # judged on the ~1,000-node graph
+    result["judged_on"] = big["graph"]
+    result["verdict"] = "PASS" if big["median_s"]["layout_svg"] <= RESNET_LIMIT_S else "MISS"
+    return result
+
+
+# ---------------------------------------------------------------------------- first render
+
+_RENDER_BOOT = """
+const state = JSON.parse(document.getElementById("gm-state").textContent);
+window.__gm = {};
+const t0 = performance.now();
+const parsed = JSON.parse(document.getElementById("gm-state-copy").textContent);
+window.__gm.parse = performance.now() - t0;
+const listeners = new Map();
+const model = {
+  get: (name) => state[name],
+  set(name, value) { state[name] = value; (listeners.get(`change:${name}`) || []).forEach((cb) => cb()); },
+  on(event, cb) { if (!listeners.has(event)) listeners.set(event, []); listeners.get(event).push(cb); },
+  off(event, cb) { const l = listeners.get(event) || []; const i = l.indexOf(cb); if (i >= 0) l.splice(i, 1); },
+  save_changes() {},
+};
+void parsed;
+const el = document.getElementById("gm-mount");
+const start = performance.now();
+render({ model, el });
+window.__gm.render = performance.now() - start;
+requestAnimationFrame(() => setTimeout(() => {
+  window.__gm.painted = performance.now() - start;
+  window.__gm.nodes = el.querySelectorAll("g.gradmagic-node").length;
+  window.__gm.boxes = el.querySelectorAll("g.gradmagic-group.gradmagic-folded").length;
+  window.__gm.done = true;
+}, 0));
+"""
+
+
+def render_page(state: dict[str, Any]) -> str:
+    """A page holding only the widget's front end (graph.js, graph.css) and one synced state."""
+    from gradmagic.viz.standalone import inline_json
+
+    static = h.REPO_ROOT / "gradmagic" / "static"
+    js = (static / "graph.js").read_text(encoding="utf-8")
+    css = (static / "graph.css").read_text(encoding="utf-8")
+    data = inline_json(state)
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><style>" + css + "</style></head>"
+            "<body><div id='gm-mount' style='width:1100px'></div>"
+            f"<script type='application/json' id='gm-state'>{data}</script>"
+            f"<script type='application/json' id='gm-state-copy'>{data}</script>"
+            f"<script type='module'>\n{js}\n{_RENDER_BOOT}\n</script></body></html>")
+
+
+def widget_state(report: dict[str, Any]) -> dict[str, Any]:
+    """The synced traits of ``GradWidget.from_report(report)``: what the kernel sends."""
+    import json
+
+    from gradmagic.viz.widget import GradWidget
+
+    state = GradWidget.from_report(report).get_state()
+    return json.loads(json.dumps({k: v for k, v in state.items() if not k.startswith("_")}))
+
+
+def bench_render(repeats: int, reports: list[tuple[str, dict[str, Any]]] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"workload": "RENDER", "limit_s": RENDER_LIMIT_S, "notes": [], "rows": []}
+    sync_api, why = h.try_import("playwright.sync_api")
+    sys.path.insert(0, str(h.REPO_ROOT / "tests" / "browser"))
+    helpers, why_h = h.try_import("browser_helpers")
+    if reports is None or sync_api is None or helpers is None:
+        result["notes"].append(f"skipped: {why or why_h or 'no ResNet-18 report'}")
+        result["verdict"] = "n/a"
+        return result
+    import tempfile
+    folder = Path(tempfile.mkdtemp(prefix="gradmagic-render-"))
+    pages = []
+    for i, (name, report) in enumerate(reports):
+        state = widget_state(report)
+        path = folder / f"render-{i}.html"
+        path.write_text(render_page(state), encoding="utf-8")
+        lay = state["graph"]["layout"]
+        pages.append((name, path, _drawn(lay), len(path.read_bytes())))
+    with sync_api.sync_playwright() as pw:
+        try:
+            browser = helpers.launch_chromium(pw)
+        except Exception as exc:
+            result["notes"].append(f"skipped: {type(exc).__name__}: {exc}")
+            result["verdict"] = "n/a"
+            return result
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in pages}
+        for r in range(repeats + 1):  # the first turn warms Chromium up and is not counted
+            for name, path, drawn, _ in pages[r % len(pages):] + pages[:r % len(pages)]:
+                sample = _render_once(browser, path, drawn, name)
+                if r:
+                    samples[name].append(sample)
+        browser.close()
+    for name, path, drawn, size in pages:
+        med = {k: statistics.median(s[k] for s in samples[name]) / 1e3
+               for k in ("parse", "render", "painted", "load")}
+        result["rows"].append({"graph": name, "drawn": drawn, "page_bytes": size, "median_s": med,
+                               "ratio_to_limit": med["painted"] / RENDER_LIMIT_S})
+    worst = max(row["median_s"]["painted"] for row in result["rows"])
+    result["verdict"] = "PASS" if worst <= RENDER_LIMIT_S else "MISS"
+    return result
+
+
+def _render_once(browser: Any, path: Path, drawn: tuple[int, int], name: str) -> dict[str, float]:
+    """One fresh page: times in ms; checks that every box of the layout was drawn."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        t0 = time.perf_counter()
+        page.goto(path.as_uri())
+        page.wait_for_function("window.__gm && window.__gm.done === true", timeout=60_000)
+        load = (time.perf_counter() - t0) * 1e3
+        got = page.evaluate("window.__gm")
+    finally:
+        context.close()
+    if errors:
+        raise RuntimeError(f"{name}: the page raised {errors[:2]}")
+    if (got["nodes"], got["boxes"]) != drawn:
+        raise RuntimeError(f"{name}: drew {got['nodes']} nodes and {got['boxes']} collapsed boxes, "
+                           f"the layout has {drawn} (nodes, collapsed groups)")
+    return {"parse": got["parse"], "render": got["render"], "painted": got["painted"], "load": load}
+
+
 # ============================================================================ main
 
 def _kb(r: dict[str, Any], key: str) -> str:
     return f"{r[key] / 1e3:.0f} kB" if key in r else "—"
+
+
+def print_resnet(r: dict[str, Any]) -> None:
+    if not r["rows"]:
+        print("RESNET: no timings")
+        return
+    recorded = ", ".join(f"{name} in {h.fmt_time(t)}" for name, t in r.get("record_s", {}).items())
+    print(f"RESNET: ResNet-18, input 2×3×32×32, recorded by trace() ({recorded}); default view "
+          f"(collapsed by module), medians")
+    rows = []
+    for row in r["rows"]:
+        m = row["median_s"]
+        rows.append([row["graph"], row["nodes"], f"{row['drawn'][0]} + {row['drawn'][1]}",
+                     h.fmt_time(m["layout"]), h.fmt_time(m["svg"]), h.fmt_time(m["layout_svg"]),
+                     h.fmt_ratio(row["ratio_to_limit"]), h.fmt_time(m["widget"]),
+                     f"{h.fmt_time(m['all_open'])} ({row['drawn_all_open'][0]} + {row['drawn_all_open'][1]})",
+                     f"{row['svg_bytes'] / 1e3:.0f} kB"])
+    print(h.format_table(["graph", "nodes", "drawn (nodes + boxes)", "layout", "SVG", "layout + SVG",
+                          f"÷ {RESNET_LIMIT_S} s", "widget payload", "layout, all boxes open", "SVG size"],
+                         rows))
+    print(f"RESNET verdict (layout + SVG of the {r.get('judged_on')} graph ≤ {RESNET_LIMIT_S} s): "
+          f"{r['verdict']}")
+
+
+def print_render(r: dict[str, Any]) -> None:
+    if not r["rows"]:
+        print(f"RENDER: no timings; verdict {r['verdict']}")
+        return
+    print("RENDER: the widget's first render in headless Chromium (graph.js given "
+          "GradWidget.from_report's synced state), medians over fresh pages")
+    rows = []
+    for row in r["rows"]:
+        m = row["median_s"]
+        rows.append([row["graph"], f"{row['drawn'][0]} + {row['drawn'][1]}", f"{row['page_bytes'] / 1e3:.0f} kB",
+                     h.fmt_time(m["parse"]), h.fmt_time(m["render"]), h.fmt_time(m["painted"]),
+                     h.fmt_ratio(row["ratio_to_limit"]), h.fmt_time(m["load"])])
+    print(h.format_table(["graph", "drawn (nodes + boxes)", "state", "JSON.parse", "render()",
+                          "render → first frame", f"÷ {RENDER_LIMIT_S:.0f} s", "page open → frame"], rows))
+    print(f"RENDER verdict (render → first frame ≤ {RENDER_LIMIT_S:.0f} s): {r['verdict']}")
 
 
 def print_tables(results: list[dict[str, Any]], info: dict[str, Any]) -> None:
@@ -328,6 +634,10 @@ def print_tables(results: list[dict[str, Any]], info: dict[str, Any]) -> None:
                   f"judged on {r['judged_on']} and display): {r['verdict']}")
             if r.get("report_problems"):
                 print("SEED report problems: " + "; ".join(r["report_problems"][:5]))
+        elif r["workload"] == "RESNET":
+            print_resnet(r)
+        elif r["workload"] == "RENDER":
+            print_render(r)
         else:
             rows = [["record (trace + to_dict)", h.fmt_time(r.get("record_s")), "", ""],
                     ["layout + SVG (default folding)", h.fmt_time(r.get("layout_svg_s")),
@@ -347,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # noqa: F401  (before limit_threads, so torch is pinned too)
     notes = h.limit_threads()
     repeats = args.repeats or (2 if args.quick else 9)
-    chosen = h.selected(args.only, ["SEED", "GRAPH"])
+    chosen = h.selected(args.only, ["SEED", "GRAPH", "RESNET", "RENDER"])
     results = []
     if "SEED" in chosen:
         print("running SEED ...", file=sys.stderr, flush=True)
@@ -355,11 +665,32 @@ def main(argv: list[str] | None = None) -> int:
     if "GRAPH" in chosen:
         print("running GRAPH ...", file=sys.stderr, flush=True)
         results.append(bench_graph(max(1, repeats // 2) if args.quick else 5))
+    if "RESNET" in chosen or "RENDER" in chosen:
+        print("recording ResNet-18 ...", file=sys.stderr, flush=True)
+        record: dict[str, Any] = {"notes": []}
+        try:
+            reports = resnet_reports(args.quick, record)
+        except Exception as exc:
+            reports = None
+            record["notes"].append(f"ResNet-18 not recorded: {type(exc).__name__}: {exc}")
+        if "RESNET" in chosen:
+            print("running RESNET ...", file=sys.stderr, flush=True)
+            res = bench_resnet(2 if args.quick else 7, reports)
+            res["notes"] += record["notes"]
+            res["record_s"] = record.get("record_s", {})
+            results.append(res)
+        if "RENDER" in chosen:
+            print("running RENDER ...", file=sys.stderr, flush=True)
+            res = bench_render(2 if args.quick else 7, reports)
+            res["notes"] += record["notes"]
+            results.append(res)
     info = h.machine_info(notes)
     print_tables(results, info)
     h.write_json(args.json, {"benchmark": "magic", "machine": info, "quick": args.quick,
                              "repeats": repeats, "results": results})
-    return 1 if any(r.get("report_problems") for r in results) else 0
+    broken = any(r["workload"] in ("RESNET", "RENDER") and r["verdict"] == "n/a" and
+                 any(n.startswith("ResNet-18 not recorded") for n in r["notes"]) for r in results)
+    return 1 if broken or any(r.get("report_problems") for r in results) else 0
 
 
 if __name__ == "__main__":

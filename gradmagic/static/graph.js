@@ -239,7 +239,7 @@ function fmtWhere(src) {
 
 /** Box text when the payload carries no `labels` (same roles as gradmagic.viz.labels). */
 function fallbackLines(node) {
-  const title = node.name || node.label || node.op || node.id;
+  const title = nodeTitle(node);
   const lines = [["title", title]];
   const kind = node.kind === "op" ? node.label || node.op : KIND_TEXT[node.kind] || node.kind;
   if (kind && kind !== title) lines.push(["kind", kind]);
@@ -249,8 +249,9 @@ function fallbackLines(node) {
   return lines;
 }
 
+/** What the learner wrote first: the variable, else the expression (`a * b`, `net.1`), else torch's name. */
 function nodeTitle(node) {
-  return node.name || node.label || node.op || node.id;
+  return node.name || node.expr || node.label || node.op || node.id;
 }
 
 // ---------------------------------------------------------------- derived data
@@ -637,31 +638,85 @@ function gradFlowPanel(flow) {
     h("h4", {}, `${flow.title} `, h("span", { class: "gradmagic-hint" }, `— ${flow.sub}`)), hints, chart, table, acts);
 }
 
-// ---------------------------------------------------------------- render
+// ---------------------------------------------------------------- training loops (issue 13)
 
 /**
- * Render the widget into `el`.
- * @param {{model: Model, el: HTMLElement}} ctx
- * @returns {() => void} cleanup
+ * The iteration selector of a training loop ("iteration 3 of 300"): the report shows one
+ * iteration (gradmagic.viz.iterations.view_report); choosing another sets the synced
+ * `iteration`, and the kernel (or the standalone page) sends that iteration's graph.
+ * Null when the report has no loop.
+ * @param {Object} report the report dict (`iterations`: the plan)
+ * @param {Model} model
+ * @returns {HTMLElement|null}
  */
-function render({ model, el }) {
-  // unique per view even when the module is evaluated once per widget (marker ids are global)
-  const uid = `gm${++instanceCounter}-${Math.random().toString(36).slice(2, 8)}`;
-  const root = h("div", { class: "gradmagic-widget", "data-gradmagic": "widget" });
-  el.appendChild(root);
+function iterationControl(report, model) {
+  const plan = report.iterations;
+  if (!plan || !(plan.items || []).length) return null;
+  const select = h("select", { class: "gradmagic-iteration", "aria-label": "training loop iteration shown" });
+  for (const it of plan.items) {
+    const text = it.checked ? it.label : `${it.label} (not checked)`;
+    select.appendChild(h("option", { value: String(it.index), selected: it.index === plan.shown }, text));
+  }
+  select.addEventListener("change", () => {
+    model.set("iteration", Number(select.value));
+    model.save_changes();
+  });
+  const lines = plan.lines || [];
+  const where = lines.length ? ` (line${lines.length > 1 ? "s" : ""} ${lines[0]}${lines.length > 1 ? `–${lines[lines.length - 1]}` : ""})` : "";
+  return h("label", {
+    class: "gradmagic-iteration-control", "data-iterations": plan.count, "data-total": plan.total,
+    title: `the training loop${where} is drawn one iteration at a time; iterations ${plan.kept || `${plan.kept_from}–${plan.kept_from + plan.count - 1}`} of ${plan.total} are kept in full`,
+  }, "training loop ", select);
+}
 
-  let idx = indexGraph(model.get("graph") || {});
-  let diagnoses = null; // the diagnosis panel above the header, when the report has any
-  let flowPanel = null; // the gradient-flow panel (gradFlowPanel), when the report has one
-  const view = { x: 0, y: 0, k: 1, fitted: false };
-  const nodeEls = new Map(); // id -> <g>
-  const groupEls = new Map(); // group id -> <g>
-  const edgeIndex = new Map(); // "source|target|input" and "source|target" -> {el, points}
-  const nodeBadges = new Map(); // node id -> its step-number <text>
+/** Backward call index -> the loop iteration it belongs to (none when the report has no loop). */
+function callIterations(report) {
+  const out = new Map();
+  for (const it of report.iterations?.items || []) for (const c of it.calls || []) out.set(c, it.index);
+  return out;
+}
 
-  // --- skeleton
-  const header = h("div", { class: "gradmagic-header" });
-  const toolbar = h("div", { class: "gradmagic-toolbar", role: "toolbar", "aria-label": "graph view" });
+/** The local derivative alone and the product: `∂/∂a = g·b` -> {local: "∂/∂a = b", factor: "b"}. */
+export function splitFormula(formula) {
+  const m = /^(∂\/∂\S+)\s*=\s*g\s*[·×*]\s*(.+)$/.exec(formula || "");
+  return m ? { local: `${m[1]} = ${m[2]}`, factor: m[2] } : { local: formula || "?", factor: null };
+}
+
+// ---------------------------------------------------------------- render: the parts
+// render() composes parts with one job each. They share `ctx`: the model, the indexed graph
+// (`ctx.idx`, replaced on every graph change), the selection and the drawn boxes.
+
+const READABLE_SCALE = 13 / 12; // node text is 12 px in layout units: ≥ 13 px on screen
+const READABLE_NODES = 60; // up to this many boxes the graph box grows to stay readable
+const MAX_GRAPH_H = 960;
+
+function button(label, title, onClick, cls = "") {
+  const b = h("button", { type: "button", class: `gradmagic-btn ${cls}`, title, "aria-label": title }, label);
+  b.addEventListener("click", onClick);
+  return b;
+}
+function row(dl, label, ...content) {
+  dl.append(h("dt", {}, label), h("dd", {}, ...content));
+}
+function code(text) {
+  return h("code", {}, text);
+}
+function pre(text) {
+  return h("pre", { class: "gradmagic-value" }, text);
+}
+
+/** Number of boxes drawn: visible nodes and folded groups. */
+function visibleBoxes(layout) {
+  const hidden = new Set(layout.hidden || []);
+  const nodes = Object.keys(layout.nodes || {}).filter((id) => !hidden.has(id)).length;
+  return nodes + (layout.groups || []).filter((g) => g.folded).length;
+}
+
+/**
+ * The graph: SVG drawing of the layout, pan/zoom/fit, selection highlight.
+ * @param {Object} ctx shared state (model, idx, select, selectedId, nodeEls, groupEls)
+ */
+function graphView(ctx) {
   const graphBox = h("div", { class: "gradmagic-graph", tabindex: "-1" });
   const svg = s("svg", { class: "gradmagic-svg", role: "group", "aria-label": "computation graph" });
   const defs = s("defs");
@@ -674,39 +729,16 @@ function render({ model, el }) {
   svg.append(defs, viewport);
   const emptyNote = h("div", { class: "gradmagic-empty-graph" }, "No tensor operations were recorded in this cell.");
   graphBox.append(svg, emptyNote);
-  const stepBox = h("div", { class: "gradmagic-step", role: "group", "aria-label": "step through backward" });
-  const details = h("div", { class: "gradmagic-details", "aria-live": "polite" });
-  const narration = h("div", { class: "gradmagic-narration", "aria-live": "polite" });
-  const side = h("div", { class: "gradmagic-side" }, narration, details);
-  const main = h("div", { class: "gradmagic-main" }, graphBox, side);
-  const accum = h("div", { class: "gradmagic-accum" });
-  root.append(header, toolbar, stepBox, main, accum);
-
   for (const kind of ["edge", "active"]) {
-    const marker = s("marker", {
-      id: `${uid}-arrow-${kind}`, viewBox: "0 0 10 10", refX: "9", refY: "5",
-      markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse",
-      class: `gradmagic-marker-${kind}`,
-    }, s("path", { d: "M0,0 L10,5 L0,10 z" }));
-    defs.appendChild(marker);
+    defs.appendChild(s("marker", {
+      id: `${ctx.uid}-arrow-${kind}`, viewBox: "0 0 10 10", refX: "9", refY: "5",
+      markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse", class: `gradmagic-marker-${kind}`,
+    }, s("path", { d: "M0,0 L10,5 L0,10 z" })));
   }
+  const view = { x: 0, y: 0, k: 1, fitted: false, auto: true };
+  const edgeIndex = new Map(); // "source|target|input" and "source|target" -> {el, points}
+  const nodeBadges = new Map(); // node id -> its step-number <text>
 
-  // --- toolbar: zoom and fit
-  const depthSlot = h("span", { class: "gradmagic-depth-slot" }); // module depth (depthControl)
-  const btn = (label, title, onClick, cls = "") => {
-    const b = h("button", { type: "button", class: `gradmagic-btn ${cls}`, title, "aria-label": title }, label);
-    b.addEventListener("click", onClick);
-    return b;
-  };
-  toolbar.append(
-    btn("+", "zoom in", () => zoomBy(1.25)),
-    btn("−", "zoom out", () => zoomBy(0.8)),
-    btn("Fit", "fit graph to view", () => fit()),
-    depthSlot,
-    h("span", { class: "gradmagic-hint" }, "drag to pan · wheel to zoom · click a node (or Tab + Enter)"),
-  );
-
-  // --- view transform (viewBox = visible layout rectangle)
   // The graph box's size, cached: reading clientWidth forces a layout of the whole SVG
   // (~250 ms at 2,000 nodes), so it is read once and then kept by the ResizeObserver.
   const box = { w: 0, h: 0 };
@@ -721,8 +753,9 @@ function render({ model, el }) {
     const { w, h: bh } = boxSize();
     svg.setAttribute("viewBox", `${view.x} ${view.y} ${w / view.k} ${bh / view.k}`);
   }
+  /** The whole graph in view, centred: no box clipped at the edges. */
   function fit() {
-    const L = idx.layout;
+    const L = ctx.idx.layout;
     const { w, h: bh } = boxSize();
     const pad = 16;
     const W = (L.width || 1) + 2 * pad;
@@ -732,17 +765,8 @@ function render({ model, el }) {
     view.y = -pad - (bh / view.k - H) / 2;
     applyView();
   }
-  /** First view: the whole graph when it stays readable, else its top at a readable scale. */
-  function initialView() {
-    fit();
-    if (view.k >= 0.45) return;
-    const { w } = boxSize();
-    view.k = 0.75;
-    view.x = -16 - Math.max(0, (w / view.k - (idx.layout.width || 0)) / 2);
-    view.y = -8;
-    applyView();
-  }
   function zoomBy(f, cx, cy) {
+    view.auto = false;
     const { w, h: bh } = boxSize();
     const px = cx === undefined ? w / 2 : cx;
     const py = cy === undefined ? bh / 2 : cy;
@@ -752,86 +776,102 @@ function render({ model, el }) {
     view.k = k2;
     applyView();
   }
+  /** Tall enough that "Fit" keeps node text at the notebook's size (up to READABLE_NODES boxes). */
   function sizeGraphBox() {
-    const H = Math.max(180, Math.min(480, (idx.layout.height || 100) + 40));
+    const L = ctx.idx.layout;
+    const W = (L.width || 100) + 32;
+    // a graph that needs the room takes the whole width; the side panel goes below it
+    const full = ctx.root.clientWidth || 0;
+    const wide = visibleBoxes(L) <= READABLE_NODES && full > 0 && W * READABLE_SCALE > full * 0.6;
+    ctx.setWide(wide);
+    const width = wide ? full : box.w > 0 ? box.w : 560;
+    const want = visibleBoxes(L) <= READABLE_NODES ? Math.max(READABLE_SCALE, Math.min(1.25, width / W)) : 1;
+    const k = Math.min(want, width / W);
+    const H = Math.round(Math.max(180, Math.min(MAX_GRAPH_H, ((L.height || 100) + 32) * k + 2)));
     graphBox.style.height = `${H}px`;
     if (box.w > 0) box.h = H - 2; // minus the 1-px borders (graph.css)
   }
 
-  // --- pan & zoom handlers
+  // pan & zoom
   let drag = null;
-  const onPointerDown = (ev) => {
+  graphBox.addEventListener("pointerdown", (ev) => {
     if (ev.button !== 0 || ev.target.closest(".gradmagic-node, .gradmagic-group")) return;
     drag = { x: ev.clientX, y: ev.clientY, vx: view.x, vy: view.y };
     graphBox.classList.add("gradmagic-dragging");
     graphBox.setPointerCapture?.(ev.pointerId);
-  };
-  const onPointerMove = (ev) => {
+  });
+  graphBox.addEventListener("pointermove", (ev) => {
     if (!drag) return;
+    view.auto = false;
     view.x = drag.vx - (ev.clientX - drag.x) / view.k;
     view.y = drag.vy - (ev.clientY - drag.y) / view.k;
     applyView();
-  };
+  });
   const onPointerUp = () => {
     drag = null;
     graphBox.classList.remove("gradmagic-dragging");
   };
-  const onWheel = (ev) => {
+  graphBox.addEventListener("pointerup", onPointerUp);
+  graphBox.addEventListener("pointercancel", onPointerUp);
+  graphBox.addEventListener("wheel", (ev) => {
     ev.preventDefault();
     const r = graphBox.getBoundingClientRect();
     zoomBy(Math.exp(-ev.deltaY * 0.0015), ev.clientX - r.left, ev.clientY - r.top);
-  };
-  graphBox.addEventListener("pointerdown", onPointerDown);
-  graphBox.addEventListener("pointermove", onPointerMove);
-  graphBox.addEventListener("pointerup", onPointerUp);
-  graphBox.addEventListener("pointercancel", onPointerUp);
-  graphBox.addEventListener("wheel", onWheel, { passive: false });
+  }, { passive: false });
   const resizeObserver = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
     const r = entries[entries.length - 1].contentRect;
     box.w = r.width;
     box.h = r.height;
-    if (!view.fitted && box.w > 0) {
+    if ((!view.fitted || view.auto) && box.w > 0) { // fitted until the user pans or zooms
       view.fitted = true;
-      initialView();
+      sizeGraphBox();
+      fit();
     } else applyView();
   });
   resizeObserver?.observe(graphBox);
 
-  // --- selection
-  // model.set fires "change:<name>" at once (Backbone, and the standalone shim): the
-  // handlers registered at the end of render() redraw; save_changes syncs to the kernel.
-  function select(id) {
-    model.set("selected", id);
-    model.save_changes();
-  }
-  function selectedId() {
-    return resolveSelected(idx, model.get("selected"));
-  }
+  // nodes: one set of listeners for all (event delegation)
+  const nodeAt = (ev) => ev.target.closest?.("g.gradmagic-node");
+  nodeLayer.addEventListener("click", (ev) => {
+    const g = nodeAt(ev);
+    if (g) ctx.select(g.dataset.nodeId);
+  });
+  nodeLayer.addEventListener("keydown", (ev) => {
+    const g = nodeAt(ev);
+    if (g && (ev.key === "Enter" || ev.key === " ")) {
+      ev.preventDefault();
+      ctx.select(g.dataset.nodeId);
+    }
+  });
+  const onNodeOver = (ev) => {  // tooltips on first hover: 2,000 <title>s slow the first render
+    const g = nodeAt(ev);
+    if (g && !g.querySelector("title")) g.appendChild(s("title", {}, nodeTip(ctx.idx.nodes.get(g.dataset.nodeId) || {})));
+  };
+  nodeLayer.addEventListener("pointerover", onNodeOver);
+  nodeLayer.addEventListener("focusin", onNodeOver);
 
-  // --- graph drawing
-  function drawNode(node, box) {
+  function drawNode(node, nb) {
     const kind = node.kind || "op";
     const status = node.status || "unchecked";
     const g = s("g", {
       class: `gradmagic-node gradmagic-kind-${kind} gradmagic-status-${status}`,
       "data-node-id": node.id, "data-name": node.name || "", "data-kind": kind,
-      tabindex: "0", role: "button", "aria-pressed": "false", transform: `translate(${box.x},${box.y})`,
+      tabindex: "0", role: "button", "aria-pressed": "false", transform: `translate(${nb.x},${nb.y})`,
       "aria-label": `${nodeTitle(node)}: ${KIND_TEXT[kind] || kind}, ${node.label || ""} ${fmtShape(node.shape)}, ${STATUS_TEXT[status] || status}`,
     });
-    const rx = kind === "op" || kind === "opaque" ? Math.min(12, box.h / 2) : 2;
-    g.appendChild(s("rect", { class: "gradmagic-node-box", width: box.w, height: box.h, rx, ry: rx }));
+    const rx = kind === "op" || kind === "opaque" ? Math.min(12, nb.h / 2) : 2;
+    g.appendChild(s("rect", { class: "gradmagic-node-box", width: nb.w, height: nb.h, rx, ry: rx }));
     if (kind === "leaf") {
-      g.appendChild(s("rect", { class: "gradmagic-node-inner", x: 3, y: 3, width: box.w - 6, height: box.h - 6, rx: 1 }));
+      g.appendChild(s("rect", { class: "gradmagic-node-inner", x: 3, y: 3, width: nb.w - 6, height: nb.h - 6, rx: 1 }));
     }
-    const lines = idx.labels[node.id] || fallbackLines(node);
-    const maxChars = Math.max(3, Math.floor((box.w - 2 * PAD_X) / CHAR_W));
-    const room = Math.max(1, Math.floor((box.h - PAD_Y) / LINE_H));
+    const lines = ctx.idx.labels[node.id] || fallbackLines(node);
+    const maxChars = Math.max(3, Math.floor((nb.w - 2 * PAD_X) / CHAR_W));
+    const room = Math.max(1, Math.floor((nb.h - PAD_Y) / LINE_H));
     lines.slice(0, room).forEach(([role, text], i) => {
-      g.appendChild(s("text", { class: `gradmagic-line-${role}`, x: box.w / 2, y: PAD_Y + i * LINE_H + BASELINE, "text-anchor": "middle" },
+      g.appendChild(s("text", { class: `gradmagic-line-${role}`, x: nb.w / 2, y: PAD_Y + i * LINE_H + BASELINE, "text-anchor": "middle" },
         truncate(text, role === "title" ? maxChars - 2 : maxChars)));
     });
-    // status mark (shape + colour), step badge slot
-    g.appendChild(s("text", { class: "gradmagic-mark", x: box.w - 5, y: PAD_Y + BASELINE, "text-anchor": "end" },
+    g.appendChild(s("text", { class: "gradmagic-mark", x: nb.w - 5, y: PAD_Y + BASELINE, "text-anchor": "end" },
       STATUS_MARK[status] || "?"));
     const badge = s("text", { class: "gradmagic-badge", x: 5, y: PAD_Y + BASELINE });
     nodeBadges.set(node.id, badge);
@@ -839,51 +879,18 @@ function render({ model, el }) {
     return g;
   }
 
-  /** Tooltip text of a node (added on first hover: 2,000 <title>s slow the first render). */
-  function nodeTip(node) {
-    const kind = node.kind || "op";
-    return [
-      `${nodeTitle(node)} — ${KIND_TEXT[kind] || kind}${node.label ? " " + node.label : ""}`,
-      `${fmtShape(node.shape)} ${node.dtype || ""}`,
-      node.source ? `${fmtWhere(node.source)}: ${node.source.code ?? ""}` : "",
-      STATUS_TEXT[node.status] || node.status || "",
-    ].filter(Boolean).join("\n");
-  }
-
-  // one set of listeners for all nodes (event delegation)
-  const nodeAt = (ev) => ev.target.closest?.("g.gradmagic-node");
-  const onNodeClick = (ev) => {
-    const g = nodeAt(ev);
-    if (g) select(g.dataset.nodeId);
-  };
-  const onNodeKey = (ev) => {
-    const g = nodeAt(ev);
-    if (g && (ev.key === "Enter" || ev.key === " ")) {
-      ev.preventDefault();
-      select(g.dataset.nodeId);
-    }
-  };
-  const onNodeOver = (ev) => {
-    const g = nodeAt(ev);
-    if (g && !g.querySelector("title")) g.appendChild(s("title", {}, nodeTip(idx.nodes.get(g.dataset.nodeId) || {})));
-  };
-  nodeLayer.addEventListener("click", onNodeClick);
-  nodeLayer.addEventListener("keydown", onNodeKey);
-  nodeLayer.addEventListener("pointerover", onNodeOver);
-  nodeLayer.addEventListener("focusin", onNodeOver);
-
-  function drawGroup(group) {
+  function drawLoopGroup(group) {
     const folded = !!group.folded;
     const g = s("g", {
       class: `gradmagic-group ${folded ? "gradmagic-folded" : "gradmagic-unfolded"}`,
-      "data-group-id": group.id, tabindex: "0", role: "button",
+      "data-group-id": group.id,
       "aria-label": `${group.label} (${(group.members || []).length} nodes), ${folded ? "folded: press Enter to expand" : "expanded: press Enter to fold"}`,
       transform: `translate(${group.x},${group.y})`,
     });
     g.appendChild(s("rect", { class: "gradmagic-group-box", width: group.w, height: group.h, rx: 6 }));
     const maxChars = Math.max(4, Math.floor((group.w - 2 * PAD_X) / CHAR_W));
     if (folded) {
-      const lines = idx.labels[group.id] || [["title", group.label || group.id], ["detail", `${(group.members || []).length} nodes`]];
+      const lines = ctx.idx.labels[group.id] || [["title", group.label || group.id], ["detail", `${(group.members || []).length} nodes`]];
       const room = Math.max(1, Math.floor((group.h - PAD_Y) / LINE_H));
       lines.slice(0, room).forEach(([role, text], i) => {
         g.appendChild(s("text", { class: `gradmagic-line-${role}`, x: group.w / 2, y: PAD_Y + i * LINE_H + BASELINE, "text-anchor": "middle" },
@@ -894,53 +901,30 @@ function render({ model, el }) {
       g.appendChild(s("text", { class: "gradmagic-group-fold", x: 2, y: -5 }, truncate(`⊟ ${group.label} · click to fold`, 40)));
     }
     g.appendChild(s("title", {}, `${group.label}: ${(group.members || []).length} nodes`));
-    const toggle = (ev) => {
-      const cur = new Set(model.get("expanded") || []);
-      if (folded) cur.add(group.id);
-      else cur.delete(group.id);
-      model.set("expanded", [...cur]);
-      model.save_changes();
-    };
-    g.addEventListener("click", toggle);
-    g.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter" || ev.key === " ") {
-        ev.preventDefault();
-        toggle(ev);
-      }
-    });
-    return g;
+    return pressable(g, () => setExpanded(ctx.model, group.id, folded));
   }
 
-  function edgePath(points) {
-    if (!points || points.length === 0) return "";
-    return points.map((p, i) => `${i ? "L" : "M"}${p[0]},${p[1]}`).join(" ");
-  }
-
-  function drawGraph() {
+  function draw() {
     for (const layer of [edgeLayer, groupLayer, nodeLayer, labelLayer]) layer.replaceChildren();
-    nodeEls.clear();
-    groupEls.clear();
-    selectedEl = null;
+    ctx.nodeEls.clear();
+    ctx.groupEls.clear();
     edgeIndex.clear();
     nodeBadges.clear();
-    doneCount.clear();
-    doneK = -1;
-    currentMarks = [];
-    activeEdges = [];
-    const L = idx.layout;
+    selectedEl = null;
+    const L = ctx.idx.layout;
     const hidden = new Set(L.hidden || []);
     for (const group of L.groups || []) {
       const g = group.kind === "module"
-        ? drawModuleBox(group, idx.labels[group.id], () => setExpanded(model, group.id, !!group.folded))
-        : drawGroup(group);
-      groupEls.set(group.id, g);
+        ? drawModuleBox(group, ctx.idx.labels[group.id], () => setExpanded(ctx.model, group.id, !!group.folded))
+        : drawLoopGroup(group);
+      ctx.groupEls.set(group.id, g);
       groupLayer.appendChild(g);
     }
     const edgeFrag = document.createDocumentFragment();
     for (const e of L.edges || []) {
       const path = s("path", {
-        class: "gradmagic-edge", d: edgePath(e.points), "marker-end": `url(#${uid}-arrow-edge)`,
-        "data-source": e.source, "data-target": e.target, "data-input": e.input,
+        class: "gradmagic-edge", d: (e.points || []).map((p, i) => `${i ? "L" : "M"}${p[0]},${p[1]}`).join(" "),
+        "marker-end": `url(#${ctx.uid}-arrow-edge)`, "data-source": e.source, "data-target": e.target, "data-input": e.input,
       });
       const entry = { el: path, points: e.points };
       edgeIndex.set(`${e.source}|${e.target}|${e.input}`, entry);
@@ -949,38 +933,36 @@ function render({ model, el }) {
     }
     edgeLayer.appendChild(edgeFrag);
     const nodeFrag = document.createDocumentFragment();
-    for (const [id, box] of Object.entries(L.nodes || {})) {
-      const node = idx.nodes.get(id);
+    for (const [id, nb] of Object.entries(L.nodes || {})) {
+      const node = ctx.idx.nodes.get(id);
       if (!node || hidden.has(id)) continue;
-      const g = drawNode(node, box);
-      nodeEls.set(id, g);
+      const g = drawNode(node, nb);
+      ctx.nodeEls.set(id, g);
       nodeFrag.appendChild(g);
     }
     nodeLayer.appendChild(nodeFrag);
-    emptyNote.hidden = idx.nodes.size > 0;
+    emptyNote.hidden = ctx.idx.nodes.size > 0;
     sizeGraphBox();
   }
 
   let selectedEl = null;
   function updateSelection() {
-    const sel = selectedId();
+    const sel = ctx.selectedId();
     if (selectedEl) {
       selectedEl.classList.remove("gradmagic-selected");
       selectedEl.setAttribute("aria-pressed", "false");
     }
-    // a node inside a folded group: its group box shows the selection
-    const gid = idx.groupOf.get(sel);
-    selectedEl = nodeEls.get(sel) || groupEls.get(gid) || null;
+    const gid = ctx.idx.groupOf.get(sel); // a node inside a folded group: its box shows it
+    selectedEl = ctx.nodeEls.get(sel) || ctx.groupEls.get(gid) || null;
     if (!selectedEl) return;
     selectedEl.classList.add("gradmagic-selected");
     selectedEl.setAttribute("aria-pressed", "true");
-    const box = nodeEls.has(sel) ? idx.layout.nodes[sel] : (idx.layout.groups || []).find((g) => g.id === gid);
-    scrollIntoView(box);
+    scrollIntoView(ctx.nodeEls.has(sel) ? ctx.idx.layout.nodes[sel] : (ctx.idx.layout.groups || []).find((g) => g.id === gid));
   }
 
-  /** Pan (never zoom) so that `box` ({x, y, w, h} in layout units) is in view. */
-  function scrollIntoView(box) {
-    if (!box) return;
+  /** Pan (never zoom) so that `b` ({x, y, w, h} in layout units) is in view. */
+  function scrollIntoView(b) {
+    if (!b || !view.fitted) return;
     const { w, h: bh } = boxSize();
     const vw = w / view.k;
     const vh = bh / view.k;
@@ -991,97 +973,132 @@ function render({ model, el }) {
       if (lo + size + m > vlo + vsize) return lo + size + m - vsize;
       return vlo;
     };
-    const x = clampAxis(box.x, box.w, view.x, vw);
-    const y = clampAxis(box.y, box.h, view.y, vh);
+    const x = clampAxis(b.x, b.w, view.x, vw);
+    const y = clampAxis(b.y, b.h, view.y, vh);
     if (x === view.x && y === view.y) return;
     view.x = x;
     view.y = y;
     applyView();
   }
 
-  // --- header: verdict, stats, notes
-  function renderHeader() {
-    const r = idx.report;
-    header.replaceChildren();
+  function findEdge(source, target, input) {
+    const src = ctx.idx.groupOf.get(source) || source;
+    const tgt = ctx.idx.groupOf.get(target) || target;
+    return edgeIndex.get(`${source}|${target}|${input}`) || edgeIndex.get(`${src}|${tgt}|${input}`) ||
+      edgeIndex.get(`${src}|${tgt}`);
+  }
+
+  const controls = [
+    button("+", "zoom in", () => zoomBy(1.25)),
+    button("−", "zoom out", () => zoomBy(0.8)),
+    button("Fit", "fit graph to view", () => {
+      view.auto = true;
+      fit();
+    }),
+  ];
+  function start() {
+    if (boxSize() && box.w > 0) {
+      view.fitted = true;
+      sizeGraphBox();
+      fit();
+    } else applyView();
+  }
+  return {
+    el: graphBox, controls, draw, updateSelection, scrollIntoView, findEdge, labelLayer, nodeBadges, start,
+    refresh() { // a new layout (box opened, another iteration): fitted again
+      if (!view.fitted) return;
+      view.auto = true;
+      fit();
+    },
+    destroy: () => resizeObserver?.disconnect(),
+  };
+}
+
+/** Tooltip text of a node. */
+function nodeTip(node) {
+  const kind = node.kind || "op";
+  return [
+    `${nodeTitle(node)} — ${KIND_TEXT[kind] || kind}${node.label ? " " + node.label : ""}`,
+    `${fmtShape(node.shape)} ${node.dtype || ""}`,
+    node.source ? `${fmtWhere(node.source)}: ${node.source.code ?? ""}` : "",
+    STATUS_TEXT[node.status] || node.status || "",
+  ].filter(Boolean).join("\n");
+}
+
+/** The header: verdict, stats, notes. */
+function headerPanel(ctx) {
+  const el = h("div", { class: "gradmagic-header" });
+  function update() {
+    const { report: r, nodes } = ctx.idx;
+    el.replaceChildren();
     const ok = r.ok !== false;
-    const first = r.first_divergence ? idx.nodes.get(r.first_divergence) : null;
+    const first = r.first_divergence ? nodes.get(r.first_divergence) : null;
     let verdict = ok
       ? "✓ every checked value and gradient agrees with PyTorch"
       : `✗ gradmagic and PyTorch disagree${first ? ` — first at ${nodeTitle(first)}` : ""}`;
-    if (ok && idx.nodes.size === 0) verdict = "nothing to check: no tensors recorded";
-    let cls = idx.nodes.size === 0 ? "gradmagic-meta" : ok ? "gradmagic-ok" : "gradmagic-bad";
-    if (r.verdict && idx.nodes.size) {  // the headline every view shows (viz/facts.py)
+    if (ok && nodes.size === 0) verdict = "nothing to check: no tensors recorded";
+    let cls = nodes.size === 0 ? "gradmagic-meta" : ok ? "gradmagic-ok" : "gradmagic-bad";
+    if (r.verdict && nodes.size) { // the headline every view shows (viz/facts.py)
       verdict = r.verdict.headline;
       cls = { ok: "gradmagic-ok", error: "gradmagic-ok", differ: "gradmagic-bad" }[r.verdict.level] || "gradmagic-meta";
     }
-    header.appendChild(h("span", { class: `gradmagic-verdict ${cls}` }, verdict));
-    const all = [...idx.nodes.values()];
+    el.appendChild(h("span", { class: `gradmagic-verdict ${cls}` }, verdict));
+    const all = [...nodes.values()];
     const ops = all.filter((n) => n.kind === "op" || n.kind === "opaque").length;
     const saved = all.reduce((acc, n) => acc + (n.saved_bytes || 0), 0);
     if (r.cell && r.cell.number !== null && r.cell.number !== undefined) {
-      header.appendChild(h("span", { class: "gradmagic-meta" }, `cell [${r.cell.number}]`));
+      el.appendChild(h("span", { class: "gradmagic-meta" }, `cell [${r.cell.number}]`));
     }
-    header.appendChild(h("span", { class: "gradmagic-meta" },
-      `${all.length} nodes · ${ops} ops · ${fmtBytes(saved)} saved for backward`));
+    el.appendChild(h("span", { class: "gradmagic-meta" }, `${all.length} nodes · ${ops} ops · ${fmtBytes(saved)} saved for backward`));
     if ((r.unsupported || []).length) {
-      header.appendChild(h("div", { class: "gradmagic-note" }, `unchecked (no engine rule): ${r.unsupported.join(", ")}`));
+      el.appendChild(h("div", { class: "gradmagic-note" }, `unchecked (no engine rule): ${r.unsupported.join(", ")}`));
     }
-    for (const note of r.notes || []) header.appendChild(h("div", { class: "gradmagic-note" }, note));
-    if (r.error) {
-      header.appendChild(h("div", { class: "gradmagic-note gradmagic-bad" }, `the cell raised ${r.error.type}: ${r.error.message}`));
-    }
+    for (const note of r.notes || []) el.appendChild(h("div", { class: "gradmagic-note" }, note));
+    if (r.error) el.appendChild(h("div", { class: "gradmagic-note gradmagic-bad" }, `the cell raised ${r.error.type}: ${r.error.message}`));
   }
+  return { el, update };
+}
 
-  // --- details panel
-  function row(dl, label, ...content) {
-    dl.append(h("dt", {}, label), h("dd", {}, ...content));
-  }
-  function code(text) {
-    return h("code", {}, text);
-  }
-  function pre(text) {
-    return h("pre", { class: "gradmagic-value" }, text);
-  }
-
-  function renderDetails() {
-    details.replaceChildren();
-    const node = idx.nodes.get(selectedId());
+/** The details of the selected node: value, local derivative, gradient, saved tensors. */
+function detailsPanel(ctx) {
+  const el = h("div", { class: "gradmagic-details", "aria-live": "polite" });
+  function update() {
+    el.replaceChildren();
+    const node = ctx.idx.nodes.get(ctx.selectedId());
     if (!node) {
-      details.appendChild(h("p", { class: "gradmagic-empty" }, "Click a node (or Tab to it and press Enter) to see its value, local derivative and gradient."));
+      el.appendChild(h("p", { class: "gradmagic-empty" }, "Click a node (or Tab to it and press Enter) to see its value, local derivative and gradient."));
       return;
     }
     const status = node.status || "unchecked";
-    details.appendChild(h("h4", {}, nodeTitle(node), " ",
+    el.appendChild(h("h4", {}, nodeTitle(node), " ",
       h("span", { class: "gradmagic-tag" }, KIND_TEXT[node.kind] || node.kind), " ",
       h("span", { class: `gradmagic-tag gradmagic-status-${status}` }, `${STATUS_MARK[status] || ""} ${status}`)));
     const dl = h("dl");
     const names = (node.aliases || []).filter(Boolean);
     row(dl, "variable", names.length ? code(names.join(", ")) : h("span", { class: "gradmagic-meta" }, "(no name: an intermediate result)"));
+    if (node.expr && !names.length) row(dl, "written as", code(node.expr));
     if (node.op || node.label) {
       row(dl, "op", code(node.label || node.op), node.torch_op ? h("span", { class: "gradmagic-meta" }, ` from ${node.torch_op}`) : "");
     }
     if ((node.formulas || []).length) {
       row(dl, "local derivative", h("ul", { class: "gradmagic-formulas" }, node.formulas.map((f) => h("li", {}, code(f)))));
     }
-    if (node.source) {
-      const src = node.source;
-      row(dl, "source", h("span", { class: "gradmagic-meta" }, `${fmtWhere(src)}: `), code(src.code ?? ""));
-    }
+    if (node.source) row(dl, "source", h("span", { class: "gradmagic-meta" }, `${fmtWhere(node.source)}: `), code(node.source.code ?? ""));
     row(dl, "shape · dtype", `${fmtShape(node.shape)} · ${node.dtype || "?"}`, node.requires_grad ? " · requires_grad" : "");
-    row(dl, "value", pre(fmtValue(node.value)));
+    if (node.value_after) { // an optimizer step changed it after the forward pass used it
+      row(dl, "value (used by the forward pass)", pre(fmtValue(node.value)));
+      row(dl, "value after the update (opt.step())", pre(fmtValue(node.value_after)));
+    } else row(dl, "value", pre(fmtValue(node.value)));
     const saved = node.saved || [];
     if (saved.length) {
       row(dl, "saved for backward", h("ul", { class: "gradmagic-saved" },
         saved.map((v) => h("li", {}, code(v.name), ` ${fmtShape(v.shape)} ${v.dtype || ""} · ${fmtBytes(v.bytes)}`))),
       h("span", { class: "gradmagic-meta" }, `total ${fmtBytes(node.saved_bytes)}`));
-    } else if (node.kind === "op") {
-      row(dl, "saved for backward", h("span", { class: "gradmagic-meta" }, "nothing"));
-    }
-    const gradKnown = node.grad !== null && node.grad !== undefined;
-    if (gradKnown || (node.torch_grad !== null && node.torch_grad !== undefined)) {
+    } else if (node.kind === "op") row(dl, "saved for backward", h("span", { class: "gradmagic-meta" }, "nothing"));
+    if (node.grad != null || node.torch_grad != null) {
       row(dl, "grad (gradmagic)", pre(fmtValue(node.grad)));
       row(dl, "grad (PyTorch)", pre(fmtValue(node.torch_grad)));
-      const err = node.max_abs_err === null || node.max_abs_err === undefined ? "" : ` · max |Δ| ${fmtErr(node.max_abs_err)}`;
+      const err = node.max_abs_err == null ? "" : ` · max |Δ| ${fmtErr(node.max_abs_err)}`;
       row(dl, "verdict", h("span", { class: `gradmagic-status-${status}` }, `${STATUS_MARK[status] || ""} ${STATUS_TEXT[status] || status}`),
         h("span", { class: "gradmagic-meta" }, err));
     } else {
@@ -1090,22 +1107,42 @@ function render({ model, el }) {
         : "not kept: PyTorch frees non-leaf gradients unless retain_grad() is called";
       row(dl, "grad", h("span", { class: "gradmagic-meta" }, why));
     }
-    const flowing = gradientDuringBackward(node.id);
-    if (flowing) row(dl, "g in backward", pre(flowing));
-    details.appendChild(dl);
+    const call = ctx.idx.calls[ctx.model.get("call") || 0];
+    const step = (call?.steps || []).find((st) => st.kind === "node" && st.node === node.id);
+    if (step) row(dl, "g in backward", pre(fmtValue(step.grad_output)));
+    el.appendChild(dl);
   }
+  return { el, update };
+}
 
-  function gradientDuringBackward(id) {
-    const call = idx.calls[model.get("call") || 0];
-    const step = (call?.steps || []).find((st) => st.kind === "node" && st.node === id);
-    return step ? fmtValue(step.grad_output) : "";
-  }
+/** Whether two label rectangles {x, y, w, h} overlap. */
+function overlaps(a, b) {
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
 
-  // --- step-through backward
-  const stepPrev = btn("◀", "previous backward step", () => setStep(stepOver(currentSteps(), model.get("step"), -1, idx)), "gradmagic-prev");
-  const stepNext = btn("▶", "next backward step", () => setStep(stepOver(currentSteps(), model.get("step"), 1, idx)), "gradmagic-next");
+/**
+ * Step through the backward pass: call selector, ◀ slider ▶, the marks on the graph, the
+ * labels on the edges just used and the narration.
+ * @param {Object} ctx shared state
+ * @param {ReturnType<typeof graphView>} graph
+ */
+function stepper(ctx, graph) {
+  const { model } = ctx;
+  const el = h("div", { class: "gradmagic-step", role: "group", "aria-label": "step through backward" });
+  const narration = h("div", { class: "gradmagic-narration", "aria-live": "polite" });
+  const steps = () => {
+    const call = ctx.idx.calls[model.get("call") || 0];
+    return call && Array.isArray(call.steps) ? call.steps : [];
+  };
+  const setStep = (k) => {
+    const v = Math.max(-1, Math.min(steps().length - 1, Number.isFinite(k) ? k : -1));
+    model.set("step", v);
+    model.save_changes();
+  };
+  const prev = button("◀", "previous backward step", () => setStep(stepOver(steps(), model.get("step"), -1, ctx.idx)), "gradmagic-prev");
+  const next = button("▶", "next backward step", () => setStep(stepOver(steps(), model.get("step"), 1, ctx.idx)), "gradmagic-next");
   const slider = h("input", { type: "range", class: "gradmagic-slider", min: "-1", max: "0", step: "1", value: "-1", "aria-label": "backward step" });
-  const stepLabel = h("span", { class: "gradmagic-step-label" });
+  const label = h("span", { class: "gradmagic-step-label" });
   const callSelect = h("select", { class: "gradmagic-call", "aria-label": "backward call to replay" });
   slider.addEventListener("input", () => setStep(Number(slider.value)));
   callSelect.addEventListener("change", () => {
@@ -1113,157 +1150,163 @@ function render({ model, el }) {
     model.set("step", -1);
     model.save_changes();
   });
-  stepBox.append(h("span", { class: "gradmagic-step-title" }, "backward"), callSelect, stepPrev, slider, stepNext, stepLabel);
+  el.append(h("span", { class: "gradmagic-step-title" }, "backward"), callSelect, prev, slider, next, label);
 
-  function currentSteps() {
-    const call = idx.calls[model.get("call") || 0];
-    return call && Array.isArray(call.steps) ? call.steps : [];
-  }
-  function setStep(k) {
-    const n = currentSteps().length;
-    const v = Math.max(-1, Math.min(n - 1, Number.isFinite(k) ? k : -1));
-    model.set("step", v);
-    model.save_changes();
-  }
-  function renderStepControl() {
+  /** The call selector: calls that kept their steps, of the iteration shown (a loop's other
+   * iterations have their own view), and the current call. */
+  function updateControls() {
     callSelect.replaceChildren();
-    idx.calls.forEach((c, i) => {
+    const current = model.get("call") || 0;
+    const inLoop = callIterations(ctx.idx.report);
+    const shown = ctx.idx.report.iterations?.shown;
+    ctx.idx.calls.forEach((c, i) => {
+      const other = inLoop.has(i) && inLoop.get(i) !== shown;
+      if (i !== current && (other || !Array.isArray(c.steps))) return;
       const where = c.source ? ` (${fmtWhere(c.source)}): ${c.source.code ?? ""}` : "";
       callSelect.appendChild(h("option", { value: String(i) }, truncate(`#${i} ${c.kind}${where}`, 60)));
     });
-    callSelect.value = String(model.get("call") || 0);
-    callSelect.hidden = idx.calls.length < 2;
-    const steps = currentSteps();
-    slider.max = String(Math.max(-1, steps.length - 1));
-    stepBox.classList.toggle("gradmagic-disabled", steps.length === 0);
-    for (const c of [slider, stepPrev, stepNext]) c.disabled = steps.length === 0;
+    callSelect.value = String(current);
+    callSelect.hidden = callSelect.options.length < 2;
+    const n = steps().length;
+    slider.max = String(Math.max(-1, n - 1));
+    el.classList.toggle("gradmagic-disabled", n === 0);
+    for (const c of [slider, prev, next]) c.disabled = n === 0;
   }
 
-  // Replay state. "done" marks are applied incrementally (a slider move touches only the
+  // Replay marks. "done" marks are applied incrementally (a slider move touches only the
   // steps between the old and the new position); the current step's marks are redone.
-  let doneK = -1; // steps[0..doneK] carry their "done" mark
+  let doneK = -1;
   const doneCount = new Map(); // element -> number of applied steps marking it (groups hold many)
-  let currentMarks = []; // [element, class] pairs of the current step
-  let activeEdges = []; // edges whose arrow marker shows the active style
-
-  function nodeOrGroup(id) {
-    return nodeEls.get(id) || groupEls.get(idx.groupOf.get(id));
-  }
+  let currentMarks = [];
+  let activeEdges = [];
+  let doneCall = null;
+  const nodeOrGroup = (id) => ctx.nodeEls.get(id) || ctx.groupEls.get(ctx.idx.groupOf.get(id));
   function setDone(st, i, on) {
-    const el = nodeOrGroup(st.node);
-    if (!el) return;
-    const n = (doneCount.get(el) || 0) + (on ? 1 : -1);
-    doneCount.set(el, n);
-    el.classList.toggle("gradmagic-done", n > 0);
-    const badge = nodeBadges.get(st.node);
+    const target = nodeOrGroup(st.node);
+    if (!target) return;
+    const n = (doneCount.get(target) || 0) + (on ? 1 : -1);
+    doneCount.set(target, n);
+    target.classList.toggle("gradmagic-done", n > 0);
+    const badge = graph.nodeBadges.get(st.node);
     if (badge) badge.textContent = on ? `${i + 1}` : "";
   }
-  function resetDone() {
-    for (const [el] of doneCount) el.classList.remove("gradmagic-done");
-    for (const badge of nodeBadges.values()) badge.textContent = "";
+  /** Forget every mark (the graph was redrawn: its elements are new). */
+  function reset() {
     doneCount.clear();
     doneK = -1;
+    currentMarks = [];
+    activeEdges = [];
+    doneCall = null;
   }
 
-  let doneCall = null; // the call whose steps the "done" marks belong to
-  function updateStep() {
-    const steps = currentSteps();
+  function update() {
+    const all = steps();
     const call = model.get("call") || 0;
     if (call !== doneCall) {
-      resetDone();
+      for (const [target] of doneCount) target.classList.remove("gradmagic-done");
+      for (const badge of graph.nodeBadges.values()) badge.textContent = "";
+      doneCount.clear();
+      doneK = -1;
       doneCall = call;
     }
-    const k = Math.min(model.get("step") ?? -1, steps.length - 1);
+    const k = Math.min(model.get("step") ?? -1, all.length - 1);
     slider.value = String(k);
-    if (!idx.calls.length) stepLabel.textContent = "no backward call in this cell";
-    else if (!steps.length) stepLabel.textContent = "this call kept only a summary (no steps)";
-    else stepLabel.textContent = k < 0 ? `not started · ${steps.length} steps` : `step ${k + 1} of ${steps.length}`;
-    for (; doneK < k; doneK++) setDone(steps[doneK + 1], doneK + 1, true);
-    for (; doneK > k; doneK--) setDone(steps[doneK], doneK, false);
-    for (const [el, cls] of currentMarks) el.classList.remove(cls);
+    if (!ctx.idx.calls.length) label.textContent = "no backward call in this cell";
+    else if (!all.length) label.textContent = "this call kept only a summary (no steps)";
+    else label.textContent = k < 0 ? `not started · ${all.length} steps` : `step ${k + 1} of ${all.length}`;
+    for (; doneK < k; doneK++) setDone(all[doneK + 1], doneK + 1, true);
+    for (; doneK > k; doneK--) setDone(all[doneK], doneK, false);
+    for (const [target, cls] of currentMarks) target.classList.remove(cls);
     currentMarks = [];
-    for (const el of activeEdges) el.setAttribute("marker-end", `url(#${uid}-arrow-edge)`);
+    for (const e of activeEdges) e.setAttribute("marker-end", `url(#${ctx.uid}-arrow-edge)`);
     activeEdges = [];
-    labelLayer.replaceChildren();
-    root.classList.toggle("gradmagic-replaying", k >= 0);
+    graph.labelLayer.replaceChildren();
+    ctx.root.classList.toggle("gradmagic-replaying", k >= 0);
     if (k < 0) {
       narration.replaceChildren();
-      if (steps.length) narration.appendChild(h("p", { class: "gradmagic-meta" }, "Press ▶ to replay the backward pass one step at a time."));
+      if (all.length) narration.appendChild(h("p", { class: "gradmagic-meta" }, "Press ▶ to replay the backward pass one step at a time."));
       return;
     }
-    const mark = (el, cls) => {
-      if (!el) return;
-      el.classList.add(cls);
-      currentMarks.push([el, cls]);
+    const mark = (target, cls) => {
+      if (!target) return;
+      target.classList.add(cls);
+      currentMarks.push([target, cls]);
     };
-    const st = steps[k];
+    const st = all[k];
     mark(nodeOrGroup(st.node), "gradmagic-current");
     if (st.kind === "node") {
+      const placed = [];
       for (const c of st.contributions || []) {
-        const e = findEdge(c.to, st.node, c.input);
+        const e = graph.findEdge(c.to, st.node, c.input);
         if (e) {
           mark(e.el, "gradmagic-edge-active");
-          e.el.setAttribute("marker-end", `url(#${uid}-arrow-active)`);
+          e.el.setAttribute("marker-end", `url(#${ctx.uid}-arrow-active)`);
           activeEdges.push(e.el);
-          labelLayer.appendChild(edgeLabel(e, st, c, labelLayer.childElementCount));
+          graph.labelLayer.appendChild(edgeLabel(e, st, c, placed));
         }
         mark(nodeOrGroup(c.to), "gradmagic-receiving");
       }
     }
-    renderNarration(steps, k);
-    if (labelLayer.childElementCount && view.fitted) {
-      const b = labelLayer.getBBox(); // the labels of this step stay on screen
-      scrollIntoView({ x: b.x, y: b.y, w: b.width, h: b.height });
+    narrate(all, k);
+    if (graph.labelLayer.childElementCount) {
+      const b = graph.labelLayer.getBBox(); // the labels of this step stay on screen
+      graph.scrollIntoView({ x: b.x, y: b.y, w: b.width, h: b.height });
     }
   }
 
-  function findEdge(source, target, input) {
-    const src = idx.groupOf.get(source) || source;
-    const tgt = idx.groupOf.get(target) || target;
-    return edgeIndex.get(`${source}|${target}|${input}`) || edgeIndex.get(`${src}|${tgt}|${input}`) ||
-      edgeIndex.get(`${src}|${tgt}`);
-  }
-
-  /** `g × local derivative = contribution` beside the edge just used: labels of one step
-   * alternate left/right of their edges (two inputs often share a short edge pair). */
-  function edgeLabel(edge, st, c, slot) {
+  /** `g × local derivative = contribution` beside the edge just used, placed left or right of
+   * it and moved down until it overlaps no label of the same step (`placed`). */
+  function edgeLabel(edge, st, c, placed) {
     const folded = st.grad_output === null || st.grad_output === undefined;
     const pts = edge.points || [];
     const i = Math.max(0, Math.floor((pts.length - 1) / 2));
     const a = pts[i] || [0, 0];
     const b = pts[i + 1] || a;
     const x = (a[0] + b[0]) / 2;
-    const y = (a[1] + b[1]) / 2 + Math.floor(slot / 2) * 32;
+    const y = (a[1] + b[1]) / 2;
+    const { factor } = splitFormula(c.formula);
     const lines = folded ? [`g × (${c.formula || "local"})`] : [
-      `${previewValue(st.grad_output, 14)} × (${c.formula || "local"})`,
+      factor ? `${previewValue(st.grad_output, 14)} × ${factor}` : `${previewValue(st.grad_output, 14)} → (${c.formula || "local"})`,
       `= ${previewValue(c.value, 22)}`,
     ];
     const width = Math.max(...lines.map((t) => t.length)) * LABEL_CHAR_W + 10;
     const height = lines.length * 13 + 5;
-    const left = slot % 2 === 0;
-    const x0 = left ? x - 4 - width : x + 4;
-    const g = s("g", { class: "gradmagic-edge-label", transform: `translate(${x0},${y - height / 2})` });
+    const rect = { x: placed.length % 2 === 0 ? x - 4 - width : x + 4, y: y - height / 2, w: width, h: height };
+    for (let tries = 0; tries < 50 && placed.some((p) => overlaps(p, rect)); tries++) rect.y += 4;
+    placed.push(rect);
+    const g = s("g", { class: "gradmagic-edge-label", transform: `translate(${rect.x},${rect.y})` });
     g.appendChild(s("rect", { x: 0, y: 0, width, height, rx: 3 }));
     lines.forEach((t, k) => g.appendChild(s("text", { x: width / 2, y: 12 + k * 13, "text-anchor": "middle" }, t)));
     return g;
   }
 
-  function nameOf(id) {
-    const n = idx.nodes.get(id);
+  const nameOf = (id) => {
+    const n = ctx.idx.nodes.get(id);
     return n ? nodeTitle(n) : id;
+  };
+  /** A collapsed module box this step belongs to (▶ steps over it as one step). */
+  function collapsedModule(st) {
+    const gid = ctx.idx.groupOf.get(st.node);
+    const group = (ctx.idx.layout.groups || []).find((g) => g.id === gid);
+    return group && group.kind === "module" && group.folded ? group : null;
   }
 
-  function renderNarration(steps, k) {
-    const st = steps[k];
+  function narrate(all, k) {
+    const st = all[k];
     narration.replaceChildren();
     const p = (...c) => h("p", {}, ...c);
-    narration.appendChild(h("h4", {}, `Backward step ${k + 1} of ${steps.length}`));
-    const incoming = incomingContributions(idx, steps, k, st.node);
-    const folded = (st.kind === "node" && (st.grad_output === null || st.grad_output === undefined))
-      || (st.kind === "hook" && (st.before === null || st.before === undefined));
-    if (folded) {
-      const gid = idx.groupOf.get(st.node);
-      const group = (idx.layout.groups || []).find((g) => g.id === gid);
+    narration.appendChild(h("h4", {}, `Backward step ${k + 1} of ${all.length}`));
+    const incoming = incomingContributions(ctx.idx, all, k, st.node);
+    const box = collapsedModule(st);
+    const folded = (st.kind === "node" && st.grad_output == null) || (st.kind === "hook" && st.before == null);
+    if (box) {
+      const line = ctx.graph().step_over?.[box.id] || box.label || box.id;
+      narration.appendChild(p("Over the collapsed module ", code(box.label || box.module || box.id), " in one step:"));
+      narration.appendChild(h("p", { class: "gradmagic-step-over" }, code(line)));
+      narration.appendChild(h("p", { class: "gradmagic-meta" }, "Open the box (click it) to step through its ops one at a time."));
+    } else if (folded) {
+      const gid = ctx.idx.groupOf.get(st.node);
+      const group = (ctx.idx.layout.groups || []).find((g) => g.id === gid);
       narration.appendChild(p(code(nameOf(st.node)), ` inside the folded group ${group ? `“${group.label}”` : ""}: `,
         "expand the group (click it) to see the gradients of this step."));
     } else if (st.kind === "hook") {
@@ -1274,22 +1317,24 @@ function render({ model, el }) {
       narration.appendChild(dl);
       narration.appendChild(p("What the hook returns replaces g from here on: the engine replays it at the same point of its backward, and checks the gradient that reached it."));
     } else if (st.kind === "node") {
-      const node = idx.nodes.get(st.node) || {};
-      narration.appendChild(p(code(nameOf(st.node)), node.name && node.label ? ` (${node.label})` : "", " receives upstream gradient g = ", code(previewValue(st.grad_output))));
+      const node = ctx.idx.nodes.get(st.node) || {};
+      narration.appendChild(p(code(nameOf(st.node)), node.label && nameOf(st.node) !== node.label ? ` (${node.label})` : "",
+        " receives upstream gradient g = ", code(previewValue(st.grad_output, 48))));
       if (incoming.length > 1) narration.appendChild(sumBlock(incoming, st.grad_output, "paths meet here: g is the sum"));
       const ul = h("ul", { class: "gradmagic-contribs" });
       for (const c of st.contributions || []) {
-        ul.appendChild(h("li", {}, "to ", code(nameOf(c.to)), ` (input ${c.input}): upstream g × local derivative `,
-          code(c.formula || "?"), " = ", code(fmtValue(c.value))));
+        const { local, factor } = splitFormula(c.formula);
+        ul.appendChild(h("li", {}, "to ", code(nameOf(c.to)), ` (input ${c.input}): local derivative `, code(local), "; ",
+          factor ? "upstream " : "upstream g through it ", factor ? code(`g × ${factor}`) : "", " = ", code(previewValue(c.value, 48))));
       }
       narration.appendChild(ul);
     } else {
       narration.appendChild(p(code(`${nameOf(st.node)}.grad`), " receives its total:"));
       if (incoming.length > 1) narration.appendChild(sumBlock(incoming, st.added, "paths meet here: the contributions add up"));
       const dl = h("dl", { class: "gradmagic-accum-step" });
-      row(dl, "before", pre(fmtValue(st.before)));
-      row(dl, "+ added", pre(fmtValue(st.added)));
-      row(dl, "= after", pre(fmtValue(st.after)));
+      row(dl, "before", pre(previewValue(st.before, 48)));
+      row(dl, "+ added", pre(previewValue(st.added, 48)));
+      row(dl, "= after", pre(previewValue(st.after, 48)));
       narration.appendChild(dl);
       if (!isZero(st.before)) {
         narration.appendChild(h("p", { class: "gradmagic-warn" }, "⚠ .grad already held a value: backward() adds to it (accumulates) instead of replacing it."));
@@ -1298,26 +1343,31 @@ function render({ model, el }) {
   }
 
   function sumBlock(incoming, total, title) {
-    const box = h("div", { class: "gradmagic-sum" }, h("strong", {}, title));
+    const wrap = h("div", { class: "gradmagic-sum" }, h("strong", {}, title));
     const ul = h("ul");
     for (const c of incoming) ul.appendChild(h("li", {}, code(previewValue(c.value)), " via ", code(nameOf(c.from)), ` input ${c.input}`));
-    box.append(ul, h("div", {}, "sum = ", code(fmtValue(total))));
-    return box;
+    wrap.append(ul, h("div", {}, "sum = ", code(previewValue(total, 48))));
+    return wrap;
   }
 
-  // --- accumulation panel
-  function renderAccum() {
-    accum.replaceChildren();
-    const leaves = idx.report.leaves || [];
+  return { el, narration, update, updateControls, reset };
+}
+
+/** Each leaf's `.grad` over time, and its value updates in a row of their own. */
+function timelinePanel(ctx) {
+  const el = h("div", { class: "gradmagic-accum" });
+  function update() {
+    el.replaceChildren();
+    const leaves = ctx.idx.report.leaves || [];
     if (!leaves.length) return;
-    accum.appendChild(h("h4", {}, "Gradient accumulation (.grad of each leaf over time)"));
+    el.appendChild(h("h4", {}, "Gradient accumulation (.grad of each leaf over time)"));
     for (const leaf of leaves) {
       const rowEl = h("div", { class: "gradmagic-leaf", "data-leaf-id": leaf.id, "data-leaf-name": leaf.name || "" });
       const status = leaf.status || "unchecked";
       rowEl.appendChild(h("div", { class: "gradmagic-leaf-head" },
         code(`${leaf.name || leaf.id}.grad`), ` ${fmtShape(leaf.shape)} ${leaf.dtype || ""} `,
         h("span", { class: `gradmagic-tag gradmagic-status-${status}` }, `${STATUS_MARK[status] || ""} ${status}`),
-        " now: ", code(fmtValue(leaf.grad, leaf.dtype))));
+        " now: ", code(previewValue(leaf.grad, 60, leaf.dtype))));
       const line = h("ol", { class: "gradmagic-timeline" });
       if (leaf.events_dropped) line.appendChild(h("li", { class: "gradmagic-event gradmagic-dropped" }, `… ${leaf.events_dropped} earlier`));
       const events = leaf.events || [];
@@ -1340,71 +1390,114 @@ function render({ model, el }) {
           `⚠ ${leaf.name || "this leaf"}.grad accumulated without clearing: backward() adds to .grad, so gradients from earlier calls are still in it. ` +
           `Call ${leaf.name || "x"}.grad.zero_() (or optimizer.zero_grad()) before the next backward().`));
       }
-      accum.appendChild(rowEl);
+      el.appendChild(rowEl);
     }
   }
+  return { el, update };
+}
 
-  /** One event of a timeline: its kind and cell, then `value` (an update's Δ, else .grad after). */
-  function timelineItem(ev, value, prefix = "") {
-    const where = ev.cell !== null && ev.cell !== undefined ? `[${ev.cell}]` : "";
-    const shown = value === undefined || value === null ? "None" : prefix + previewValue(value);
-    return h("li", { class: `gradmagic-event gradmagic-event-${ev.kind}`, title: ev.code || "" },
-      h("span", { class: "gradmagic-event-kind" }, `${EVENT_TEXT[ev.kind] || ev.kind} ${where}`.trim()),
-      h("span", { class: "gradmagic-event-value" }, truncate(shown, 28)));
-  }
+/** One event of a timeline: its kind and cell, then `value` (an update's Δ, else .grad after). */
+function timelineItem(ev, value, prefix = "") {
+  const where = ev.cell !== null && ev.cell !== undefined ? `[${ev.cell}]` : "";
+  const shown = value === undefined || value === null ? "None" : prefix + previewValue(value);
+  return h("li", { class: `gradmagic-event gradmagic-event-${ev.kind}`, title: ev.code || "" },
+    h("span", { class: "gradmagic-event-kind" }, `${EVENT_TEXT[ev.kind] || ev.kind} ${where}`.trim()),
+    h("span", { class: "gradmagic-event-value" }, truncate(shown, 28)));
+}
 
-  // --- diagnoses: their panel first of all, their nodes marked (see diagnosisPanel)
-  function renderDiagnoses() {
-    diagnoses?.remove();
-    diagnoses = diagnosisPanel(idx.report, idx.nodes, select);
-    if (diagnoses) root.insertBefore(diagnoses, header);
-  }
+/** Whether the report recorded nothing worth a widget (no tensor, no error, no diagnosis). */
+function isEmptyReport(report) {
+  return !(report.nodes || []).length && !(report.leaves || []).length && !(report.backward_calls || []).length &&
+    !(report.diagnoses || []).length && !report.error && !(report.notes || []).length;
+}
 
-  // --- model events
+// ---------------------------------------------------------------- render
+
+/**
+ * Render the widget into `el`: the parts above, wired to the model.
+ * @param {{model: Model, el: HTMLElement}} ctx
+ * @returns {() => void} cleanup
+ */
+function render({ model, el }) {
+  const root = h("div", { class: "gradmagic-widget", "data-gradmagic": "widget" });
+  el.appendChild(root);
+  const ctx = {
+    model, root,
+    uid: `gm${++instanceCounter}-${Math.random().toString(36).slice(2, 8)}`, // marker ids are global
+    graph: () => model.get("graph") || {},
+    idx: indexGraph(model.get("graph") || {}),
+    nodeEls: new Map(), // node id -> <g>
+    groupEls: new Map(), // group id -> <g>
+    // model.set fires "change:<name>" at once (Backbone, and the standalone shim): the
+    // handlers below redraw; save_changes syncs to the kernel.
+    select(id) {
+      model.set("selected", id);
+      model.save_changes();
+    },
+    selectedId: () => resolveSelected(ctx.idx, model.get("selected")),
+    setWide: (wide) => main.classList.toggle("gradmagic-wide", wide),
+  };
+  const main = h("div", { class: "gradmagic-main" });
+  const header = headerPanel(ctx);
+  const graph = graphView(ctx);
+  const details = detailsPanel(ctx);
+  const steps = stepper(ctx, graph);
+  const timeline = timelinePanel(ctx);
+  const depthSlot = h("span", { class: "gradmagic-depth-slot" });
+  const iterationSlot = h("span", { class: "gradmagic-iteration-slot" });
+  const toolbar = h("div", { class: "gradmagic-toolbar", role: "toolbar", "aria-label": "graph view" },
+    ...graph.controls, depthSlot, iterationSlot,
+    h("span", { class: "gradmagic-hint" }, "drag to pan · wheel to zoom · click a node (or Tab + Enter)"));
+  const side = h("div", { class: "gradmagic-side" }, steps.narration, details.el);
+  main.append(graph.el, side);
+  const emptyLine = h("p", { class: "gradmagic-empty-note" }, "gradmagic · no tensors were recorded in this cell.");
+  root.append(emptyLine, header.el, toolbar, steps.el, main, timeline.el);
+  let diagnoses = null;
+  let flow = null;
+
   function renderAll() {
-    idx = indexGraph(model.get("graph") || {});
-    renderDiagnoses();
-    renderHeader();
-    drawGraph();
-    depthSlot.replaceChildren(...[depthControl(idx.layout, model)].filter(Boolean));
-    markDiagnosedNodes(idx, nodeEls, groupEls);
-    renderStepControl();
-    updateSelection();
-    updateStep();
-    renderDetails();
-    renderAccum();
-    flowPanel?.remove(); // the gradient-flow panel below the accumulation (gradFlowPanel)
-    flowPanel = gradFlowPanel(model.get("graph")?.flow);
-    if (flowPanel) root.insertBefore(flowPanel, accum);
-    if (view.fitted) applyView();
+    ctx.idx = indexGraph(ctx.graph());
+    const empty = isEmptyReport(ctx.idx.report);
+    emptyLine.hidden = !empty; // a cell without tensors: one line, not an empty graph
+    for (const part of [header.el, toolbar, steps.el, main, timeline.el]) part.hidden = empty;
+    diagnoses?.remove();
+    diagnoses = diagnosisPanel(ctx.idx.report, ctx.idx.nodes, ctx.select);
+    if (diagnoses) root.insertBefore(diagnoses, header.el);
+    header.update();
+    steps.reset();
+    graph.draw();
+    depthSlot.replaceChildren(...[depthControl(ctx.idx.layout, model)].filter(Boolean));
+    iterationSlot.replaceChildren(...[iterationControl(ctx.idx.report, model)].filter(Boolean));
+    markDiagnosedNodes(ctx.idx, ctx.nodeEls, ctx.groupEls);
+    steps.updateControls();
+    graph.updateSelection();
+    steps.update();
+    details.update();
+    timeline.update();
+    flow?.remove(); // the gradient-flow panel below the timeline
+    flow = gradFlowPanel(ctx.graph().flow);
+    if (flow) root.insertBefore(flow, timeline.el);
+    graph.refresh();
   }
-  const onGraph = () => renderAll();
-  const onSelected = () => {
-    updateSelection();
-    renderDetails();
+  const handlers = {
+    "change:graph": renderAll,
+    "change:selected": () => {
+      graph.updateSelection();
+      details.update();
+    },
+    "change:step": () => steps.update(),
+    "change:call": () => {
+      steps.updateControls();
+      steps.update();
+      details.update();
+    },
   };
-  const onStep = () => updateStep();
-  const onCall = () => {
-    renderStepControl();
-    updateStep();
-    renderDetails();
-  };
-  model.on("change:graph", onGraph);
-  model.on("change:selected", onSelected);
-  model.on("change:step", onStep);
-  model.on("change:call", onCall);
+  for (const [event, fn] of Object.entries(handlers)) model.on(event, fn);
   renderAll();
-  if (boxSize() && box.w > 0) {
-    view.fitted = true;
-    initialView();
-  } else applyView();
-
+  graph.start();
   return () => {
-    model.off("change:graph", onGraph);
-    model.off("change:selected", onSelected);
-    model.off("change:step", onStep);
-    model.off("change:call", onCall);
-    resizeObserver?.disconnect();
+    for (const [event, fn] of Object.entries(handlers)) model.off(event, fn);
+    graph.destroy();
     root.remove();
   };
 }

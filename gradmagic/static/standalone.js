@@ -14,17 +14,28 @@
  * @param {Object} state initial trait values
  * @param {Object<string, Object>} layouts
  * @param {boolean} [nearest]
+ * @param {Object<string, Object>} [iterations] a training loop's other iterations
+ *   ({graph, layouts, expanded} by iteration index; the `iteration` trait picks one)
  * @returns {import("./graph.js").Model}
  */
-function makeModel(state, layouts, nearest = false) {
+function makeModel(state, layouts, nearest = false, iterations = {}) {
   const listeners = new Map();
   const emit = (event) => (listeners.get(event) || []).slice().forEach((cb) => cb());
+  const views = { ...iterations, [String(state.graph?.report?.iterations?.shown ?? "")]: { graph: state.graph, layouts, expanded: state.expanded } };
   const model = {
     get: (name) => state[name],
     set(name, value) {
       if (JSON.stringify(state[name]) === JSON.stringify(value)) return;
       state[name] = value;
       emit(`change:${name}`);
+      const view = name === "iteration" ? views[String(value)] : null;
+      if (view) { // another iteration of a training loop: its own graph, precomputed
+        layouts = view.layouts || {};
+        nearest = Array.isArray(view.expanded);
+        Object.assign(state, { graph: view.graph, expanded: view.expanded || [], call: view.graph.start_call || 0, step: -1 });
+        emit("change:graph");
+        return;
+      }
       if (name === "expanded") {
         let key = [...value].sort().join(",");
         if (nearest && !layouts[key]) {
@@ -74,9 +85,10 @@ function bootGradmagic() {
     const mount = document.getElementById(script.dataset.mount);
     if (!mount) continue;
     const model = makeModel(
-      { graph: data.graph, selected: "", step: -1, call: 0, expanded: data.expanded || [] },
+      { graph: data.graph, selected: "", step: -1, call: data.graph.start_call || 0, expanded: data.expanded || [], iteration: -1 },
       data.layouts || {},
       Array.isArray(data.expanded),
+      data.iterations || {},
     );
     performance.mark(`gradmagic:render-start:${script.dataset.mount}`);
     render({ model, el: mount });

@@ -5,7 +5,7 @@ Every view is a pure function of the report dict (``GradReport.to_dict()``, sche
     >>> from gradmagic.viz import render_text
     >>> rep = {"ok": True, "nodes": [], "edges": [], "leaves": [], "checks": []}
     >>> render_text(rep).splitlines()[0]
-    'gradmagic · Nothing to cross-check: no value or gradient was computed here.'
+    'gradmagic · no tensors were recorded in this cell.'
 
 Names are imported lazily, so importing one view does not import the others (nor anywidget).
 """

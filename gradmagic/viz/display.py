@@ -45,6 +45,12 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def _is_empty(report: dict[str, Any]) -> bool:
+    from gradmagic.viz.text import is_empty
+
+    return is_empty(report)
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -125,6 +131,12 @@ class ReportDisplay:
     def _bundle(self, include: Any, exclude: Any) -> dict[str, Any]:
         bundle: dict[str, Any] = {}
         report = self._dict()
+        if report is not None and _is_empty(report):  # one line, not an empty widget
+            bundle = {"text/plain": self._text()}
+            if self.format != "text":
+                bundle["text/html"] = (f'<p class="gradmagic-empty-note">'
+                                       f'{esc(bundle["text/plain"].strip())}</p>')
+            return bundle
         want_widget = self.format == "widget" or (self.format == "auto" and _in_kernel())
         if report is not None and want_widget:
             bundle.update(self._widget_bundle() or {})

@@ -32,7 +32,9 @@ def node_name(node: dict[str, Any] | None) -> str:
     """``y`` or ``y (MulBackward0)``, else the op label: how the views name a node in prose."""
     if not node:
         return "?"
-    name, label = node.get("name"), node.get("label") or node.get("torch_op") or node.get("kind")
+    # what the learner wrote comes first: the variable, else the expression (viz.exprs)
+    name = node.get("name") or node.get("expr")
+    label = node.get("label") or node.get("torch_op") or node.get("kind")
     if name and label and node.get("kind") in ("op", "opaque"):
         return clean_text(f"{name} ({label})")
     return clean_text(name or label or node.get("id") or "?")
@@ -68,6 +70,9 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
     large = int(cov.get("too_large") or 0)
     if large:
         counted += f"; {_count(large, 'tensor')} too large to mirror"
+    sampled = (report.get("checking") or {}).get("skipped") and report["checking"].get("summary")
+    if sampled and counted:  # check="sample": which backward calls ran in lockstep
+        counted += f" in {clean_text(sampled)}"
     mismatches = report.get("mismatches") or []
     unsupported = report.get("unsupported") or []
     details: list[str] = []  # the user's error comes first
@@ -141,7 +146,9 @@ def leaf_grad_rows(report: dict[str, Any], max_chars: int = 40) -> list[dict[str
             "id": str(leaf.get("id")), "name": clean_text(leaf.get("name") or leaf.get("id")),
             "shape": format_shape(leaf.get("shape")), "dtype": clean_text(leaf.get("dtype") or ""),
             "torch": _grad_text(leaf.get("grad"), leaf, max_chars),
-            "engine": _grad_text(leaf.get("engine_grad"), leaf, max_chars),
+            # (unchecked with no engine gradient: torch's changed after the last checked call)
+            "engine": "—" if status == "unchecked" and leaf.get("engine_grad") is None and leaf.get("grad")
+            else _grad_text(leaf.get("engine_grad"), leaf, max_chars),
             "status": status,
             "verdict": status_text(status),
             "err": format_err(err) if status != "unchecked" else "—",
@@ -381,6 +388,14 @@ def flow_facts(report: dict[str, Any]) -> dict[str, Any] | None:
         sub += f" (evenly thinned to at most {flow.get('max_points')} points per layer)"
     if modular:
         sub += "; a module's parameters count together"
+    checking = report.get("checking") or {}
+    if checking.get("skipped"):
+        sub += "; calls run at full speed are measured at every call up to 32, then 16 per doubling"
+    loss = [(c, _num(v)) for c, v in zip((checking.get("loss") or {}).get("calls") or [],
+                                         (checking.get("loss") or {}).get("values") or [])]
+    if len(loss) >= 2:
+        sub += (f"; loss {_fmt_num(loss[0][1])} at call {loss[0][0] + 1} → "
+                f"{_fmt_num(loss[-1][1])} at call {loss[-1][0] + 1}")
     acts = [{"module": clean_text(a.get("module") or "?"), "type": clean_text(a.get("type") or ""),
              "shape": format_shape(a.get("shape")), "mean": _fmt_num(_num(a.get("mean"))),
              "std": _fmt_num(_num(a.get("std"))), "zeros": f"{100 * float(a.get('zeros') or 0):.0f}%"}

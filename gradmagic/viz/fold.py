@@ -51,8 +51,9 @@ def _repeat_at(sig: list[int], i: int, occurrences: list[int]) -> tuple[int, int
     return best
 
 
-def find_groups(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every maximal run of repeated iterations, as unpositioned group dicts (not folded)."""
+def find_groups(nodes: list[dict[str, Any]], min_nodes: int = MIN_FOLD) -> list[dict[str, Any]]:
+    """Every maximal run of repeated iterations covering at least ``min_nodes`` nodes, as
+    unpositioned group dicts (not folded)."""
     codes: dict[tuple, int] = {}
     sig = [codes.setdefault(_signature(nd), len(codes)) for nd in nodes]
     where: dict[int, list[int]] = {}
@@ -61,7 +62,7 @@ def find_groups(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups, i = [], 0
     while i < len(sig):
         period, count = _repeat_at(sig, i, where[sig[i]])
-        if count > 1 and period * count >= MIN_FOLD:
+        if count > 1 and period * count >= min_nodes:
             groups.append(_group(f"g{len(groups)}", nodes[i:i + period * count], period, count))
             i += period * count
         else:

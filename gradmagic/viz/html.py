@@ -29,6 +29,7 @@ from gradmagic.viz.facts import (CLEARING_HINT, SEVERITY_GLYPH, call_rows, diagn
 from gradmagic.viz.flowchart import flow_svg
 from gradmagic.viz.fmt import (as_value, format_err, format_shape, format_source, preview,
                                status_text)
+from gradmagic.viz.iterations import iteration_note, view_report
 from gradmagic.viz.labels import kind_text
 from gradmagic.viz.layout import layout
 from gradmagic.viz.svg import render_svg
@@ -45,17 +46,21 @@ def report_css() -> str:
 
 
 def render_html(report: dict[str, Any], max_nodes: int = 300,
-                layout_dict: dict[str, Any] | None = None) -> str:
+                layout_dict: dict[str, Any] | None = None, iteration: int | None = None) -> str:
     """The whole static report as one ``<div class="gradmagic-report">`` fragment.
 
     ``layout_dict`` reuses a layout already computed (else one is made with ``max_nodes``).
+    A training loop shows one iteration (``iteration``, default the last checked one; see
+    :func:`gradmagic.viz.iterations.view_report`).
     """
+    report = view_report(report, iteration)
     lay = layout_dict if layout_dict is not None else layout(report, max_nodes=max_nodes)
     level = verdict(report)["level"]
     parts = [f'<div class="gradmagic-report gradmagic-level-{level}" lang="en">',
              f"<style>{report_css()}</style>",
              diagnoses_block(report),
              _verdict(report),
+             _iterations(report),
              _section("Computation graph", "hover a box for its details; ✓ ✗ ? compare with "
                       "PyTorch", graph_block(report, lay)),
              *(f'<p class="gradmagic-sub">{esc(note)}</p>' for note in lay.get("notes") or []),
@@ -67,6 +72,16 @@ def render_html(report: dict[str, Any], max_nodes: int = 300,
              _node_table(report),
              "</div>"]
     return "\n".join(p for p in parts if p)
+
+
+def _iterations(report: dict[str, Any]) -> str:
+    """Which iteration of a training loop the graph shows ("" without a loop)."""
+    note = iteration_note(report)
+    if not note:
+        return ""
+    plan = report["iterations"]
+    return (f'<p class="gradmagic-sub gradmagic-iterations" data-iteration="{plan["shown"]}" '
+            f'data-iterations="{plan["count"]}">{esc(note)}</p>')
 
 
 def graph_block(report: dict[str, Any], lay: dict[str, Any]) -> str:

@@ -31,9 +31,12 @@ Line = tuple[str, str]  # (role, text); roles: title, kind, shape, value, grad, 
 
 
 def node_title(node: dict[str, Any]) -> str:
-    """The name a learner knows the node by: its variable name, else its op label."""
+    """The name a learner knows the node by: its variable name, else what the learner wrote
+    (``expr``: ``a * b``, ``net.1``; :func:`gradmagic.viz.exprs.node_exprs`), else its op label."""
     if node.get("name"):
         return clean_text(node["name"])
+    if node.get("expr"):
+        return clean_text(node["expr"])
     if node.get("kind") == "constant" and node.get("value") and not node["value"].get("shape"):
         return preview(node["value"], MAX_COLS, prefix="")
     return clean_text(node.get("label") or node.get("torch_op") or node.get("op")
@@ -113,3 +116,50 @@ def box_size(lines: list[Line]) -> tuple[int, int]:
             for role, text in lines]
     width = max([MIN_W, *cols]) + 2 * PAD_X
     return int(math.ceil(width)), len(lines) * LINE_H + 2 * PAD_Y
+
+
+def step_over_line(call: dict[str, Any], nodes: dict[str, dict[str, Any]],
+                   inputs: dict[str, list[tuple[str, int]]]) -> str:
+    """What the backward pass does in a collapsed module box, in one line:
+    ``net.3 Linear: g [64, 10] → g [64, 256]; ∂W = gᵀ·x; ∂b = Σ g`` (the gradient arrives
+    shaped like the call's output and leaves shaped like its input; then each parameter's
+    local rule, or the rule of the module's single op when it has no parameters).
+    ``call`` is a ModuleCall of the report, ``inputs`` maps a node id to its (source, input)
+    edges.
+
+    >>> nodes = {"y": {"id": "y", "formulas": ["∂/∂x = g·W", "∂/∂W = gᵀ·x"]}}
+    >>> call = {"path": "net.3", "type": "Linear", "inputs": [[64, 256]], "outputs": [[64, 10]],
+    ...         "nodes": ["y"], "parameters": [{"name": "net.3.weight", "node": "w"}]}
+    >>> step_over_line(call, nodes, {"y": [("h", 0), ("w", 1)]})
+    'net.3 Linear: g [64, 10] → g [64, 256]; ∂W = gᵀ·x'
+    """
+    def shapes(key: str) -> str:
+        return ", ".join(f"g {format_shape(s)}" for s in call.get(key) or []) or "g"
+
+    head = clean_text(f"{call.get('path') or '?'} {call.get('type') or ''}".strip())
+    text = f"{head}: {shapes('outputs')} → {shapes('inputs')}"
+    params = {p["node"] for p in call.get("parameters") or [] if p.get("node")}
+    ops = [nid for nid in call.get("nodes") or [] if (nodes.get(nid) or {}).get("formulas")]
+    rules: list[str] = []
+    for nid in ops:
+        formulas = nodes[nid]["formulas"]
+        for source, i in inputs.get(nid, []):
+            if i >= len(formulas) or not (source in params or (not params and len(ops) == 1)):
+                continue
+            rule = formulas[i].replace("∂/∂", "∂", 1) if source in params else formulas[i]
+            if rule not in rules and rule != "—":
+                rules.append(clean_text(rule))
+    return "; ".join([text, *rules])
+
+
+def step_over_lines(report: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, str]:
+    """``step_over_line`` of every module group in ``groups`` (id ``m<index>``), by group id."""
+    calls = {f"m{m['index']}": m for m in report.get("modules") or []}
+    wanted = [g["id"] for g in groups if g.get("kind") == "module" and g["id"] in calls]
+    if not wanted:
+        return {}
+    nodes = {nd["id"]: nd for nd in report.get("nodes") or []}
+    inputs: dict[str, list[tuple[str, int]]] = {}
+    for edge in report.get("edges") or []:
+        inputs.setdefault(edge["target"], []).append((edge["source"], int(edge.get("input") or 0)))
+    return {gid: step_over_line(calls[gid], nodes, inputs) for gid in wanted}

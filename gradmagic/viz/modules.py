@@ -119,6 +119,7 @@ def module_groups(report: dict[str, Any], loops: list[dict[str, Any]] = ()) -> l
         if call.get("parent") is not None:
             children.setdefault(call["parent"], []).append(call["index"])
     by_index = {c["index"]: c for c in calls}
+    order = {nid: i for i, nid in enumerate(nodes)}  # members in report order, without a scan
     members: dict[int, set[str]] = {}
     kept: dict[int, dict[str, Any]] = {}
     for call in reversed(calls):  # children begin after their parent: build bottom-up
@@ -131,7 +132,8 @@ def module_groups(report: dict[str, Any], loops: list[dict[str, Any]] = ()) -> l
             full = core
         members[call["index"]] = full
         if full and _laminar(full, loop_of, loop_size):
-            kept[call["index"]] = _group(call, full, nodes, by_index, children)
+            kept[call["index"]] = _group(call, sorted(full, key=order.__getitem__), nodes,
+                                         by_index, children)
     return [kept[c["index"]] for c in calls if c["index"] in kept]
 
 
@@ -157,9 +159,8 @@ def _laminar(members: set[str], loop_of: dict[str, str], loop_size: dict[str, in
     return all(n == loop_size[gid] for gid, n in counts.items())
 
 
-def _group(call: dict[str, Any], members: set[str], nodes: dict[str, dict[str, Any]],
+def _group(call: dict[str, Any], ordered: list[str], nodes: dict[str, dict[str, Any]],
            calls: dict[int, dict[str, Any]], children: dict[int, list[int]]) -> dict[str, Any]:
-    ordered = [nid for nid in nodes if nid in members]
     status = max((nodes[m].get("status") or "agree" for m in ordered), key=_STATUS_RANK.get)
     lines = sorted({(nodes[m].get("source") or {}).get("line") for m in ordered} - {None})
     # lone surrogates become escapes: the layout travels as JSON to the browser

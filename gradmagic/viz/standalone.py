@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gradmagic.viz.escape import esc
+from gradmagic.viz.iterations import view_report
 from gradmagic.viz.modules import default_expanded
 from gradmagic.viz.widget import compact_report, widget_graph
 
@@ -114,15 +115,32 @@ def _module_layouts(report: Mapping[str, Any], graph: dict[str, Any]) -> dict[st
     return out
 
 
-def _section(i: int, report: Mapping[str, Any]) -> str:
-    from gradmagic.viz.html import render_html
+#: iterations of a training loop besides the default one whose views are inlined
+MAX_ITERATIONS = 12
 
+
+def _view_data(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What the page needs to show one view report: its graph, precomputed layouts and the
+    module boxes open at first."""
     graph = widget_graph(report)
     # no kernel will resend hidden nodes after an expand: keep every node in full
     graph["report"] = compact_report(report)
     data = {"graph": graph, "layouts": _layouts(report, graph)}
     if report.get("modules"):
         data["expanded"] = default_expanded(dict(report))
+    return data
+
+
+def _section(i: int, report: Mapping[str, Any]) -> str:
+    from gradmagic.viz.html import render_html
+
+    view = view_report(dict(report))
+    data = _view_data(view)
+    plan = view.get("iterations")
+    if plan:  # a training loop: every kept iteration, for the selector (issue 13 item 3)
+        shown = plan["shown"]
+        others = [k for k in range(plan["count"]) if k != shown][-MAX_ITERATIONS:]
+        data["iterations"] = {str(k): _view_data(view_report(dict(report), k)) for k in others}
     cell = (report.get("cell") or {}).get("number")
     heading = f"Report {i + 1}" + (f" · cell [{cell}]" if cell is not None else "")
     return (

@@ -19,6 +19,7 @@ from gradmagic.viz.facts import (CLEARING_HINT, SEVERITY_GLYPH, call_rows, diagn
                                  verdict)
 from gradmagic.viz.fmt import STATUS_GLYPH, as_value, format_shape, preview
 from gradmagic.viz.fold import fold_plan
+from gradmagic.viz.iterations import iteration_note, view_report
 from gradmagic.viz.labels import kind_text
 from gradmagic.viz.modules import module_groups
 
@@ -27,17 +28,27 @@ MAX_INDENT = 36
 MAX_EVENTS = 12
 
 
-def render_text(report: dict[str, Any], width: int = 100, max_nodes: int = 300) -> str:
+def render_text(report: dict[str, Any], width: int = 100, max_nodes: int = 300,
+                iteration: int | None = None) -> str:
     """Diagnoses (when the cell failed or surprised), verdict, graph tree, gradient table,
-    accumulation history, backward calls, saved tensors."""
+    accumulation history, backward calls, saved tensors.
+
+    A training loop shows one iteration (``iteration``, default the last checked one; see
+    :func:`gradmagic.viz.iterations.view_report`)."""
+    report = view_report(report, iteration)
     out: list[str] = _diagnoses(report, width)
     v = verdict(report)
     cell = report.get("cell") or {}
     where = f" · cell [{cell['number']}]" if cell.get("number") is not None else ""
+    if is_empty(report):  # no tensor at all: one line, not an empty graph section
+        return f"gradmagic{where} · no tensors were recorded in this cell.\n"
     # the line already starts with "gradmagic": "gradmagic · cell [6] ✓ agrees with PyTorch: …"
-    out.append(f"gradmagic{where} {v['headline'].replace('✓ gradmagic agrees', '✓ agrees', 1)}")
+    out += _wrap(f"gradmagic{where} {_headline(v['headline'])}", width, "")
     for detail in v["details"]:
         out += _wrap(detail, width, "  ")
+    note = iteration_note(report)
+    if note:
+        out += [""] + _wrap(note, width, "  ")
     out += ["", "Graph (each node lists its inputs below it; data flows up, gradients flow down)"]
     out += _tree(report, max_nodes)
     out += _gradients(report, width)
@@ -46,6 +57,20 @@ def render_text(report: dict[str, Any], width: int = 100, max_nodes: int = 300) 
     out += _calls(report, width)
     out += _saved(report, width)
     return "\n".join(_fit(line, width) for line in out) + "\n"
+
+
+def is_empty(report: dict[str, Any]) -> bool:
+    """True for a cell that recorded no tensor, raised nothing and has nothing to diagnose
+    or note (a note may say why gradmagic recorded nothing)."""
+    return not (report.get("nodes") or report.get("leaves") or report.get("backward_calls")
+                or report.get("diagnoses") or report.get("error") or report.get("notes"))
+
+
+def _headline(text: str) -> str:
+    """The verdict without a second "gradmagic" (the line starts with the word already)."""
+    return (text.replace("✓ gradmagic agrees", "✓ agrees", 1)
+            .replace(" between gradmagic and PyTorch", " with PyTorch", 1)
+            .replace("had no gradmagic rule", "had no rule", 1))
 
 
 # ---------------------------------------------------------------- diagnoses
@@ -85,7 +110,7 @@ def _fit(line: str, width: int) -> str:
 # ---------------------------------------------------------------- tree
 
 def _describe(node: dict[str, Any]) -> str:
-    name = clean_text(node.get("name") or "")
+    name = clean_text(node.get("name") or node.get("expr") or "")  # what the learner wrote
     kind = kind_text(node)
     parts = [f"{name}  {kind}" if name else kind, f"{format_shape(node.get('shape'))} "
              f"{clean_text(node.get('dtype') or '')}".strip()]

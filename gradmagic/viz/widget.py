@@ -15,6 +15,9 @@ Synced traits
     ``call``     which backward call the replay walks (index into ``backward_calls``)
     ``expanded`` ids of the open groups (loop groups the user opened, module boxes open:
                  the calls at depth 0 to begin with); changing it recomputes the layout
+    ``iteration`` which iteration of a training loop is drawn (``-1`` = the last checked
+                 one; ``graph.report.iterations`` lists them); changing it redraws the graph,
+                 opens that iteration's default module boxes and starts its replay
 
 Example::
 
@@ -126,18 +129,26 @@ def _slim_call(call: Mapping[str, Any], hidden: set[str]) -> dict[str, Any]:
 
 
 def widget_graph(
-    report: Mapping[str, Any], expanded: Iterable[str] | None = None, max_nodes: int = 300
+    report: Mapping[str, Any], expanded: Iterable[str] | None = None, max_nodes: int = 300,
+    iteration: int | None = None,
 ) -> dict[str, Any]:
     """Build the synced ``graph`` value: the compacted report, its shared layout and the
     text of every visible box (the static SVG's own ``node_lines``/``group_lines``, so both
-    views label nodes identically).
+    views label nodes identically), and ``start_call``, the backward call a replay starts on.
+
+    A training loop shows one iteration (``iteration``; ``None`` = the last checked one): the
+    report is :func:`gradmagic.viz.iterations.view_report`'s, whose ``iterations`` entry
+    the front end turns into its iteration selector.
 
     >>> g = widget_graph({"nodes": [{"id": "a", "kind": "leaf", "name": "x"}], "edges": []})
     >>> sorted(g), g["labels"]["a"][0]
-    (['labels', 'layout', 'report'], ['title', 'x'])
+    (['labels', 'layout', 'report', 'start_call'], ['title', 'x'])
     """
+    from gradmagic.viz.iterations import start_call, view_report
+
+    report = view_report(dict(report), iteration)
     from gradmagic.viz.flowchart import flow_payload
-    from gradmagic.viz.labels import group_lines, node_lines
+    from gradmagic.viz.labels import group_lines, node_lines, step_over_lines
     from gradmagic.viz.layout import layout  # the one layout shared with the SVG view
 
     lay = layout(dict(report), max_nodes=max_nodes,
@@ -152,7 +163,10 @@ def widget_graph(
     slim = compact_report(report, hidden=lay.get("hidden") or ())
     v = verdict(dict(report))
     slim["verdict"] = {"level": v["level"], "headline": v["headline"]}  # the views' one headline
-    out = {"report": slim, "layout": lay, "labels": labels}
+    out = {"report": slim, "layout": lay, "labels": labels, "start_call": start_call(report)}
+    step_over = step_over_lines(dict(report), lay.get("groups") or [])
+    if step_over:  # the narration of ▶ over a collapsed module box (stepOver in graph.js)
+        out["step_over"] = step_over
     flow = flow_payload(dict(report))  # the gradient-flow chart's facts (viz/flowchart.py)
     if flow is not None:
         out["flow"] = flow
@@ -200,6 +214,8 @@ class GradWidget(anywidget.AnyWidget):  # type: ignore[misc]
     step = traitlets.Int(-1).tag(sync=True)
     call = traitlets.Int(0).tag(sync=True)
     expanded = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: which iteration of a training loop is drawn (-1 = the last checked one)
+    iteration = traitlets.Int(-1).tag(sync=True)
     #: node budget of the layout before groups are folded (not synced)
     max_nodes = traitlets.Int(300)
     #: the uncompacted report (Python side only), kept to recompute the graph on expand
@@ -210,15 +226,22 @@ class GradWidget(anywidget.AnyWidget):  # type: ignore[misc]
     @classmethod
     def from_report(cls, report: Any, **kwargs: Any) -> "GradWidget":
         """Make a widget from a ``GradReport`` or its ``to_dict()`` dict."""
+        from gradmagic.viz.iterations import view_report
+
         report_dict = report if isinstance(report, Mapping) else report.to_dict()
         max_nodes = int(kwargs.pop("max_nodes", 300))
-        opened = default_expanded(dict(report_dict))  # module boxes open at first (depth 0)
-        widget = cls(graph=widget_graph(report_dict, opened, max_nodes=max_nodes),
-                     max_nodes=max_nodes, **kwargs)
+        # module boxes open at first (depth 0) in the iteration shown
+        opened = default_expanded(view_report(dict(report_dict)))
+        graph = widget_graph(report_dict, opened, max_nodes=max_nodes)
+        widget = cls(graph=graph, max_nodes=max_nodes, **kwargs)
         widget._full_report = dict(report_dict)
         widget._shown_expanded = opened
         widget.expanded = opened  # the graph above already shows it: no second layout
+        widget.call = graph["start_call"]  # a call with steps: the step controls work at once
         return widget
+
+    def _iteration_arg(self) -> int | None:
+        return None if self.iteration < 0 else self.iteration
 
     # -- helpers -------------------------------------------------------------------
     @property
@@ -262,7 +285,23 @@ class GradWidget(anywidget.AnyWidget):  # type: ignore[misc]
         self._shown_expanded = list(change["new"])
         full = self._full_report or self.report
         if full:
-            self.graph = widget_graph(full, change["new"], self.max_nodes)
+            self.graph = widget_graph(full, change["new"], self.max_nodes, self._iteration_arg())
+
+    @traitlets.observe("iteration")
+    def _iteration_changed(self, change: Any) -> None:
+        from gradmagic.viz.iterations import view_report
+
+        full = self._full_report or self.report
+        if not full or not self.report.get("iterations"):
+            return
+        opened = default_expanded(view_report(dict(full), self._iteration_arg()))
+        self._shown_expanded = opened
+        graph = widget_graph(full, opened, self.max_nodes, self._iteration_arg())
+        with self.hold_sync():
+            self.graph = graph
+            self.expanded = opened
+            self.call = graph["start_call"]
+            self.step = -1
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> Any:
         """The widget view plus a static ``text/html`` fallback (saved notebooks, GitHub).

@@ -103,10 +103,18 @@ def test_floor_mode_recomputes_every_op_and_backward_in_the_engine() -> None:
 @pytest.mark.timeout(120)
 def test_magic_benchmark_quick(tmp_path: Path) -> None:
     data = _run("magic", tmp_path)
-    seed, graph = data["results"]
+    seed, graph, resnet, render = data["results"]
     assert len(seed["per_cell_s"]["plain"]) == 11 and min(seed["per_cell_s"]["plain"]) > 0
     assert not seed.get("report_problems"), seed["report_problems"]
     assert graph["nodes"] >= 2000
+    # issue 13: a recorded ResNet-18, collapsed by module; its first render in Chromium
+    assert [r["graph"] for r in resnet["rows"]] == ["1 pass", "×3 micro-batches"], resnet["notes"]
+    one, more = resnet["rows"]
+    assert 150 < one["nodes"] < more["nodes"] and more["drawn"][1] > one["drawn"][1] > 0
+    assert all(t > 0 for t in more["median_s"].values()) and resnet["verdict"] in ("PASS", "MISS")
+    if render["verdict"] != "n/a":  # without Playwright or Chromium it is skipped with a note
+        assert [r["drawn"] for r in render["rows"]] == [r["drawn"] for r in resnet["rows"]]
+        assert all(0 < r["median_s"]["render"] <= r["median_s"]["painted"] for r in render["rows"])
 
 
 def test_compare_arrays_flags_every_kind_of_difference(bench_modules: dict) -> None:

@@ -1,8 +1,17 @@
 """Helpers of the browser tests: screenshots, and driving a notebook in JupyterLab / Notebook 7."""
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "test-output" / "browser"
@@ -94,3 +103,70 @@ def collect_console_errors(page: object, only: tuple[str, ...] = ()) -> list[str
 
     page.on("console", on_console)
     return errors
+
+
+# ---------------------------------------------------------------- Chromium outside pytest
+
+
+#: Debian's Chromium (``apt-get install chromium``), or ``$CHROMIUM``
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+#: the flags Chromium needs here (root, no GPU, no network chatter); conftest.py uses the same
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def launch_chromium(playwright: object) -> object:
+    """A headless Chromium from a started ``sync_playwright()`` (for scripts: the benchmark,
+    docs/screenshots.py); raises ``FileNotFoundError`` when Chromium is not installed."""
+    if not Path(CHROMIUM).exists():
+        raise FileNotFoundError(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def jupyter_server(ui: str, notebook: Path, workdir: Path, dark: bool = False) -> Iterator[str]:
+    """Serve a copy of ``notebook`` with ``ui`` ("lab" or "notebook") from ``workdir`` (for
+    scripts; the tests use conftest's ``jupyter`` fixture, which does the same); yields the URL
+    that opens it. The kernel imports gradmagic from this repository."""
+    module, path = {"lab": ("jupyterlab", "lab/tree/{}"), "notebook": ("notebook", "notebooks/{}")}[ui]
+    token = "gradmagic-script"
+    root = workdir / f"root-{ui}"
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(notebook, root / notebook.name)
+    settings = workdir / "settings/@jupyterlab/apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    theme = "JupyterLab Dark" if dark else "JupyterLab Light"
+    (settings / "themes.jupyterlab-settings").write_text(f'{{"theme": "{theme}"}}')
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(workdir / "rt"), JUPYTER_CONFIG_DIR=str(workdir / "cfg"),
+               JUPYTERLAB_SETTINGS_DIR=str(workdir / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(workdir / "ws"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = workdir / f"server-{ui}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+             "--LabApp.extension_manager=readonly",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
+                break
+            except Exception:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"jupyter {ui} exited: {log.read_text()[-2000:]}") from None
+                time.sleep(0.25)
+        yield f"{base}/{path.format(notebook.name)}?token={token}"
+    finally:
+        proc.terminate()  # SIGTERM: the server shuts its kernels down too
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -187,3 +187,46 @@ def xss_notebook(dest: Path) -> XssScenario:
     nb.cells = cells
     nbformat.write(nb, dest)
     return XssScenario(dest, families, payloads, families[-1], saved)
+
+
+# ---------------------------------------------------------------- module boxes and gradient flow
+
+#: the d2l MLP (issue 13's example) at a small size, its data, and the initial weights
+MODULES_SETUP = """%load_ext gradmagic
+import copy, json
+import torch
+from torch import nn
+torch.manual_seed(0)
+net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+X, y = torch.randn(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+init = copy.deepcopy(net.state_dict())"""
+#: one forward and backward: the widget shows net's layers as collapsed module boxes
+MODULES_CELL = "%%grad\nloss = nn.functional.cross_entropy(net(X), y)\nloss.backward()"
+#: three SGD steps: the widget's gradient-flow chart has one line per Linear, three calls
+FLOW_CELL = """%%grad
+opt = torch.optim.SGD(net.parameters(), lr=0.1)
+for _ in range(3):
+    opt.zero_grad()
+    nn.functional.cross_entropy(net(X), y).backward()
+    opt.step()"""
+#: torch's own numbers for the chart: the same three steps replayed plainly from ``init``
+FLOW_READBACK = """net2 = copy.deepcopy(net); net2.load_state_dict(init)
+opt2 = torch.optim.SGD(net2.parameters(), lr=0.1)
+norms = {"net.1": [], "net.3": []}
+for _ in range(3):
+    opt2.zero_grad()
+    nn.functional.cross_entropy(net2(X), y).backward()
+    for i in (1, 3):
+        norms[f"net.{i}"].append(torch.cat([p.grad.flatten() for p in net2[i].parameters()]).norm().item())
+    opt2.step()
+print("NORMS=" + json.dumps(norms))"""
+
+
+def modules_notebook(dest: Path) -> Path:
+    """Setup, the module-box cell, the training-loop cell, the cell printing torch's norms
+    (code cells 0-3)."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [_code(MODULES_SETUP), _code(MODULES_CELL), _code(FLOW_CELL), _code(FLOW_READBACK)]
+    nbformat.write(nb, dest)
+    return dest

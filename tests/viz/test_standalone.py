@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from gradmagic.viz.html import render_html
+from gradmagic.viz.iterations import view_report
 from gradmagic.viz.layout import layout
 from gradmagic.viz.standalone import inline_json, render_standalone_html
 from viz_builders import build_inplace, build_loop
@@ -72,7 +73,7 @@ def test_page_holds_each_report_with_the_front_end_inlined(seed_report, mixed_re
     assert modules[0]["text"].strip() == (js + "\n" + boot).strip()
     assert (STATIC / "graph.css").read_text(encoding="utf-8") in page
     first = json.loads(data[0]["text"])
-    assert first["graph"]["layout"] == layout(seed_report)
+    assert first["graph"]["layout"] == layout(view_report(seed_report))
     assert [n["id"] for n in first["graph"]["report"]["nodes"]] == [n["id"] for n in seed_report["nodes"]]
     assert render_html(seed_report) in page  # the static fragment, readable without JavaScript
     for i, d in enumerate(data):
@@ -109,9 +110,9 @@ def test_folded_groups_get_precomputed_layouts() -> None:
     folded = [g["id"] for g in data["graph"]["layout"]["groups"] if g["folded"]]
     assert folded
     layouts = data["layouts"]
-    assert layouts["*"]["layout"] == layout(report, expanded=tuple(folded))
+    assert layouts["*"]["layout"] == layout(view_report(report), expanded=tuple(folded))
     for gid in folded:
-        assert layouts[gid]["layout"] == layout(report, expanded=(gid,))
+        assert layouts[gid]["layout"] == layout(view_report(report), expanded=(gid,))
 
 
 def test_empty_page_says_so() -> None:

@@ -78,8 +78,8 @@ def test_mismatch_unsupported_error_and_notes(mixed_report: dict[str, Any]) -> N
     page = render_html(mixed_report)
     text = html.unescape(page)
     assert "gradmagic-verdict-differ" in page
-    assert "✗ 1 mismatch between gradmagic and PyTorch." in text
-    assert "First divergent node: MulBackward0, line 2: z = (a * c).exp()" in text
+    assert "✗ 1 mismatch between gradmagic and PyTorch." in text  # the HTML headline
+    assert "First divergent node: a * c (MulBackward0), line 2: z = (a * c).exp()" in text
     assert "torch.fft.fft" in text and "has no gradmagic rule" in text
     assert "The cell raised RuntimeError: boom: <b>not bold</b>" in text
     assert "<b>not bold</b>" not in page  # shown, not interpreted

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import traitlets
 
+from gradmagic.viz.iterations import view_report
 from gradmagic.viz.layout import layout
 from gradmagic.viz.widget import GradWidget, compact_report, resolve_node, widget_graph
 from viz_builders import build_inplace, build_loop, diagnosis, with_diagnoses
@@ -39,8 +40,9 @@ def test_front_end_is_loaded_from_files() -> None:
 
 def test_from_report_dict_holds_report_and_shared_layout(seed_report: dict[str, Any]) -> None:
     w = GradWidget.from_report(seed_report)
-    assert set(w.graph) == {"report", "layout", "labels"}
-    assert w.graph["layout"] == layout(seed_report)  # exactly the static SVG's layout
+    assert set(w.graph) == {"report", "layout", "labels", "start_call"}
+    # exactly the static SVG's layout (of the report as the views show it)
+    assert w.graph["layout"] == layout(view_report(seed_report))
     assert [n["id"] for n in w.graph["report"]["nodes"]] == [n["id"] for n in seed_report["nodes"]]
     assert set(w.graph["labels"]) == set(w.graph["layout"]["nodes"])
     assert (w.selected, w.step, w.call, w.expanded) == ("", -1, 0, [])
@@ -108,7 +110,7 @@ def test_expanding_a_group_recomputes_the_layout() -> None:
     gid = groups[0]["id"]
     w.expanded = [gid]
     lay = w.graph["layout"]
-    assert lay == layout(report, expanded=(gid,))
+    assert lay == layout(view_report(report), expanded=(gid,))
     assert not next(g for g in lay["groups"] if g["id"] == gid)["folded"]
     shown = set(groups[0]["members"]) & set(lay["nodes"])
     assert shown and shown <= hidden_before
@@ -157,7 +159,7 @@ def test_widget_graph_labels_match_the_static_view(mixed_report: dict[str, Any])
     from gradmagic.viz.labels import node_lines
 
     g = widget_graph(mixed_report)
-    for node in mixed_report["nodes"]:
+    for node in view_report(mixed_report)["nodes"]:
         assert g["labels"][node["id"]] == [list(line) for line in node_lines(node)]
 
 
