@@ -8,7 +8,7 @@ Run from the repository root::
 
 Each cell is compiled with its own file name (as IPython does) and run on a fresh namespace;
 its set-up (data, parameters) runs untimed before it. Plain, traced (the default,
-``check="sample"``: a loop's backward calls 1–3 and the powers of two in lockstep, the others at
+``check="sample"``: a loop's backward calls 1–4 and the powers of two from 16 in lockstep, the others at
 full speed), "all" (``check="all"``: every call in lockstep) and "bare mode" runs take turns;
 the median of each is reported. Targets (issue 14): traced ≤ 1.5× plain, all ≤ 1.3× floor.
 "bare mode" runs the cell under a ``TorchFunctionMode`` that only calls each function: the cost of being called on every torch call at all, the

@@ -1,7 +1,7 @@
 """How much of a cell is checked against torch: the ``check`` option's three modes.
 
 * ``"sample"`` (the default): every backward call runs in lockstep until a loop's body is
-  known; then only calls 1, 2, 3 and the powers of two do, and the others run at full speed
+  known; then only calls 1–4 and the powers of two from 16 do, and the others run at full speed
   (``gradmagic.recorder.sampling``);
 * ``"all"``: every call runs in lockstep (the slowest, the most thorough);
 * ``"none"``: record and draw, compare nothing.

@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rtol", type=float, help="relative tolerance of the cross-check")
     parser.add_argument("--atol", type=float, help="absolute tolerance of the cross-check")
     parser.add_argument("--check", choices=CHECK_MODES, default="sample", type=str.lower,
-                        help="how much to cross-check: sample (a long loop's backward calls 1-3 and "
-                        "powers of two, the others at full speed; the default), all, or none")
+                        help="how much to cross-check: sample (a long loop's backward calls 1-4 and "
+                        "powers of two from 16, the others at full speed; the default), all, or none")
     parser.add_argument("--no-check", dest="check", action="store_const", const="none",
                         help="record without cross-checking (--check none)")
     parser.add_argument("--gradcheck", action="store_true", help="also check gradients by finite differences")

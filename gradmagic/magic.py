@@ -122,7 +122,7 @@ class GradMagic(Configurable):
     )
     check = Union([CaselessStrEnum(CHECK_MODES), Bool()], default_value="sample",
                   help="How much to cross-check against torch: 'sample' (a long loop's backward calls "
-                  "1-3 and powers of two; the others run at full speed), 'all' (every call; True) "
+                  "1-4 and powers of two from 16; the others run at full speed), 'all' (every call; True) "
                   "or 'none' (False).").tag(config=True)
     gradcheck = Bool(False, help="Also check gradients by float64 finite differences.").tag(config=True)
     max_nodes = Int(300, help="Graphs larger than this are summarised (loops folded).").tag(config=True)
@@ -495,7 +495,7 @@ class GradMagics(Magics):
     @magic_arguments.argument("--atol", type=float, default=None, help="Absolute tolerance of the cross-check.")
     @magic_arguments.argument(
         "--check", choices=CHECK_MODES, default=None, type=str.lower,
-        help="How much to cross-check: sample (a long loop's backward calls 1-3 and powers of two "
+        help="How much to cross-check: sample (a long loop's backward calls 1-4 and powers of two from 16 "
         "in lockstep, the others at full speed), all (every call) or none. "
         "Default: %%config GradMagic.check ('sample').",
     )

@@ -1,9 +1,10 @@
 """The check budget (``check="sample"``): which backward calls of a long loop run in lockstep.
 
-A training loop repeats one body. Once three iterations in a row (the torch calls from one
+A training loop repeats one body. Once two iterations in a row (the torch calls from one
 backward call to the next, with their lines) are the same, the loop body is known; from then
-on only the calls of the schedule (1, 2, 3, then powers of two: 4, 8, …, 256 — ten of a
-300-iteration loop) run in lockstep. Between them the recorder leaves torch's mode stack and
+on only the calls of the schedule (1–4, then the powers of two from 16: 16, 32, …, 256 — nine
+of a 300-iteration loop) run in lockstep, so a loop of up to three iterations, as most
+lessons' SGD demos, is always checked whole (full speed begins after call 4 at the earliest). Between them the recorder leaves torch's mode stack and
 torch runs at full speed; gradmagic keeps only what the report shows of those iterations,
 measured at every call up to 32 and then 16 calls per doubling: the loss, each leaf's
 gradient size (``flow.py``), and whether ``.grad`` piled up without being cleared. At each
@@ -19,9 +20,9 @@ calls bypass the wrappers (a ``grad`` imported before the block), registers hook
 builds double-backward graphs stays in full lockstep.
 
 >>> [k for k in range(1, 301) if is_sampled(k)]
-[1, 2, 3, 4, 8, 16, 32, 64, 128, 256]
->>> describe_calls([1, 2, 3, 4, 8, 16], 20)
-'backward calls 1–4, 8, 16 of 20; the other 14 ran at full speed, not checked'
+[1, 2, 3, 4, 16, 32, 64, 128, 256]
+>>> describe_calls([1, 2, 3, 4, 16], 20)
+'backward calls 1–4, 16 of 20; the other 15 ran at full speed, not checked'
 """
 from __future__ import annotations
 
@@ -39,20 +40,22 @@ from .flow import TINY
 
 
 #: the first backward calls of a block always run in lockstep
-FIRST_CHECKED = 3
+FIRST_CHECKED = 4
+#: after them, the powers of two from this one on (16, 32, …, 256: nine calls of 300 in all)
+FIRST_POWER = 16
 #: a loop's body is known once this many iterations in a row repeated the one before
-BODY_REPEATS = 2
+BODY_REPEATS = 1
 #: the most loss values a block keeps (evenly thinned beyond it, like ``flow.MAX_POINTS``)
 MAX_LOSSES = 1000
 
 
 def is_sampled(k: int) -> bool:
     """Does backward call ``k`` (1-based, in the block) run in lockstep under ``"sample"``?"""
-    return k <= FIRST_CHECKED or (k & (k - 1)) == 0
+    return k <= FIRST_CHECKED or (k >= FIRST_POWER and (k & (k - 1)) == 0)
 
 
 def describe_calls(checked: list, total: int) -> str:
-    """``"backward calls 1–4, 8, …, 256 of 300; …"``: which calls ran in lockstep (and were checked).
+    """``"backward calls 1–4, 16, …, 256 of 300; …"``: which calls ran in lockstep (and were checked).
 
     >>> describe_calls([1, 2, 3], 3)
     'backward calls 1–3 of 3'
@@ -194,7 +197,7 @@ class Sampler:
             self.b.modules.pause()
         self.fast = True
         self.spans.append([k + 1, k])
-        self.next_check = k + 1 if k < FIRST_CHECKED else 1 << k.bit_length()  # (is_sampled's next)
+        self.next_check = k + 1 if k < FIRST_CHECKED else max(FIRST_POWER, 1 << k.bit_length())  # (is_sampled's next)
         self.next_measure = k + 1
 
     # ----- full speed ---------------------------------------------------------------------

@@ -102,7 +102,7 @@ class trace:
     ``namespace``: where variable names come from (default: the caller's globals and
     locals); ``filename``: the code filename of the recorded cell (to find lines);
     ``cell``: the execution count; ``source``: the cell text; ``check``: how much to
-    compare with torch (``"sample"``: a long loop's calls 1–3 and powers of two, the others at
+    compare with torch (``"sample"``: a long loop's calls 1–4 and powers of two from 16, the others at
     full speed; ``"all"`` or ``True``: every call; ``"none"`` or ``False``: nothing; see
     ``gradmagic.checking``); ``rtol``/``atol``: override the tolerances of ``crosscheck``;
     ``gradcheck``: also check leaf gradients by float64 finite differences.

@@ -14,7 +14,7 @@ from gradmagic.recorder.twins import Rec
 
 
 def test_autograd_state_changes():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         x = torch.randn(3)
         x.requires_grad = True
         w = torch.randn(3, requires_grad=True)
@@ -64,7 +64,7 @@ def test_records_do_not_pile_up():
 @pytest.mark.skipif(tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < (2, 11),
                     reason="torch.autograd.backward(...) reaches TorchFunctionMode from torch 2.11 on")
 def test_autograd_backward_function_form():
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         x = torch.tensor([1.0, -2.0], requires_grad=True)
         y = x * x
         torch.autograd.backward([y], grad_tensors=[torch.tensor([1.0, 0.5])])
@@ -78,7 +78,7 @@ def test_autograd_backward_function_form():
 def test_autograd_backward_with_several_roots_is_mirrored():
     """``torch.autograd.backward([l1, l2, v], grad_tensors=[...])``: the engine runs the same
     multi-root backward; every leaf reached by any root is checked."""
-    with trace(session=Session()) as rep:
+    with trace(session=Session(), check="all") as rep:
         x = torch.tensor([1.0, -2.0], requires_grad=True)
         w = torch.tensor([0.5, 3.0], requires_grad=True)
         l1, l2, v = (x * w).sum(), (x * x).mean(), x * 3
