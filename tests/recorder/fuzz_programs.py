@@ -1314,7 +1314,7 @@ def run(prog: Program, traced: bool) -> Outcome:
         warnings.simplefilter("always")
         try:
             if traced:
-                with trace(session=Session(), namespace=ns, filename="<fuzz-program>", source=src) as rep:
+                with trace(session=Session(), namespace=ns, filename="<fuzz-program>", source=src, check="all") as rep:
                     out.report = rep
                     exec(code, ns)
             else:

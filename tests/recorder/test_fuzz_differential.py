@@ -497,7 +497,7 @@ def test_every_mutated_backward_is_caught_on_its_node(mutant, seed):
     ns = fp.fresh_namespace()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with trace(session=Session(), namespace=ns) as rep:
+        with trace(session=Session(), namespace=ns, check="all") as rep:
             exec(compile(src, "<fuzz>", "exec"), ns)
     labels = {n.id: n.label for n in rep.nodes}
     assert not rep.ok
