@@ -125,15 +125,28 @@ class Sampler:
         finally:
             self.depth -= 1
         self.checked.append(k)  # (in lockstep, whatever its verdict)
-        self._loss(k, roots)
-        if len(b.calls) > made:
-            if self.stale:  # checked again: the engine's gradients were re-read from torch
-                for rec, what, _ in b.calls[-1].checks:
-                    self.stale.pop(id(rec), None)
-            self._after_checked(k)
-        else:
-            self.last_sig = None
+        try:
+            self._loss(k, roots)
+            if len(b.calls) > made:
+                if self.stale:  # checked again: the engine's gradients were re-read from torch
+                    for rec, what, _ in b.calls[-1].checks:
+                        self.stale.pop(id(rec), None)
+                self._after_checked(k)
+            else:
+                self.last_sig = None
+        except Exception as exc:  # gradmagic's failure never breaks the user's call
+            self._failed(exc)
         return out
+
+    def _failed(self, exc: Exception) -> None:
+        """An internal error: back to lockstep for the rest of the block, with a note."""
+        self.eligible = False
+        self.b.note(f"gradmagic stopped sampling backward calls because of an internal error "
+                    f"({type(exc).__name__}: {exc}); the rest of the block ran in lockstep.")
+        try:
+            self.resume()
+        except Exception:
+            pass
 
     def _recording(self) -> bool:
         """Is the recorder on top of torch's mode stack (not inside its own dispatch)?"""
@@ -219,14 +232,17 @@ class Sampler:
         finally:
             self.depth -= 1
         self.spans[-1][1] = k
-        if measure:
-            self._measure(k, roots)
-        if k + 1 == self.next_measure:  # what .grad is now, to see whether it is cleared
-            for w in watch:
-                g = w[1].grad
-                w[3], w[4] = (None, None) if g is None else (_ref(g), g._version)
-        if k + 1 == self.next_check:
-            self.resume()
+        try:
+            if measure:
+                self._measure(k, roots)
+            if k + 1 == self.next_measure:  # what .grad is now, to see whether it is cleared
+                for w in watch:
+                    g = w[1].grad
+                    w[3], w[4] = (None, None) if g is None else (_ref(g), g._version)
+            if k + 1 == self.next_check:
+                self.resume()
+        except Exception as exc:  # gradmagic's failure never breaks the user's call
+            self._failed(exc)
         return out
 
     def _measure(self, k: int, roots: Any) -> None:

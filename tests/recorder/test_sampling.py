@@ -251,3 +251,16 @@ def test_what_ran_after_the_last_checked_call_is_never_shown_as_checked():
     assert leaf.status == "unchecked" and leaf.engine_grad is None
     assert leaf.grad == ns["w"].grad.tolist() == [0.0, 0.0]
     assert any("ran at full speed too" in n for n in rep.notes)
+
+
+def test_a_failure_of_the_sampler_never_breaks_the_users_loop(monkeypatch):
+    from gradmagic.recorder import sampling
+
+    def broken(self, k):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(sampling.Sampler, "_after_checked", broken)
+    rep, ns = _loop(20)
+    assert torch.equal(ns["w"].grad, torch.full((3,), 20.0))
+    assert rep.ok and rep.checking["checked"] == list(range(1, 21))
+    assert any("stopped sampling" in n and "boom" in n for n in rep.notes)
+    assert _mode_stack_empty()
