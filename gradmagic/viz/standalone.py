@@ -124,7 +124,7 @@ def _view_data(report: Mapping[str, Any]) -> dict[str, Any]:
     module boxes open at first."""
     graph = widget_graph(report)
     # no kernel will resend hidden nodes after an expand: keep every node in full
-    graph["report"] = compact_report(report)
+    graph["report"] = {**compact_report(report), "verdict": graph["report"].get("verdict")}
     data = {"graph": graph, "layouts": _layouts(report, graph)}
     if report.get("modules"):
         data["expanded"] = default_expanded(dict(report))

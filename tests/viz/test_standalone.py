@@ -140,3 +140,22 @@ def test_page_carries_the_diagnoses_for_both_copies() -> None:
     static = static.split("</style>", 1)[1]
     assert static.lstrip().startswith('<div class="gradmagic-diagnoses">')
     assert "function diagnosisPanel(" in page
+
+
+def test_page_headline_says_which_calls_were_checked() -> None:
+    """The interactive copy shows the same headline as every view: under check="sample" it names
+    the checked backward calls, never a bare "agrees"."""
+    torch = pytest.importorskip("torch")
+    from gradmagic.recorder import Session, trace
+    from gradmagic.viz.facts import verdict
+
+    w = torch.ones(2, requires_grad=True)
+    with trace(session=Session(), namespace={"w": w}) as rep:
+        for i in range(20):
+            w.grad = None
+            (w * float(i)).sum().backward()
+    report = rep.to_dict()
+    data = json.loads(_parse(render_standalone_html([report]))[0]["text"])
+    headline = data["graph"]["report"]["verdict"]["headline"]
+    assert headline == verdict(report)["headline"]
+    assert "backward calls 1–4, 16 of 20; the other 15 ran at full speed, not checked" in headline
