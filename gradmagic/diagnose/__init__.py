@@ -2,7 +2,8 @@
 
 One detector per kind, each a module with a ``find(ctx) -> list[Diagnosis]``:
 
-* ``inplace``   — ``inplace_saved``: a tensor saved for backward was modified in place;
+* ``inplace``   — ``inplace_saved``: a tensor saved for backward was modified in place
+  (``data_write``: through ``.data``, which torch does not notice: a warning);
 * ``freed``     — ``freed_graph``: backward through a graph an earlier call freed;
 * ``grad_none`` — ``grad_none``: a ``.grad`` the cell read was None, and why;
 * ``nonfinite`` — ``nonfinite_grad``: where a NaN/inf gradient was born;
@@ -11,7 +12,8 @@ One detector per kind, each a module with a ``find(ctx) -> list[Diagnosis]``:
 * ``no_grad_fn`` — ``no_grad_fn``: backward from a tensor without a graph (where it was cut);
 * ``leaf_inplace`` — ``leaf_inplace``: a leaf that requires grad changed in place;
 * ``int_grad``  — ``int_requires_grad``: an integer or boolean tensor asked to require grad;
-* ``bad_grad``  — ``invalid_gradient``: a hook or a custom ``backward`` returned a bad gradient.
+* ``bad_grad``  — ``invalid_gradient``: a hook or a custom ``backward`` returned a bad gradient
+  (``module_hooks``: the backward hooks of an ``nn.Module``).
 
 ``diagnose`` is called by the recorder when it builds a report. It costs next to nothing
 when nothing went wrong: the error detectors run only when the block raised, ``grad_none``
@@ -29,25 +31,29 @@ here becomes a note, never an exception in the user's cell.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from gradmagic.report import GradReport
 
-from . import bad_grad, freed, grad_none, inplace, int_grad, leaf_inplace, no_grad_fn, nonfinite, nonscalar, zero
+from . import (bad_grad, data_write, freed, grad_none, inplace, int_grad, leaf_inplace, module_hooks, no_grad_fn,
+               nonfinite, nonscalar, zero)
 from .context import Context
 
-__all__ = ["diagnose", "Context"]
+__all__ = ["diagnose", "Context", "collect_module_hooks"]
+
+collect_module_hooks = module_hooks.collect
 
 #: detectors in the order their diagnoses are listed (the cell's error first)
 _ON_ERROR = (inplace.find, freed.find, nonscalar.find, no_grad_fn.find, leaf_inplace.find, int_grad.find,
              bad_grad.find)
 _ON_NONE_READ = (grad_none.find,)
-_ON_GRADIENTS = (nonfinite.find, zero.find)
+_ON_GRADIENTS = (data_write.find, nonfinite.find, zero.find)
 
 
-def diagnose(session: Any, block: Any, report: GradReport, ids: dict) -> list:
-    """The diagnoses of block ``block`` (``ids``: ``id(Rec) -> node id`` of ``report``)."""
-    ctx = Context(session, block, report, ids)
+def diagnose(session: Any, block: Any, report: GradReport, ids: dict, hooks: Iterable[Any] = ()) -> list:
+    """The diagnoses of block ``block`` (``ids``: ``id(Rec) -> node id`` of ``report``;
+    ``hooks``: what ``collect_module_hooks`` read from the block's module calls)."""
+    ctx = Context(session, block, report, ids, hooks)
     detectors: list = []
     if ctx.error:
         detectors += _ON_ERROR

@@ -1,5 +1,6 @@
 """``invalid_gradient``: a hook or a custom ``autograd.Function``'s ``backward`` returned a
-gradient of the wrong shape, dtype or number.
+gradient of the wrong shape, dtype or number (an ``nn.Module``'s backward hooks: see
+``module_hooks``).
 
 torch names only the hook's function name ("hook '<lambda>' has changed the size of value")
 or the node ("Function ScaleBackward returned an invalid gradient at index 0 - got [2] but
@@ -30,6 +31,7 @@ from typing import Any, Optional
 
 from gradmagic.report import Diagnosis
 
+from . import module_hooks
 from .context import Context, compact
 from .grad_mode import source_of
 
@@ -39,6 +41,9 @@ _FUNCTION = re.compile(r"[Ff]unction (?P<node>\w+) returned an (?P<what>invalid 
                        r"incorrect number of gradients)")
 _SHAPES = re.compile(r"got \[(?P<got>[^\]]*)\] but expected shape compatible with \[(?P<want>[^\]]*)\]")
 _COUNTS = re.compile(r"expected (\d+), got (\d+)")
+_GOT = re.compile(r"got (\d+), but expected (\d+)")
+_MODULE_COUNT = re.compile(r"Backward (?P<pre>pre )?hook returned an invalid number of grad_(?:input|output), "
+                           r"got (?P<got>\d+), but expected (?P<want>\d+)")
 _WHAT = {"changed the size": "of another shape", "changed the type": "of another dtype",
          "returned an incorrect number": "in the wrong number of values"}
 
@@ -48,8 +53,13 @@ def find(ctx: Context) -> list:
     m = _HOOK.search(ctx.error)
     if m is not None:
         return _hook(ctx, m.group("name"), m.group("what"))
+    m = _MODULE_COUNT.search(ctx.error)
+    if m is not None:  # a full backward (pre-)hook of a module returned a tuple of the wrong length
+        graph = ctx.failed_graph()
+        hooks = module_hooks.candidates(ctx, graph, None, ("pre",) if m.group("pre") else ("full",))
+        return module_hooks.diagnosis(ctx, graph, hooks, module_hooks.count(m.group("got"), m.group("want")))
     m = _FUNCTION.search(ctx.error)
-    if m is not None:
+    if m is not None and m.group("node") != "BackwardHookFunctionBackward":  # (torch's, for module hooks)
         return _function(ctx, m)
     return []
 
@@ -57,7 +67,14 @@ def find(ctx: Context) -> list:
 def _hook(ctx: Context, name: str, what: str) -> list:
     sites = [h for h in ctx.b.hook_sites if h.name == name]
     graph = ctx.ancestors(ctx.b.failed.roots) if ctx.b.failed is not None else {}
-    site = next((h for h in reversed(sites) if id(h.rec) in graph), sites[-1] if sites else None)
+    on_graph = [h for h in sites if id(h.rec) in graph]
+    modules = module_hooks.candidates(ctx, graph, name, ("full", "pre", "old"))
+    if modules:  # a module's backward hook (a tensor hook of the same name would leave it open)
+        counts = _GOT.search(ctx.error)
+        said = module_hooks.count(*counts.groups()) if what.startswith("returned") and counts else \
+            f"a gradient {_WHAT[what]}"
+        return [] if sites else module_hooks.diagnosis(ctx, graph, modules, said)
+    site = on_graph[-1] if on_graph else (sites[-1] if sites else None)
     if site is None:
         return []
     tensor = ctx.name(site.rec)

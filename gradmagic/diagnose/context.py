@@ -20,11 +20,13 @@ from gradmagic.report import GradReport
 class Context:
     """One block's recording, seen by the detectors of ``gradmagic.diagnose``."""
 
-    def __init__(self, session: Any, block: Any, report: GradReport, ids: dict) -> None:
+    def __init__(self, session: Any, block: Any, report: GradReport, ids: dict,
+                 module_hooks: Iterable[Any] = ()) -> None:
         self.s = session
         self.b = block
         self.report = report
         self.ids = ids  # id(Rec) -> report node id
+        self.module_hooks = list(module_hooks)  # ``module_hooks.ModuleHook`` of the modules called
         error = block.error or {}
         self.error_type: Optional[str] = error.get("type")
         self.error: str = error.get("message") or ""

@@ -4,7 +4,10 @@
 Such a node has no backward node to name it (``MulBackward0``), so the report used to draw
 it as a nameless "op" or an anonymous constant. ``relabel`` gives it a ``label`` that says
 what it is and that no gradient flows through it. It runs once per report, over the nodes
-only; during recording the one cost is ``note_data_of`` when a ``.data`` alias is first seen.
+only; during recording the costs are ``note_data_of`` when a ``.data`` alias is first seen and
+``note_data_write`` when values are written through one (``w.data.mul_(2)``, ``w.data = v``):
+autograd never sees such a write, so ``gradmagic.diagnose.data_write`` tells when a backward
+used the new values.
 
 >>> import torch
 >>> from gradmagic.recorder import Session, trace
@@ -21,10 +24,13 @@ only; during recording the one cost is ``note_data_of`` when a ``.data`` alias i
 """
 from __future__ import annotations
 
+import hashlib
 import linecache
 import re
 import weakref
 from typing import Any, Iterable, Optional
+
+import numpy as np
 
 #: torch calls whose result is a copy of a tensor's values without its history
 DETACH = frozenset({"Tensor.detach", "torch.detach"})
@@ -32,6 +38,11 @@ REWRAP = frozenset({"torch.tensor", "torch.as_tensor", "torch.Tensor", "Tensor.n
                     "torch.DoubleTensor"})
 #: Rec of a ``x.data`` alias -> Rec of ``x`` (weak: gone with the alias's record)
 DATA_OF: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+#: Rec of ``x`` -> ``DataWrites``: writes into x through ``x.data`` that autograd never saw
+#: (weak: gone with x's record; read by ``gradmagic.diagnose.data_write``)
+DATA_WRITES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+#: the most ``.data`` writes remembered per tensor (a training loop writes every parameter each step)
+MAX_DATA_WRITES = 8
 _NAME = re.compile(r"[A-Za-z_]\w*")
 _ITEM = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s*=\s*(?P<expr>.+?)\.item\(\)\s*$")
 
@@ -40,6 +51,65 @@ def note_data_of(rec: Any, base_rec: Any) -> None:
     """``rec`` is the record of ``x.data`` for the ``x`` recorded as ``base_rec``."""
     if base_rec is not None:
         DATA_OF[rec] = base_rec
+
+
+class DataWrite:
+    """One write into ``x`` through ``x.data`` (``x.data.mul_(2)``, ``x.data = v``): where, when
+    (the session's record and backward counters then) and x's values before and after it
+    (``fingerprint``s: equal fingerprints, equal values)."""
+
+    __slots__ = ("src", "cell", "seq", "calls", "rebind", "before", "after")
+
+    def __init__(self, src: Any, cell: Optional[int], seq: int, calls: int, rebind: bool,
+                 before: Any, after: Any) -> None:
+        self.src = src
+        self.cell = cell
+        self.seq = seq  # records up to this one were made before the write
+        self.calls = calls  # backward calls from this index on ran after it
+        self.rebind = rebind  # ``x.data = v``: x got new memory (what saved x's old memory keeps it)
+        self.before = before
+        self.after = after
+
+
+class DataWrites:
+    """The last ``MAX_DATA_WRITES`` ``DataWrite`` of one tensor; ``dropped_seq``: the ``seq``
+    of the newest one dropped (-1: none)."""
+
+    __slots__ = ("writes", "dropped_seq")
+
+    def __init__(self) -> None:
+        self.writes: list = []
+        self.dropped_seq = -1
+
+
+def note_data_write(session: Any, rec: Any, tensor: Any, src: Any, cell: Optional[int],
+                    rebind: bool = False) -> None:
+    """``tensor`` (recorded as ``rec``, whose twin still holds the values before the write) was
+    just written through ``tensor.data`` at ``src``; ``rebind``: by ``tensor.data = v``.
+    Called by the recorder before it re-syncs the twin; costs a copy of the tensor's values."""
+    if rec is None or rec.too_large or rec.et is None:
+        return
+    from .twins import copy_numpy  # (twins imports this module)
+    entry = DATA_WRITES.get(rec)
+    if entry is None:
+        entry = DATA_WRITES[rec] = DataWrites()
+    if len(entry.writes) >= MAX_DATA_WRITES:
+        entry.dropped_seq = entry.writes.pop(0).seq
+    entry.writes.append(DataWrite(src, cell, session.seq, session.calls, rebind,
+                                  fingerprint(rec.et.data), fingerprint(copy_numpy(tensor))))
+
+
+def fingerprint(arr: Any) -> tuple:
+    """What tells two arrays' values apart: shape, dtype and the bytes (a 16-byte digest of
+    them beyond 1 KiB, so that the writes a training loop makes stay small).
+
+    >>> import numpy as np
+    >>> fingerprint(np.ones(2)) == fingerprint(np.ones(2)), fingerprint(np.ones(2)) == fingerprint(np.zeros(2))
+    (True, False)
+    """
+    a = np.ascontiguousarray(arr)
+    data = a.tobytes()
+    return (a.shape, a.dtype.str, data if len(data) <= 1024 else hashlib.blake2b(data, digest_size=16).digest())
 
 
 def relabel(nodes: list, recs: list, finder: Any) -> None:

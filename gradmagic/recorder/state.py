@@ -31,6 +31,7 @@ from gradmagic.engine._state import STATE
 
 from .block import NoneRead
 from .history import LAZY_VALUE_LIMIT
+from .labels import note_data_write
 from .naming import called_by_torch
 from .twins import Twin, copy_numpy, numpy_dtype
 from .values import zeros_summary
@@ -57,6 +58,22 @@ def _writes_back_own_view(spec: Any, t: _Tensor, args: tuple) -> bool:
     value = args[2] if len(args) > 2 else None
     return spec.name == "Tensor.__setitem__" and isinstance(value, _Tensor) and \
         value._base is not None and value._base is (t._base if t._base is not None else t)
+
+
+def _data_written(t: _Tensor, tw: Twin) -> None:
+    """``t.data`` of a computed ``t`` was written in place: torch's values saved for backward
+    share that memory and its version did not move, so the twin takes the new values in place
+    (the engine's saved values too: its backward then computes what torch's does, and
+    ``gradmagic.diagnose.data_write`` says why); its node keeps the value it was computed with."""
+    data = tw.et.data
+    if tw.rec.too_large or not isinstance(data, np.ndarray) or not data.flags.writeable:
+        return
+    new = copy_numpy(t)
+    if new.shape != data.shape or new.dtype != data.dtype:
+        return
+    if tw.rec.arr is data:
+        tw.rec.arr = data.copy()
+    np.copyto(data, new)
 
 
 def view_index(view: _Tensor, base: _Tensor) -> Optional[tuple]:
@@ -286,8 +303,12 @@ class StateHandlers:
         if base is not None:
             tw = self.s.twins.get(base)
             if tw is not None:
+                if self.s.grad_owner.get(base) is None:  # autograd never sees it (gradmagic.diagnose)
+                    note_data_write(self.s, tw.rec, base, src, self.b.cell)
                 before = tw.et.data.copy() if tw.rec.hist is not None else None
                 tw = self.s.resync(base, tw, src, self.b.cell) if base.grad_fn is None else tw
+                if base.grad_fn is not None:
+                    _data_written(base, tw)
                 if before is not None:
                     self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
         return True
@@ -374,6 +395,7 @@ class StateHandlers:
         if tw is None:
             return
         src = self.where()
+        note_data_write(self.s, tw.rec, base, src, self.b.cell, rebind=True)  # (gradmagic.diagnose)
         before = tw.et.data.copy() if tw.rec.hist is not None else None
         tw = self.s.resync(base, tw, src, self.b.cell, rebound=True)
         if before is not None:
