@@ -12,6 +12,7 @@ tensor([ 0.,  4.,  8., 12.])
 
 Layout: ``tensor.py`` (Tensor, apply/run), ``node.py``, ``registry.py`` (the op table),
 ``ops/`` (op declarations by kind), ``backward.py`` (the reverse pass and ``sum_to``),
+``accumulate.py`` (summing gradients: pending sums, leaves' ``.grad``),
 ``autograd.py`` (``backward``/``grad``), ``records.py`` (backward as data),
 ``functional.py`` (torch-named functions, also the Tensor methods via ``methods.py``),
 ``dtypes.py`` (torch's promotion), ``factories.py``, ``gradcheck.py``, ``printing.py``.

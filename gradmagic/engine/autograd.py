@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from ._state import STATE
-from .backward import own, plain_backward, run_backward
+from .accumulate import own
+from .backward import plain_backward, run_backward
 from .hooks import HOOKS, POST_ACCUMULATE
 from .tensor import Tensor, as_tensor, wrap
 

@@ -1,8 +1,9 @@
-"""Reverse mode: traversal in creation order, cotangent accumulation, the one ``sum_to``.
+"""Reverse mode: traversal in creation order, the VJPs of each node, the one ``sum_to``.
 
 Nodes run newest first (a heap on ``Node.seq``), so each runs once all its consumers have
 (as in torch); each node's VJPs come from the op table and are reduced to the input's
-shape and dtype here, in one place.
+shape and dtype here, in one place. Summing the gradients (pending sums, leaves'
+``.grad``) is ``accumulate.py``'s job.
 
 >>> from gradmagic.engine import tensor
 >>> x = tensor([1.0, 2.0], requires_grad=True)
@@ -20,9 +21,16 @@ from ._state import STATE
 from .hooks import HOOKS, POST_ACCUMULATE, run_hooks, run_post_accumulate
 from .broadcast import sum_to
 from .node import ABSENT, FREED, MODIFIED, Node
+from .accumulate import (Factors, accumulate, add_pending, add_sum, deliver, merge, own,
+                         scatter_into, start)
 from .records import (BackwardRecord, BackwardStep, open_record,  # noqa: F401 (re-exported)
                       record_backward, snapshot)
-from .tensor import RETAINED, Tensor, retained, wrap
+from .tensor import RETAINED, Tensor, wrap
+
+# the accumulation helpers' former names here (callers and tests may use them)
+_accumulate, _deliver, _merge, _scatter_into, _start, _Factors = (
+    accumulate, deliver, merge, scatter_into, start, Factors)
+__all__ = ["toposort", "node_grads", "run_backward", "plain_backward", "cast_grad", "own"]
 
 ndarray = np.ndarray
 
@@ -127,31 +135,6 @@ def _vjp_args(v: Node, create: bool) -> tuple[Any, Any]:
 _EMPTY: dict = {}
 
 
-def _accumulate(t: Tensor, g: Any, create: bool, steps: list | None, borrowed: bool) -> None:
-    """Add ``g`` into ``t.grad`` the way torch's AccumulateGrad does: the first time it
-    takes ``g`` itself unless someone else may still see it (``borrowed``: a copy). A
-    recorded step keeps ``g`` itself, so then the leaf's ``.grad`` (the one gradient that
-    later changes in place) is a copy."""
-    grad = t.grad
-    kept = steps is not None and not create  # the step holds ``g``, not a snapshot
-    if kept and type(g) is not ndarray:
-        g = np.array(g)
-    before = None if grad is None or steps is None else grad.data.copy()
-    if grad is None:
-        if create:  # a constant cotangent (the seed) is copied; an op's output is fresh
-            t.grad = g if g.grad_fn is not None else wrap(g.data.copy())
-        else:
-            t.grad = wrap(own(g, borrowed or kept))
-    elif create or grad.requires_grad:
-        t.grad = grad + g
-    else:
-        grad.data += g
-    if steps is not None:
-        after = g if kept and grad is None else t.grad.data.copy()
-        steps.append(BackwardStep("accumulate", tensor=t, before=before,
-                                  added=g if kept else snapshot(g), after=after))
-
-
 def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: bool,
                  sinks: dict | None, capture: bool, kind: str) -> dict:
     """The engine. ``sinks`` maps id(vertex) -> tensor receiving the gradient (None: all
@@ -167,7 +150,7 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
         return {}
     if steps is not None:  # steps keep arrays, not copies: the seeds may be someone's data
         grads = [snapshot(g) if type(g) is ndarray else g for g in grads]
-    pending, starts = _start(roots, grads)
+    pending, starts = start(roots, grads)
     need = _needed(toposort(starts), sinks) if sinks is not None else None
     heap = [(-v.seq, v) for v in starts if type(v) is Node]
     heapify(heap)
@@ -182,7 +165,7 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
             if HOOKS:
                 g = run_hooks(v, g, create_graph)
             if sinks is not None or RETAINED:
-                _deliver(v, g, sinks, capture, captured, create_graph, steps, borrowed)
+                deliver(v, g, sinks, capture, captured, create_graph, steps, borrowed)
             parents = v.parents
             grads_in = node_grads(v, g, create_graph, parents)
             _send(v, g, parents, grads_in, pending, heap, leaves, need, borrowed, steps)
@@ -192,7 +175,7 @@ def run_backward(roots: list, grads: list, retain_graph: bool, create_graph: boo
             g = pending.pop(id(t))
             if HOOKS:
                 g = run_hooks(t, g, create_graph)
-            _deliver(t, g, sinks, capture, captured, create_graph, steps, borrowed)
+            deliver(t, g, sinks, capture, captured, create_graph, steps, borrowed)
             if POST_ACCUMULATE and not capture and (sinks is None or id(t) in sinks):
                 run_post_accumulate(t)
     finally:
@@ -209,7 +192,7 @@ def plain_backward(root: Tensor, seed: Any, retain: bool, steps: list | None = N
     counting; leaves receive their summed gradient at the end."""
     v = root.grad_fn or root
     if type(v) is Tensor:
-        _accumulate(v, seed, False, steps, True)
+        accumulate(v, seed, False, steps, True)
         return
     if steps is not None and type(seed) is ndarray:  # steps keep arrays, not copies: the
         seed = snapshot(seed)                        # seed may be someone's data
@@ -221,13 +204,13 @@ def plain_backward(root: Tensor, seed: Any, retain: bool, steps: list | None = N
 
 
 def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
-    """The loop of ``plain_backward``: ``run_backward``'s loop with ``_deliver``,
-    ``node_grads`` and ``_send`` written inline for one- and two-input nodes, without their
-    per-node calls and tuples: on small graphs those calls were most of backward's cost
+    """The loop of ``plain_backward``: ``run_backward``'s loop with ``node_grads`` and
+    ``_send`` written inline for one- and two-input nodes, without their per-node calls
+    and tuples: on small graphs those calls were most of backward's cost
     (W1, W5 of benchmarks/engine.py).
 
-    Sums of gradients, for RNNs above all (benchmarks/engine.py C2): a sum this loop
-    allocated itself (``owned``) takes the next gradients in place; a slice's gradient (an
+    Sums of gradients (``accumulate.py``), for RNNs above all (benchmarks/engine.py C2): a
+    sum this loop allocated itself (``owned``) takes the next gradients in place; a slice's gradient (an
     op with ``scatter``) is added into its input's sum at the slice, not as a zero-filled
     array; and a weight's gradients ``Aᵀ·B`` (an op with ``outer``) wait in ``deferred``
     until the weight runs, then are summed as one product of the stacked factors."""
@@ -242,9 +225,9 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
     while heap:
         v = heappop(heap)[1]
         k = id(v)
-        g = _merge(pending, deferred, borrowed, k) if deferred and k in deferred else take(k)
+        g = merge(pending, deferred, borrowed, k) if deferred and k in deferred else take(k)
         if RETAINED:
-            _deliver(v, g, None, False, {}, False, steps, borrowed)
+            deliver(v, g, None, False, {}, False, steps, borrowed)
         op = v.opdef
         if v.rest is not None:  # three or more inputs, or a variadic op: the general path
             parents = v.parents
@@ -262,7 +245,7 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
                 if b is not ABSENT:
                     pa, pb = _defer(v, g, (pa, pb), pending, deferred, heap, leaves)
                 elif pa is not None and op.scatter is not None:
-                    new = _scatter_into(pending, owned, borrowed, pa, a, g, op.scatter(params))
+                    new = scatter_into(pending, owned, borrowed, pa, a, g, op.scatter(params))
                     if new is not None:
                         if new and id(pa) not in deferred:
                             if type(pa) is Node:
@@ -298,22 +281,8 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
             if steps is not None:
                 got.append(gi)
             k = id(p)
-            if k in pending:
-                if k in owned:  # a sum made here: nobody else sees it
-                    total = pending[k]
-                    total += gi
-                else:
-                    pending[k] = total = pending[k] + gi
-                    if type(total) is ndarray:  # (0-d sums are NumPy scalars)
-                        owned.add(k)
-                    borrowed.discard(k)
-            else:
-                pending[k] = gi
-                if gi is g or gi.base is not None:
-                    borrowed.add(k)  # g itself or a view of it: others see this array too
-                if deferred and k in deferred:  # already queued by ``_defer``
-                    continue
-                if type(p) is Node:
+            if add_pending(pending, owned, borrowed, k, gi, g) and not (deferred and k in deferred):
+                if type(p) is Node:  # (a deferred one is already queued by ``_defer``)
                     heappush(heap, (-p.seq, p))
                 else:
                     leaves.append(p)
@@ -323,8 +292,8 @@ def _run_plain(root: Node, seed: Any, retain: bool, steps: list | None) -> None:
             v.vsum, v.ans = FREED, None
     for t in leaves:
         k = id(t)
-        g = _merge(pending, deferred, borrowed, k) if deferred and k in deferred else take(k)
-        _accumulate(t, g, False, steps, k in borrowed)
+        g = merge(pending, deferred, borrowed, k) if deferred and k in deferred else take(k)
+        accumulate(t, g, False, steps, k in borrowed)
 
 
 def _defer(v: Node, g: Any, parents: tuple, pending: dict, deferred: dict, heap: list,
@@ -342,7 +311,7 @@ def _defer(v: Node, g: Any, parents: tuple, pending: dict, deferred: dict, heap:
             continue
         k = id(p)
         if k not in deferred:
-            deferred[k] = _Factors()
+            deferred[k] = Factors()
             if k not in pending:
                 if type(p) is Node:
                     heappush(heap, (-p.seq, p))
@@ -351,113 +320,6 @@ def _defer(v: Node, g: Any, parents: tuple, pending: dict, deferred: dict, heap:
         deferred[k].add(*factors)
         out[i] = None
     return tuple(out)
-
-
-def _merge(pending: dict, deferred: dict, borrowed: set, k: int) -> Any:
-    """The total gradient of vertex ``k``: its pending sum plus its deferred products."""
-    g = pending.pop(k, None)
-    parts = deferred.pop(k, None)
-    if parts is None:
-        return g
-    borrowed.discard(k)  # a new array
-    return parts.total() if g is None else g + parts.total()
-
-
-class _Factors:
-    """Gradients ``Σ Aᵢᵀ·Bᵢ`` summed as one product of the stacked ``A``s and ``B``s (one
-    GEMM instead of one per use, and no sum of full-size arrays). The first is multiplied
-    at once (a weight used once keeps nothing alive); the later ones are kept as factors,
-    and past ``LIMIT`` bytes held, folded into the dense partial sum."""
-    LIMIT = 32 << 20
-    __slots__ = ("a", "b", "nbytes", "dense")
-
-    def __init__(self) -> None:
-        self.a, self.b, self.nbytes, self.dense = [], [], 0, None
-
-    def add(self, a: np.ndarray, b: np.ndarray) -> None:
-        if self.dense is None and not self.a:  # the first one
-            self.dense = a.T @ b
-            return
-        self.a.append(a)
-        self.b.append(b)
-        self.nbytes += a.nbytes + b.nbytes
-        if self.nbytes > self.LIMIT:
-            self.dense = self.total()
-            self.a, self.b, self.nbytes = [], [], 0
-
-    def total(self) -> np.ndarray:
-        if not self.a:
-            return self.dense
-        if len(self.a) == 1:
-            out = self.a[0].T @ self.b[0]
-        else:
-            out = np.concatenate(self.a).T @ np.concatenate(self.b)
-        if self.dense is not None:
-            out += self.dense
-        return out
-
-
-def _scatter_into(pending: dict, owned: set, borrowed: set, p: Any, a: Any, g: Any,
-                  index: Any) -> bool | None:
-    """Add a slice's gradient ``g`` into the pending sum of its input ``p`` (array ``a``) at
-    the basic ``index``: what adding the VJP's zeros-with-``g``-at-``index`` gives, without
-    the zeros. True when ``p`` has no pending gradient yet (it must join the heap or the
-    leaves), False when added to one; None, with nothing done, when ``index`` is None or the
-    dtypes differ (the general path then runs)."""
-    if index is None or type(g) is not ndarray or g.dtype != a.dtype:
-        return None
-    k = id(p)
-    total = pending.get(k)
-    if total is None:
-        total = np.zeros(a.shape, a.dtype)
-        total[index] = g
-        pending[k] = total
-        owned.add(k)
-        return True
-    if k not in owned:  # someone else's array (or a view): add into a copy of it
-        total = pending[k] = np.array(total, copy=True)
-        owned.add(k)
-        borrowed.discard(k)
-    total[index] += g
-    return False
-
-
-def _start(roots: list, grads: list) -> tuple[dict, list]:
-    """Pending cotangents of the roots' vertices (summed when a root repeats)."""
-    pending: dict = {}
-    starts: list = []
-    for r, g in zip(roots, grads):
-        v = r.grad_fn or r
-        if id(v) in pending:
-            pending[id(v)] = pending[id(v)] + g
-        else:
-            pending[id(v)] = g
-            starts.append(v)
-    return pending, starts
-
-
-def _deliver(v: Any, g: Any, sinks: dict | None, capture: bool, captured: dict, create: bool,
-             steps: list | None, borrowed: set) -> None:
-    """Give ``g`` to whoever receives it at vertex ``v``: a leaf's ``.grad``, a retained
-    tensor's, or (``grad()``) the captured results."""
-    key = id(v)
-    shared = key in borrowed or type(v) is Node  # a node's g also feeds its VJPs
-    if sinks is None:
-        t = v if type(v) is Tensor else retained(v)
-        if t is not None:
-            _accumulate(t, g, create, steps, shared)
-        return
-    if RETAINED and type(v) is Node:  # torch fills retain_grad() tensors on the way, also
-        t = retained(v)              # for backward(inputs=...) and autograd.grad
-        if t is not None and (capture or sinks.get(key) is not t):
-            _accumulate(t, g, create, steps, True)
-    if key in sinks:
-        if not capture:
-            _accumulate(sinks[key], g, create, steps, shared)
-            return
-        captured[key] = g if create or not shared else np.array(g)
-        if steps is not None:
-            steps.append(BackwardStep("accumulate", tensor=sinks[key], added=g, after=g))
 
 
 def _send(v: Node, g: Any, parents: tuple, grads_in: list, pending: dict, heap: list,
@@ -469,14 +331,7 @@ def _send(v: Node, g: Any, parents: tuple, grads_in: list, pending: dict, heap: 
     for p, gi in zip(parents, grads_in):
         if gi is None or (need is not None and id(p) not in need):
             continue
-        k = id(p)
-        if k in pending:
-            pending[k] = pending[k] + gi
-            borrowed.discard(k)
-        else:
-            pending[k] = gi
-            if gi is g or type(gi) is not Tensor and gi.base is not None:
-                borrowed.add(k)  # g itself or a view of it: others see this array too
+        if add_sum(pending, borrowed, id(p), gi, g):
             if type(p) is Node:
                 heappush(heap, (-p.seq, p))
             else:
@@ -493,11 +348,3 @@ def cast_grad(g: Any, dtype: np.dtype) -> Any:
     if type(g) is ndarray and g.dtype.kind == "c" and dtype.kind != "c":
         g = g.real
     return g.astype(dtype)
-
-
-def own(g: Any, borrowed: bool) -> np.ndarray:
-    """``g`` itself when it is a fresh array nobody else sees, else a copy (0-d sums of
-    NumPy arrays are NumPy scalars: those become arrays)."""
-    if type(g) is not ndarray:
-        return np.array(g)
-    return g.copy() if borrowed or not g.flags.writeable else g

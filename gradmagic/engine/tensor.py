@@ -198,15 +198,20 @@ def apply(op_name: str, *inputs: Any, **params: Any) -> Tensor:
     return run(op, inputs, params)
 
 
-def run(op: OpDef, inputs: tuple, params: dict) -> Tensor:
-    """Forward of ``op``; records a Node when grad mode is on and an input requires grad."""
+def run(op: OpDef, inputs: tuple, params: dict, out: ndarray | None = None) -> Tensor:
+    """Forward of ``op``; records a Node when grad mode is on and an input requires grad.
+
+    ``out``: the forward's result, already computed by the caller (a composite that
+    computes several ops at once into buffers of its own, see ops/recurrent.py); it must
+    be what ``op.fwd`` gives on the inputs, which need no dtype promotion."""
     if not op.variadic:
         if len(inputs) == 2:
-            return run2(op, inputs[0], inputs[1], params)
+            return run2(op, inputs[0], inputs[1], params, out)
         if len(inputs) == 1:
-            return run1(op, inputs[0], params)
-    arrays = _arrays(op, inputs)
-    out = op.fwd(*arrays, **params) if params else op.fwd(*arrays)
+            return run1(op, inputs[0], params, out)
+    if out is None:
+        arrays = _arrays(op, inputs)
+        out = op.fwd(*arrays, **params) if params else op.fwd(*arrays)
     t = _result(out)
     if not STATE.grad_enabled or op.nondiff or t.data.dtype.kind not in "fc":
         return t
@@ -228,7 +233,8 @@ def run(op: OpDef, inputs: tuple, params: dict) -> Tensor:
     return t
 
 
-def run2(op: OpDef, a: Any, b: Any, params: dict | None = None) -> Tensor:
+def run2(op: OpDef, a: Any, b: Any, params: dict | None = None,
+         out: ndarray | None = None) -> Tensor:
     """``run(op, (a, b), params)`` for a two-input op (the operators), without the tuples
     and loops of the general path."""
     xa = a.data if type(a) is Tensor else a
@@ -238,7 +244,8 @@ def run2(op: OpDef, a: Any, b: Any, params: dict | None = None) -> Tensor:
                                  xa.dtype is xb.dtype and xa.dtype.kind == "f") \
             and not _same_float(xa, xb, mode):  # (two arrays of one float dtype: no cast)
         xa, xb = promote(mode, [xa, xb])
-    t = _result(op.fwd(xa, xb, **params) if params else op.fwd(xa, xb))
+    t = _result(out if out is not None else
+                op.fwd(xa, xb, **params) if params else op.fwd(xa, xb))
     if not STATE.grad_enabled or op.nondiff or t.data.dtype.kind not in "fc":
         return t
     diff = op.diff
@@ -266,13 +273,13 @@ def run2(op: OpDef, a: Any, b: Any, params: dict | None = None) -> Tensor:
     return t
 
 
-def run1(op: OpDef, a: Any, params: dict | None = None) -> Tensor:
+def run1(op: OpDef, a: Any, params: dict | None = None, out: ndarray | None = None) -> Tensor:
     """``run(op, (a,), params)`` for a one-input op."""
     xa = a.data if type(a) is Tensor else a
     mode = op.promote
     if mode is not None and not (type(xa) is ndarray and (mode != "float" or xa.dtype.kind == "f")):
         (xa,) = promote(mode, [xa])
-    t = _result(op.fwd(xa, **params) if params else op.fwd(xa))
+    t = _result(out if out is not None else op.fwd(xa, **params) if params else op.fwd(xa))
     if not STATE.grad_enabled or op.nondiff or t.data.dtype.kind not in "fc":
         return t
     if not (type(a) is Tensor and a.requires_grad and op.diff[0]):

@@ -18,6 +18,7 @@ import torch
 
 from gradmagic._memory import release_free_memory
 from gradmagic.checking import check_mode
+from gradmagic.engine import scratch
 from gradmagic.report import GradReport
 
 from .block import Block
@@ -190,6 +191,7 @@ class trace:
                 if self.froze:
                     gc.unfreeze()
                 self._resume()
+                scratch.clear()  # the engine's reusable buffers of this block's loop
                 release_free_memory()
         return False
 

@@ -150,9 +150,9 @@ def _linear_loop(w, b, x, m, steps=5):
 @pytest.mark.parametrize("case", ["bias", "no-bias", "weight-also-elsewhere", "weight-used-before",
                                   "sliced-before", "weight-is-a-node", "folded"])
 def test_weight_used_at_every_step_matches_torch(case, dtype, monkeypatch):
-    backward = importlib.import_module("gradmagic.engine.backward")
+    accumulate = importlib.import_module("gradmagic.engine.accumulate")
     if case == "folded":  # past the limit, the factors so far are summed into a dense part
-        monkeypatch.setattr(backward._Factors, "LIMIT", 300)
+        monkeypatch.setattr(accumulate.Factors, "LIMIT", 300)
     rng = np.random.default_rng(5)
     arrays = [rng.standard_normal(s).astype(dtype) for s in ((3, 3), (3,), (4, 3))]
     (ew, tw), (eb, tb), (ex, tx) = (_pair(a) for a in arrays)

@@ -255,3 +255,64 @@ def test_errors():
         EF._pack_padded_sequence(x, ge.tensor([1, 3]), False)
     with pytest.raises(RuntimeError, match="greater than 0"):
         EF._pack_padded_sequence(x, ge.tensor([3, 0]), False)
+
+
+def _lstm_run(seed, dtype, batch_first=False):
+    rng = np.random.default_rng(seed)
+    T, B, I, H = 4, 3, 5, 6
+    ws = [ge.tensor(rng.standard_normal(s).astype(dtype), requires_grad=True)
+          for s in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,), (4 * H, H), (4 * H, H),
+                    (4 * H,), (4 * H,))]
+    x = ge.tensor(rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype),
+                  requires_grad=True)
+    h0, c0 = (ge.tensor(rng.standard_normal((2, B, H)).astype(dtype), requires_grad=True)
+              for _ in range(2))
+    out, h, c = ge.lstm(x, (h0, c0), ws, True, 2, 0.0, True, False, batch_first)
+    return out, h, c, [x, h0, c0, *ws]
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_in_scratch_buffers_is_the_unrolled_graph_exactly(dtype, batch_first, monkeypatch):
+    """The LSTM steps computed in place into scratch buffers (``_LstmBuffers``) give the
+    very values and gradients of the op-by-op graph, and a graph still alive keeps its
+    buffers: the next call takes others, so the first graph's values stay as they were."""
+    from gradmagic.engine.ops import recurrent
+    runs = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(recurrent._LstmBuffers, "fits", staticmethod(lambda *a: False))
+        out, h, c, leaves = _lstm_run(0, dtype, batch_first)
+        kept = [n.ans.copy() for n in _nodes(out) if n.ans is not None]
+        other = _lstm_run(1, dtype, batch_first)[0]  # a second call while the first is alive
+        assert not np.array_equal(other.data, out.data)
+        assert all(np.array_equal(k, n.ans) for k, n in
+                   zip(kept, [n for n in _nodes(out) if n.ans is not None]))
+        (out * out).sum().backward()
+        runs.append([out.data, h.data, c.data] + [t.grad.data for t in leaves])
+    for a, b in zip(*runs):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def _nodes(t):
+    seen, stack, out = set(), [t.grad_fn], []
+    while stack:
+        n = stack.pop()
+        if n is None or id(n) in seen or not isinstance(n, ge.Node):
+            continue
+        seen.add(id(n))
+        out.append(n)
+        stack.extend(n.parents)
+    return sorted(out, key=lambda n: n.seq)
+
+
+def test_scratch_buffers_are_reused_only_once_free():
+    from gradmagic.engine import scratch
+    first = scratch.take((3, 7), np.dtype(np.float64))
+    view, key = first[1:], id(first)
+    del first
+    assert scratch.take((3, 7), np.dtype(np.float64)) is not view.base
+    del view
+    assert id(scratch.take((3, 7), np.dtype(np.float64))) == key
+    small = scratch.big((2,), np.float32, zero=True)  # under BIG: plain NumPy
+    assert small.tolist() == [0.0, 0.0]

@@ -141,14 +141,15 @@ defop("tanh", np.tanh, "TanhBackward0", vjp=(lambda g, ans, a: g * (1 - ans * an
       formulas=("∂/∂a = g·(1 − out²)",), saves=("ans",), promote="float")
 
 
-def _sigmoid(a: np.ndarray) -> np.ndarray:
+def _sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """1 / (1 + exp(−a)) in four in-place passes (~10× fewer than a two-branch form): where
     exp(−a) overflows to inf the result is exactly 0, as torch's, without a warning; the
-    lower tail keeps its relative precision (exp(−a) is exact to an ulp there)."""
+    lower tail keeps its relative precision (exp(−a) is exact to an ulp there). ``out``:
+    a float array of ``a``'s shape and dtype to write into (ops/recurrent.py)."""
     if a.dtype.kind != "f":
         e = np.exp(-np.abs(a))  # stable on both tails
         return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
-    out = np.negative(a, out=np.empty(a.shape, a.dtype))  # an array also for 0-d a
+    out = np.negative(a, out=np.empty(a.shape, a.dtype) if out is None else out)  # (0-d too)
     token = quiet_enter()
     try:
         np.exp(out, out=out)

@@ -66,10 +66,22 @@ defop("outer", np.outer, "MulBackward0",
       formulas=("∂/∂a = g·b", "∂/∂b = gᵀ·a"), saves=("b", "a"), promote="same")
 
 
+def _few_rows(x, w) -> bool:
+    """Few rows, many outputs (an RNN step's h·W_hhᵀ): OpenBLAS is ~1.4× faster on W·xᵀ
+    than on x·Wᵀ; the result is its transpose (an F-ordered array, same values)."""
+    return x.ndim == 2 and 8 * x.shape[0] <= w.shape[0] and x.shape[0] <= 256
+
+
+def transposed_product(w, x, out):
+    """``linear``'s x·Wᵀ (no bias) as ``w @ x.T`` written into ``out`` (C-ordered, the
+    transposed shape), where its forward computes it that way; else None."""
+    if not (_few_rows(x, w) and w.ndim == 2 and w.dtype == x.dtype == out.dtype):
+        return None
+    return np.matmul(w, x.T, out=out)
+
+
 def _linear(x, w, b=None):
-    if x.ndim == 2 and 8 * x.shape[0] <= w.shape[0] and x.shape[0] <= 256:
-        # few rows, many outputs (an RNN step's h·W_hhᵀ): OpenBLAS is ~1.4× faster on
-        # W·xᵀ than on x·Wᵀ; the result is its transpose (an F-ordered array, same values)
+    if _few_rows(x, w):
         out = (w @ x.T).T
     elif x.ndim > 2 and w.ndim == 2:
         # one GEMM over all leading dims: NumPy's matmul of a stack by a matrix loops over

@@ -5,7 +5,10 @@ sequences), the cells (``torch.lstm_cell``, ...) and the packing of padded seque
 They are composites of existing engine ops, unrolled one time step at a time, so every gate
 of every step is a node of its own (torch's gate order: LSTM i, f, g, o; GRU r, z, n). As
 torch's CPU layers do, each layer first projects its whole input sequence, x W_ihᵀ + b_ih
-in one ``linear``, and takes each step's part with ``unbind`` (packed: row blocks)::
+in one ``linear``, and takes each step's part with ``unbind`` (packed: row blocks). An LSTM
+layer without projection writes its steps' values in place into scratch arrays that the next
+call reuses (``_LstmBuffers``, ``engine/scratch.py``): the same nodes and values, and a
+training loop's steps no longer give ~60 MB back to the C library and fault it in again::
 
     LSTM  i, f, g, o = σ(·), σ(·), tanh(·), σ(·) of  x W_ihᵀ + b_ih + h W_hhᵀ + b_hh
           c' = f·c + i·g          h' = o·tanh(c')        (h' W_hrᵀ with proj_size)
@@ -34,22 +37,43 @@ reproduce: it raises ``NotImplementedError`` (the recorder shows the call opaque
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..tensor import Tensor, apply
+from ..registry import REGISTRY
+from ..scratch import big, take
+from ..tensor import Tensor, apply, run, run1, run2
 from . import data as _data
+from .elementwise import _sigmoid
+from .linalg import transposed_product
 
 PUBLIC: tuple[str, ...] = (
     "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell",
     "rnn_relu_cell", "_pack_padded_sequence", "_pad_packed_sequence")
 METHODS: tuple[str, ...] = ()
+_OPS = {name: REGISTRY[name] for name in ("linear", "add", "mul", "sigmoid", "tanh", "stack")}
 
 
 # ---------------------------------------------------------------- building blocks
 def _linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
     return apply("linear", x, w) if b is None else apply("linear", x, w, b)
+
+
+def _projection(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """``_linear`` of a whole padded sequence, x W_ihᵀ + b_ih in one GEMM (as linear's
+    forward computes it), into a scratch array that the next call reuses (``scratch.py``)."""
+    arrays = (x, w) if b is None else (x, w, b)
+    if x.ndim < 3 or w.ndim != 2 or x.dtype.kind != "f" or any(
+            type(a) is not Tensor or a.dtype != x.dtype for a in arrays):
+        return _linear(x, w, b)
+    rows = math.prod(x.shape[:-1])
+    out = np.matmul(x.data.reshape(rows, x.shape[-1]), w.data.T,
+                    out=big((rows, w.shape[0]), x.dtype))
+    if b is not None:
+        out += b.data
+    return run(_OPS["linear"], arrays, {}, out.reshape(x.shape[:-1] + (w.shape[0],)))
 
 
 def _gate(gates: Tensor, k: int, size: int) -> Tensor:
@@ -91,6 +115,57 @@ def _gru_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: An
     return ((h - new) * z + new,)
 
 
+class _LstmBuffers:
+    """One layer direction's LSTM values of every step in four scratch arrays (see
+    ``scratch.py``): step ``t``'s nodes get views of row ``t`` as their outputs, computed
+    in place (``_lstm_step_into``). The same memory serves every call of a training loop,
+    and a step allocates no array."""
+    __slots__ = ("hw", "gates", "act", "cell")
+
+    def __init__(self, steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
+        self.hw = take((steps, 4 * hidden * batch), dtype)      # h W_hhᵀ, transposed
+        self.gates = take((steps, batch, 4 * hidden), dtype)    # + x W_ihᵀ + b_ih
+        self.act = take((steps, batch, 4 * hidden), dtype)      # σ(i), σ(f), tanh(g), σ(o)
+        self.cell = take((steps, 5, batch, hidden), dtype)      # f·c, i·g, c', tanh c', h'
+
+    @staticmethod
+    def fits(xws: list, h0: tuple, weights: tuple) -> bool:
+        """All arrays of one float dtype (no promotion), 2-d steps, no projection."""
+        w_hh, b_hh, w_hr = weights[1], weights[3], weights[4]
+        arrays = [xws[0], *h0, w_hh] + ([] if b_hh is None else [b_hh])
+        dtype = xws[0].dtype
+        return (w_hr is None and dtype.kind == "f" and xws[0].ndim == 2 and
+                all(type(x) is Tensor and x.dtype == dtype for x in arrays))
+
+
+def _lstm_step_into(buf: _LstmBuffers, t: int, xw: Tensor, h: Tensor, c: Tensor,
+                    w_hh: Tensor, b_hh: Tensor | None) -> tuple:
+    """``_lstm_step`` with every output written into row ``t`` of ``buf``: the same nodes
+    and values, each op's forward computed in place (the four activations in one pass)."""
+    bs, n = c.shape
+    hd, wd, cd = h.data, w_hh.data, c.data
+    hw_rows = transposed_product(wd, hd, buf.hw[t, :4 * n * bs].reshape(4 * n, bs))
+    if hw_rows is None:  # the shapes linear's forward multiplies the other way round
+        hw = _linear(h, w_hh, b_hh)
+    else:
+        hw_data = hw_rows.T  # the F-ordered array linear's forward gives
+        if b_hh is not None:
+            hw_data += b_hh.data
+        hw = run(_OPS["linear"], (h, w_hh) if b_hh is None else (h, w_hh, b_hh), {}, hw_data)
+    gd = np.add(hw.data, xw.data, out=buf.gates[t, :bs])
+    gates = run2(_OPS["add"], hw, xw, None, gd)
+    act = _sigmoid(gd, buf.act[t, :bs])
+    np.tanh(gd[:, 2 * n:3 * n], out=act[:, 2 * n:3 * n])
+    i, f, g, o = (run1(_OPS["tanh" if k == 2 else "sigmoid"], _gate(gates, k, n), None,
+                       act[:, k * n:(k + 1) * n]) for k in range(4))
+    fc_, ig_, c_, tc_, h_ = buf.cell[t, :, :bs]
+    fc = run2(_OPS["mul"], f, c, None, np.multiply(f.data, cd, out=fc_))
+    ig = run2(_OPS["mul"], i, g, None, np.multiply(i.data, g.data, out=ig_))
+    c = run2(_OPS["add"], fc, ig, None, np.add(fc_, ig_, out=c_))
+    tc = run1(_OPS["tanh"], c, None, np.tanh(c_, out=tc_))
+    return run2(_OPS["mul"], o, tc, None, np.multiply(o.data, tc_, out=h_)), c
+
+
 _STEPS = {"lstm": _lstm_step, "gru": _gru_step, "rnn_tanh": _rnn_step("tanh"),
           "rnn_relu": _rnn_step("relu")}
 
@@ -106,6 +181,10 @@ def _direction(step: Callable, xws: list, h0: tuple, weights: tuple, reverse: bo
     layers)."""
     w_hh, b_hh, w_hr = weights[1], weights[3], weights[4]
     full, state, done = h0[0].shape[0], h0, []
+    buf = None
+    if step is _lstm_step and _LstmBuffers.fits(xws, h0, weights):
+        buf = _LstmBuffers(len(xws), max(x.shape[0] for x in xws), h0[1].shape[-1],
+                           xws[0].dtype)
     if reverse:
         state = tuple(_rows(s, 0, xws[-1].shape[0]) if xws[-1].shape[0] < full else s for s in h0)
     outs: list = [None] * len(xws)
@@ -116,7 +195,10 @@ def _direction(step: Callable, xws: list, h0: tuple, weights: tuple, reverse: bo
             state = tuple(_rows(s, 0, bs) for s in state)
         elif bs > have:  # (reverse) sequences that start here join with their h0
             state = tuple(apply("cat", s, _rows(s0, have, bs), axis=0) for s, s0 in zip(state, h0))
-        state = step(xws[t], *state, w_hh, b_hh, w_hr)
+        if buf is None:
+            state = step(xws[t], *state, w_hh, b_hh, w_hr)
+        else:
+            state = _lstm_step_into(buf, t, xws[t], *state, w_hh, b_hh)
         outs[t] = state[0]
     if done:
         state = tuple(apply("cat", *parts, axis=0) for parts in zip(state, *reversed(done)))
@@ -156,7 +238,7 @@ def _stack_layers(seq: Tensor, steps: "_Steps", hx: tuple, params: Sequence, kin
         for d in range(dirs):
             k = layer * dirs + d
             h0 = tuple(apply("getitem", h, index=k) for h in hx)
-            xws = steps.cut(_linear(seq, weights[k][0], weights[k][2]))
+            xws = steps.cut(_projection(seq, weights[k][0], weights[k][2]))
             outs, state = _direction(step, xws, h0, weights[k], reverse=d == 1)
             runs.append(outs)
             finals.append(state)
@@ -180,7 +262,13 @@ class _Steps:
 
     def join(self, outs: list) -> Tensor:
         if self.sizes is None:
-            return apply("stack", *outs, axis=self.axis)
+            dtype = outs[0].dtype
+            if any(o.dtype != dtype for o in outs):
+                return apply("stack", *outs, axis=self.axis)
+            shape = list(outs[0].shape)
+            shape.insert(self.axis, len(outs))
+            out = np.stack([o.data for o in outs], self.axis, out=big(tuple(shape), dtype))
+            return run(_OPS["stack"], tuple(outs), {"axis": self.axis}, out)
         return apply("cat", *outs, axis=0)
 
 
