@@ -328,8 +328,9 @@ class BackwardHandlers:
                 eg = step.tensor.grad  # now: a leaf sharing torch's buffer with another (see
                 mine = eg.data if eg is not None else step.after  # _sync_leaf_grads) got both adds
                 res = compare(mine, tg_np, rt, at, _BF16 if tg.dtype is _BF16 else None)
-                if res[0] == "differ" and res[1] is not None and recorded:
-                    res = rounding(res, mine, tg_np, steps, id(step.tensor), mags)
+                if res[0] == "differ" and res[1] is not None:
+                    res = rounding(res, mine, tg_np, steps, id(step.tensor), mags) if recorded \
+                        else _unbounded(res)
                 _lock_grad(rec, step.tensor, tg, tg_np, res)
             if tg is not None and tg.requires_grad:
                 self.s.grad_owner[tg] = rec
@@ -538,6 +539,32 @@ class BackwardHandlers:
     @staticmethod
     def _loc(src: Any) -> str:
         return f"line {src[1]}" if src else "an unknown line"
+
+
+#: an unrecorded call's gradient off by less than this many times the norm-wise tolerance may
+#: be rounding: without its steps, the size of the terms summed into it is unknown
+UNBOUNDED_MARGIN = 100
+
+
+def _unbounded(res: tuple) -> tuple:
+    """The check of a gradient from a call too large to record step by step (``STEPS_LIMIT``):
+    a difference of rounding size (at most ``UNBOUNDED_MARGIN`` × rtol, relative to the
+    gradient's largest element) is "unchecked", never "differ" — float32 sums of millions of
+    terms, or a batch norm over two values per channel, round that much in torch itself; a
+    wrong rule (a sign, a factor, a transposition) is off by far more and still differs.
+
+    >>> _unbounded(("differ", 2e-4, 2e-4, 1e-4, 1e-6, None))[0]
+    'unchecked'
+    >>> _unbounded(("differ", 0.5, 0.5, 1e-4, 1e-6, None))[0]
+    'differ'
+    """
+    rel, rtol = res[2], res[3]
+    if res[5] or rel is None or rtol is None or not rel <= UNBOUNDED_MARGIN * rtol:
+        return res  # (a shape or dtype difference is never rounding)
+    return ("unchecked", res[1], res[2], res[3], res[4],
+            f"off by {rel:.2g} of its largest element, more than the tolerance ({rtol:g}) but within "
+            f"what rounding can do here: this backward was too large to record step by step, so the "
+            f"size of the terms summed into the gradient (which tells rounding from a wrong rule) is unknown")
 
 
 def _sync_leaf_grads(leaves: list) -> None:

@@ -9,6 +9,15 @@ the result. ``magnitudes`` runs the recorded backward steps once more on absolut
 estimate of Σ|terms| at every reduction (``sum_to`` of a broadcast, the sums inside matmul,
 dot, sum); the tolerance of a gradient is then ``atol + rtol · max(max|t|, max Σ|terms|)``.
 This runs only for a gradient that failed the plain rule, so it costs nothing otherwise.
+
+Running a rule on absolute values bounds its terms only when the rule is made of products
+and sums. The normalizations' rules subtract (g − mean(g) − x̂·mean(g·x̂)), and recompute x̂
+from the input, so on absolute values they cancel again and normalize the wrong numbers:
+``TERMS`` gives them their own Σ|terms|. Their size is set by |x̂|'s rounding: x − μ,
+rounded in float32, is off by ε·(|x| + |μ|), so |x̂| is bounded by (|x| + |μ|)/σ, which is far
+above 1 when a channel's values sit close together far from 0 (batch norm over two values
+per channel in a diverging loop: |μ|/σ ≈ 2·10⁴). ``value_terms`` is the same bound for the
+normalized output itself.
 A wrong rule (a sign, a missing factor 2, a transposed product) is off by the size of the
 terms themselves, far above ``rtol`` of them, and is still caught.
 
@@ -60,14 +69,18 @@ def _send(v: Any, gm: np.ndarray, input_grads: tuple, pending: dict) -> None:
     raw = v.raw_inputs()
     args = [_abs(getattr(x, "data", x)) if _is_array(x) else x for x in raw]
     ans = _abs(v.ans) if v.ans is not None else None
+    terms = TERMS.get(op.name)
+    signed = [_f64(x) for x in raw] if terms is not None else None
     for i, p in enumerate(v.parents):
         if p is None:
             continue
         gi = input_grads[i] if i < len(input_grads) else None
         try:
             with np.errstate(all="ignore"):
-                rule = op.vjp(i)
-                m = rule(gm, ans, *args, index=i, **params) if op.variadic else rule(gm, ans, *args, **params)
+                m = terms(i, gm, *signed, **params) if terms is not None else None
+                if m is None:
+                    rule = op.vjp(i)
+                    m = rule(gm, ans, *args, index=i, **params) if op.variadic else rule(gm, ans, *args, **params)
                 m = np.abs(np.asarray(getattr(m, "data", m), np.float64))
             shape = np.shape(getattr(raw[i], "data", raw[i]))
             if m.shape != shape:
@@ -80,6 +93,84 @@ def _send(v: Any, gm: np.ndarray, input_grads: tuple, pending: dict) -> None:
             m = np.maximum(m, _abs(gi))  # never below the gradient it bounds
         k = id(p)
         pending[k] = pending[k] + m if k in pending else m
+
+
+# ----- normalizations: Σ|terms| of rules that cancel ------------------------------------------
+def _xhat_bound(x: np.ndarray, axes: tuple, eps: float) -> tuple:
+    """(bound on |x̂| with the rounding of x − μ, 1/σ) over ``axes``."""
+    mu = x.mean(axis=axes, keepdims=True)
+    rstd = (np.square(x - mu).mean(axis=axes, keepdims=True) + eps) ** -0.5
+    return (np.abs(x) + np.abs(mu)) * rstd, rstd
+
+
+def _dx_terms(gw: np.ndarray, xb: np.ndarray, rstd: np.ndarray, axes: tuple) -> np.ndarray:
+    """Σ|terms| of (g·γ − mean(g·γ) − x̂·mean(g·γ·x̂))/σ, given |g·γ| and the bound on |x̂|."""
+    return rstd * (gw + gw.mean(axis=axes, keepdims=True) + xb * (gw * xb).mean(axis=axes, keepdims=True))
+
+
+def _channel(w: np.ndarray, ndim: int) -> np.ndarray:
+    return np.abs(w).reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _bn_terms(i, gm, x, w=None, b=None, eps=1e-5):
+    """batch_norm (batch statistics): Σ|terms| of ∂/∂x and ∂/∂γ; None: the plain rule (∂/∂β)."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    xb, rstd = _xhat_bound(x, axes, eps)
+    if i == 0:
+        return _dx_terms(gm if w is None else gm * _channel(w, x.ndim), xb, rstd, axes)
+    return (gm * xb).sum(axis=axes) if i == 1 else None
+
+
+def _ln_terms(i, gm, x, w=None, b=None, normalized_shape=(), eps=1e-5):
+    """layer_norm: as ``_bn_terms`` over the last ``len(normalized_shape)`` dims."""
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    xb, rstd = _xhat_bound(x, axes, eps)
+    if i == 0:
+        return _dx_terms(gm if w is None else gm * np.abs(w), xb, rstd, axes)
+    return gm * xb if i == 1 else None  # (summed to γ's shape by the caller)
+
+
+def _gn_terms(i, gm, x, w=None, b=None, num_groups=1, eps=1e-5):
+    """group_norm: as ``_bn_terms`` per sample and group."""
+    grouped = (x.shape[0], num_groups, -1)
+    xb, rstd = _xhat_bound(x.reshape(grouped), (2,), eps)
+    if i == 0:
+        gw = gm if w is None else gm * _channel(w, x.ndim)
+        return _dx_terms(gw.reshape(grouped), xb, rstd, (2,)).reshape(x.shape)
+    if i == 1:
+        return (gm * xb.reshape(x.shape)).sum(axis=(0,) + tuple(range(2, x.ndim)))
+    return None
+
+
+#: op name -> ``terms(i, Σ|terms| of g, *inputs (signed, float64), **params)``: Σ|terms| of
+#: input ``i``'s gradient, or None for the plain rule on absolute values
+TERMS: dict = {"batch_norm": _bn_terms, "layer_norm": _ln_terms, "group_norm": _gn_terms}
+
+
+def value_terms(node: Any) -> Any:
+    """Σ|terms| of a normalization's output (|γ|·bound on |x̂| + |β|) for the engine ``node``
+    that computed it; None for other ops (their value terms: the op on absolute values)."""
+    op = node.opdef.name
+    if op not in TERMS:
+        return None
+    x, w, b = (_f64(a) for a in node.raw_inputs()[:3])
+    params = node.params or {}
+    eps = params.get("eps", 1e-5)
+    if op == "group_norm":
+        xb = _xhat_bound(x.reshape(x.shape[0], params.get("num_groups", 1), -1), (2,), eps)[0].reshape(x.shape)
+    else:
+        k = len(params.get("normalized_shape", ())) if op == "layer_norm" else None
+        axes = tuple(range(x.ndim - k, x.ndim)) if k is not None else (0,) + tuple(range(2, x.ndim))
+        xb = _xhat_bound(x, axes, eps)[0]
+    per_channel = op != "layer_norm"  # (γ and β: per channel, or over the normalized dims)
+    out = xb if w is None else xb * (_channel(w, x.ndim) if per_channel else np.abs(w))
+    return out if b is None else out + (_channel(b, x.ndim) if per_channel else np.abs(b))
+
+
+def _f64(x: Any) -> Any:
+    """A float array as float64 (signed); anything else unchanged."""
+    a = getattr(x, "data", x)
+    return a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
 
 
 def _is_array(x: Any) -> bool:

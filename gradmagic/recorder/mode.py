@@ -43,7 +43,7 @@ from .hook_handlers import HookHandlers
 from .block import Block
 from .crosscheck import compare, identical
 from .history import LAZY_VALUE_LIMIT
-from .magnitudes import within_rounding
+from .magnitudes import value_terms, within_rounding
 from .state import StateHandlers, _first_tensor
 from .twins import Rec, Session, TooLarge, Twin, copy_numpy, map_tensors, numpy_dtype, to_numpy
 from .values import summarize
@@ -285,6 +285,10 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
     def _value_terms(self, rec: Rec) -> Any:
         """Σ|terms| of the value just computed: the same call on the absolute values of its
         inputs' twins (for a sum Σ|x|, for a product |A|·|B|); None when that cannot run."""
+        if rec.enode is not None:  # normalizations: a bound from their signed inputs (magnitudes.py)
+            bound = value_terms(rec.enode)
+            if bound is not None:
+                return bound
         spec, args, kwargs = self.last_call
         if spec.op != rec.op or spec.adapt is None:
             return None

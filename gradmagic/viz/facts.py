@@ -76,10 +76,16 @@ def verdict(report: dict[str, Any]) -> dict[str, Any]:
     mismatches = report.get("mismatches") or []
     unsupported = report.get("unsupported") or []
     details: list[str] = []  # the user's error comes first
+    # differences of earlier calls whose nodes are summarised, not drawn, count all the same
+    differ = sum(int((cov.get(kind) or {}).get("differ", 0)) for kind in ("values", "grads"))
     if mismatches:
         level = "differ"
         headline = f"✗ {_count(len(mismatches), 'mismatch', 'mismatches')} between gradmagic " \
                    "and PyTorch."
+    elif differ:
+        level = "differ"
+        headline = f"✗ {_count(differ, 'mismatch', 'mismatches')} between gradmagic and PyTorch, " \
+                   "in earlier backward calls whose nodes are summarised, not drawn."
     elif unchecked_any and not checked_any:
         level = "unchecked"
         headline = f"? Nothing could be checked ({counted})."
@@ -422,12 +428,29 @@ def flow_hints(layers: list[dict[str, Any]]) -> list[dict[str, str]]:
     return hints + ([exploding] if exploding else [])
 
 
+def _spread(last: list[tuple[str, float]]) -> tuple | None:
+    """(smallest nonzero layer, largest layer, True when the smallest lies nearer the input)
+    when the largest last norm is more than ``EXPLODE_RATIO``× the smallest, else None.
+    ``last`` is in the layers' order (their first use: input first in a Sequential)."""
+    nonzero = [(i, p) for i, p in enumerate(last) if p[1] > 0]
+    if not nonzero:
+        return None
+    lo = min(nonzero, key=lambda ip: ip[1][1])
+    hi = max(nonzero, key=lambda ip: ip[1][1])
+    if hi[1][1] <= EXPLODE_RATIO * lo[1][1]:
+        return None
+    return lo[1], hi[1], lo[0] < hi[0]
+
+
 def _vanishing(last: list[tuple[str, float]]) -> list[dict[str, str]]:
-    """The vanishing hint from each layer's last norm, or ``[]``."""
+    """The vanishing hint from each layer's last norm, or ``[]``: a layer below a millionth
+    of the largest, every gradient zero, or gradients that shrink more than
+    ``EXPLODE_RATIO``× from the output side back toward the input (d2l's sigmoid case)."""
     big = max(last, key=lambda p: p[1], default=None)
     if big is None:
         return []
     low = [p for p in last if big[1] > 0 and p[1] < VANISH_RATIO * big[1]]
+    spread = _spread(last)
     if low:
         who = ", ".join(p[0] for p in low[:3]) + (f" and {len(low) - 3} more" if len(low) > 3 else "")
         what = (f"The gradient norm of {who} {'is' if len(low) == 1 else 'are'} less than a "
@@ -435,6 +458,11 @@ def _vanishing(last: list[tuple[str, float]]) -> list[dict[str, str]]:
                 f"{'zero' if low[0][1] == 0 else _fmt_num(low[0][1])}")
     elif big[1] == 0:
         what = "Every layer's gradient is exactly zero"
+    elif spread is not None and spread[2]:
+        small, big = spread[0], spread[1]
+        what = (f"{small[0]}'s gradient ({_fmt_num(small[1])}) is less than 1/{EXPLODE_RATIO:g} of "
+                f"{big[0]}'s ({_fmt_num(big[1])}), which lies nearer the output: the gradient shrinks "
+                f"as it flows back toward the input")
     else:
         return []
     return [{"kind": "vanishing", "title": "Vanishing gradients", "text": (
@@ -447,18 +475,20 @@ def _vanishing(last: list[tuple[str, float]]) -> list[dict[str, str]]:
 def _exploding(layers: list[dict[str, Any]], last: list[tuple[str, float]], bad: Any,
                vanished: bool) -> dict[str, str] | None:
     """The exploding hint: a non-finite norm, a fast-growing layer, or (when nothing vanished)
-    a layer far larger than the smallest nonzero one; else None."""
+    a layer nearer the input far larger than the smallest nonzero one nearer the output (the
+    gradient grows as it flows back); else None. The reverse order is vanishing."""
     growth = next((lay for lay in layers if _grows(lay["norm"])), None)
-    big = max(last, key=lambda p: p[1], default=None)
-    small = min((p for p in last if p[1] > 0), key=lambda p: p[1], default=None)
+    spread = _spread(last)
     if bad is not None:
         why = f"{bad['name']}'s gradient became non-finite (inf or NaN)"
     elif growth is not None:
         why = (f"{growth['name']}'s gradient grew more than {EXPLODE_GROWTH:g}× per backward call "
                f"over the last {GROWTH_CALLS} calls")
-    elif not vanished and small is not None and big is not None and big[1] > EXPLODE_RATIO * small[1]:
+    elif not vanished and spread is not None and not spread[2]:
+        small, big = spread[0], spread[1]
         why = (f"{big[0]}'s gradient ({_fmt_num(big[1])}) is more than {EXPLODE_RATIO:g}× "
-               f"{small[0]}'s ({_fmt_num(small[1])})")
+               f"{small[0]}'s ({_fmt_num(small[1])}), which lies nearer the output: the gradient "
+               f"grows as it flows back toward the input")
     else:
         return None
     return {"kind": "exploding", "title": "Exploding gradients", "text": (

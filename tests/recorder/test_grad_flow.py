@@ -213,3 +213,63 @@ def test_modules_no_variable_reaches_stay_apart() -> None:
     layers = rep.to_dict()["grad_flow"]["layers"]
     assert [(lay["name"], lay["kind"], len(lay["parameters"])) for lay in layers] == \
         [("Linear", "module", 2), ("Linear (2)", "module", 2)]
+
+
+def _lenet() -> nn.Sequential:
+    """d2l's LeNet (sigmoid activations, average pooling), as in its chapter on CNNs."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(2, 2), nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10))
+
+
+def test_sigmoid_lenet_vanishes_toward_the_input_and_does_not_explode() -> None:
+    # small near the input (lenet.0), large near the output (lenet.11): d2l's vanishing case,
+    # which the ratio rule once called "Exploding gradients"
+    torch.manual_seed(0)
+    lenet = _lenet()
+    X, y = torch.randn(8, 1, 28, 28), torch.arange(8) % 10
+    with trace(session=Session(), namespace={"lenet": lenet}) as rep:
+        for _ in range(3):
+            lenet.zero_grad()
+            nn.functional.cross_entropy(lenet(X), y).backward()
+    facts = flow_facts(rep.to_dict())
+    norms = {lay["name"]: lay["norm"][-1] for lay in facts["layers"]}
+    assert norms["lenet.0"] * 1e3 < norms["lenet.11"]
+    assert [h["kind"] for h in facts["hints"]] == ["vanishing"]
+    text = facts["hints"][0]["text"]
+    assert "lenet.0" in text and "lenet.11" in text and "toward the input" in text and "sigmoid" in text
+
+
+def test_deep_net_with_large_init_explodes() -> None:
+    # d2l's exploding case: a product of many large matrices, here trained by SGD, so the
+    # loss and every gradient blow up from one call to the next
+    torch.manual_seed(0)
+    net = nn.Sequential(*[nn.Linear(32, 32) for _ in range(6)])
+    for lay in net:
+        nn.init.normal_(lay.weight, std=1.0)
+    X, y = torch.randn(16, 32), torch.randn(16, 32)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    with trace(session=Session(), namespace={"net": net}) as rep:
+        for _ in range(4):
+            opt.zero_grad()
+            (net(X) - y).pow(2).mean().backward()
+            opt.step()
+    facts = flow_facts(rep.to_dict())
+    assert [h["kind"] for h in facts["hints"]] == ["exploding"]
+
+
+def _flow(norms: dict) -> dict:
+    layers = [{"name": k, "kind": "module", "type": "Linear", "calls": [0], "norm": [v],
+               "mean": [v], "max": [v]} for k, v in norms.items()]
+    return {"grad_flow": {"calls": 1, "layers": layers}}
+
+
+def test_the_ratio_hint_reads_the_layers_order() -> None:
+    # the same two norms: small at the input is vanishing, small at the output is exploding
+    up = flow_facts(_flow({"net.0": 2.4e-4, "net.2": 0.1, "net.4": 1.83}))["hints"]
+    down = flow_facts(_flow({"net.0": 1.83, "net.2": 0.1, "net.4": 2.4e-4}))["hints"]
+    assert [h["kind"] for h in up] == ["vanishing"] and "toward the input" in up[0]["text"]
+    assert [h["kind"] for h in down] == ["exploding"] and "grows as it flows back" in down[0]["text"]
+    assert flow_facts(_flow({"net.0": 0.5, "net.2": 20.0, "net.4": 1.0})) is not None
+    assert flow_facts(_flow({"net.0": 0.5, "net.2": 20.0, "net.4": 1.0}))["hints"] == []

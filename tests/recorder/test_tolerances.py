@@ -125,3 +125,47 @@ def test_autograd_grad_of_a_cancelling_sum_through_two_paths_agrees():
         (g,) = torch.autograd.grad(loss, [x])
     assert rep.ok and not rep.mismatches, [m.detail for m in rep.mismatches]
     assert rep.coverage["grads"]["unchecked"] == 0
+
+
+def _scaled_mul_rule(monkeypatch, factor: float) -> None:
+    from gradmagic.engine import REGISTRY
+    mul = REGISTRY["mul"]
+    good_a, good_b = mul.vjps
+    monkeypatch.setattr(mul, "vjps", (lambda g, ans, a, b: good_a(g, ans, a, b) * factor, good_b))
+
+
+@pytest.mark.parametrize("factor, status", [(1 + 3e-4, "unchecked"), (-1.0, "differ"), (2.0, "differ")])
+def test_a_call_too_large_to_record_never_calls_rounding_a_difference(monkeypatch, factor, status):
+    """Without its steps, a gradient off by a rounding-sized margin is unchecked (the size of the
+    terms summed into it is unknown), while a wrong sign or factor still differs."""
+    import gradmagic.recorder.backward as rb
+    monkeypatch.setattr(rb, "STEPS_LIMIT", 0)  # as for a ResNet's millions of parameters
+    _scaled_mul_rule(monkeypatch, factor)
+    w = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    with trace(session=Session(), check="all") as rep:
+        (w * torch.tensor([0.5, 0.25, 2.0])).sum().backward()
+    leaf = rep.leaf("w")
+    assert leaf.status == status, [c.detail for c in rep.checks]
+    assert rep.ok == (status != "differ")
+    if status == "unchecked":
+        detail = next(c.detail for c in rep.checks if c.what == "grad")
+        assert "too large to record step by step" in detail
+
+
+def test_a_difference_in_a_call_no_longer_drawn_is_still_a_mismatch(monkeypatch):
+    """A wrong rule hit only in the first calls of a long loop: their nodes are summarised, not
+    drawn, and the headline still says ✗, never ✓."""
+    from gradmagic.engine import REGISTRY
+    from gradmagic.viz.facts import verdict
+    mul = REGISTRY["mul"]
+    good = mul.fwd
+    monkeypatch.setattr(mul, "fwd", lambda a, b: good(a, b) * (2.0 if np.max(b) < 2.5 else 1.0))
+    w = torch.ones(3, requires_grad=True)
+    with trace(session=Session(), check="all") as rep:
+        for i in range(1, 9):
+            w.grad = None
+            (w * float(i)).sum().backward()
+    assert not rep.ok and rep.coverage["values"]["differ"] == 2
+    assert rep.mismatches == []  # the two products that differ are no longer drawn
+    v = verdict(rep.to_dict())
+    assert v["level"] == "differ" and v["headline"].startswith("✗")
