@@ -97,8 +97,9 @@ class Sampler:
         self.repeats = 0  # how many checked iterations in a row repeated the one before
         self.checked: list = []  # 1-based numbers of the calls that ran in lockstep
         self.spans: list = []  # [first, last] call numbers of each full-speed stretch
-        self.watch: list = []  # (Rec, torch tensor) of the leaves followed at full speed
-        self.grad_state: dict = {}  # id(Rec) -> (.grad, its _version) after the last call
+        #: the leaves followed at full speed: [Rec, torch tensor, its flow series if tiny,
+        #: weakref to its .grad when last looked at, that .grad's _version]
+        self.watch: list = []
         self.piled: dict = {}  # id(Rec) -> Rec whose .grad piled up at full speed
         self.losses: list = []  # (call, value), every ``loss_stride``-th call
         self.loss_stride = 1
@@ -284,7 +285,7 @@ class Sampler:
         if not self.fast:
             return
         self.fast = False
-        self.watch, self.grad_state = [], {}
+        self.watch = []
         torch._C._push_on_torch_function_stack(self.r)
         if self.b.modules is not None:
             self.b.modules.resume()
