@@ -787,7 +787,10 @@ function graphView(ctx) {
     const width = wide ? full : box.w > 0 ? box.w : 560;
     const want = visibleBoxes(L) <= READABLE_NODES ? Math.max(READABLE_SCALE, Math.min(1.25, width / W)) : 1;
     const k = Math.min(want, width / W);
-    const H = Math.round(Math.max(180, Math.min(MAX_GRAPH_H, ((L.height || 100) + 32) * k + 2)));
+    // up to READABLE_NODES boxes the box grows as tall as the graph needs at a readable size (the
+    // page scrolls past it: a plain wheel scrolls, ctrl + wheel zooms); larger graphs stop at MAX_GRAPH_H
+    const cap = visibleBoxes(L) <= READABLE_NODES ? Infinity : MAX_GRAPH_H;
+    const H = Math.round(Math.max(180, Math.min(cap, ((L.height || 100) + 32) * k + 2)));
     graphBox.style.height = `${H}px`;
     if (box.w > 0) box.h = H - 2; // minus the 1-px borders (graph.css)
   }
@@ -814,6 +817,7 @@ function graphView(ctx) {
   graphBox.addEventListener("pointerup", onPointerUp);
   graphBox.addEventListener("pointercancel", onPointerUp);
   graphBox.addEventListener("wheel", (ev) => {
+    if (!ev.ctrlKey && !ev.metaKey) return; // a plain wheel scrolls the notebook (a pinch sets ctrlKey)
     ev.preventDefault();
     const r = graphBox.getBoundingClientRect();
     zoomBy(Math.exp(-ev.deltaY * 0.0015), ev.clientX - r.left, ev.clientY - r.top);
@@ -1447,7 +1451,7 @@ function render({ model, el }) {
   const iterationSlot = h("span", { class: "gradmagic-iteration-slot" });
   const toolbar = h("div", { class: "gradmagic-toolbar", role: "toolbar", "aria-label": "graph view" },
     ...graph.controls, depthSlot, iterationSlot,
-    h("span", { class: "gradmagic-hint" }, "drag to pan · wheel to zoom · click a node (or Tab + Enter)"));
+    h("span", { class: "gradmagic-hint" }, "drag to pan · ctrl + wheel or pinch to zoom · click a node (or Tab + Enter)"));
   const side = h("div", { class: "gradmagic-side" }, steps.narration, details.el);
   main.append(graph.el, side);
   const emptyLine = h("p", { class: "gradmagic-empty-note" }, "gradmagic · no tensors were recorded in this cell.");

@@ -84,7 +84,14 @@ def test_standalone_page_from_file_is_interactive(page, tmp_path) -> None:
     panned = [float(v) for v in svg.get_attribute("viewBox").split()]
     assert panned[0] < zoomed[0] and panned[1] > zoomed[1] and panned[2:] == zoomed[2:]  # right, up
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.wheel(0, 300)
+    page.mouse.wheel(0, 300)  # a plain wheel scrolls the page, it does not zoom
+    page.wait_for_timeout(100)
+    assert [float(v) for v in svg.get_attribute("viewBox").split()] == panned
+    box = first.locator(".gradmagic-graph").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, 300)  # ctrl + wheel (a trackpad's pinch) zooms
+    page.keyboard.up("Control")
     assert float(svg.get_attribute("viewBox").split()[2]) > panned[2]
     first.locator("button[title='fit graph to view']").click()
     refit = [float(v) for v in svg.get_attribute("viewBox").split()]

@@ -98,3 +98,45 @@ def test_stepping_over_a_collapsed_layer_names_its_gradient_shapes(page, tmp_pat
     assert "local derivative" in first and "upstream" in first
     assert not re.search(r"e-0\d.*e-0\d.*e-0\d", first), first  # not a wall of e-notation
     assert not page.gradmagic_errors, page.gradmagic_errors
+
+
+FIT_FACTS = """() => {
+    const svg = document.querySelector('.gradmagic-widget svg.gradmagic-svg');
+    const frame = svg.getBoundingClientRect();
+    const boxes = [...svg.querySelectorAll('g.gradmagic-node, g.gradmagic-module.gradmagic-folded')]
+        .map((g) => g.getBoundingClientRect());
+    const clipped = boxes.filter((b) => b.left < frame.left - 0.5 || b.right > frame.right + 0.5
+        || b.top < frame.top - 0.5 || b.bottom > frame.bottom + 0.5).length;
+    return {clipped, boxes: boxes.length, px: 12 * frame.width / svg.viewBox.baseVal.width,
+            height: frame.height};
+}"""
+
+
+def test_a_tall_network_is_readable_at_fit_and_the_page_still_scrolls(page, tmp_path: Path) -> None:
+    """d2l's LeNet: a column of module boxes far taller than a screen. At "Fit" every box is in
+    view at the notebook's body size (the graph box grows), and a plain wheel scrolls the page."""
+    import torch
+    from torch import nn
+
+    import gradmagic
+
+    torch.manual_seed(0)
+    lenet = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, 2),
+                          nn.Conv2d(6, 16, 5), nn.Sigmoid(), nn.AvgPool2d(2, 2), nn.Flatten(),
+                          nn.Linear(400, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10))
+    with gradmagic.trace(namespace={"lenet": lenet}) as rep:
+        nn.functional.cross_entropy(lenet(torch.randn(2, 1, 28, 28)), torch.tensor([1, 2])).backward()
+    path = tmp_path / "lenet.html"
+    path.write_text(render_standalone_html([rep.to_dict()], title="LeNet"), encoding="utf-8")
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.goto(path.as_uri())
+    expect(page.locator(".gradmagic-widget")).to_have_count(1)
+    fit = page.evaluate(FIT_FACTS)
+    assert fit["boxes"] >= 12 and fit["clipped"] == 0 and fit["px"] >= 13, fit
+    assert fit["height"] > 900, fit  # taller than the window: the page scrolls past it
+    graph = page.locator(".gradmagic-graph").first.bounding_box()
+    page.mouse.move(graph["x"] + graph["width"] / 2, 400)
+    before = page.evaluate("window.scrollY")
+    page.mouse.wheel(0, 400)
+    page.wait_for_function(f"window.scrollY > {before}")
+    assert not page.gradmagic_errors, page.gradmagic_errors
