@@ -1,16 +1,18 @@
 """The check budget (``check="sample"``): which backward calls of a long loop run in lockstep.
 
-A training loop repeats one body. Once two iterations in a row (the torch calls from one
-backward call to the next, with their lines) are the same, the loop body is known; from then
-on only the calls of the schedule (1–4, then the powers of two from 16: 16, 32, …, 256 — nine
-of a 300-iteration loop) run in lockstep, so a loop of up to three iterations, as most
-lessons' SGD demos, is always checked whole (full speed begins after call 4 at the earliest). Between them the recorder leaves torch's mode stack and
-torch runs at full speed; gradmagic keeps only what the report shows of those iterations,
-measured at every call up to 32 and then 16 calls per doubling: the loss, each leaf's
-gradient size (``flow.py``), and whether ``.grad`` piled up without being cleared. At each
-sampled call the twins are re-read from torch (their version counters say what changed), so
-the checked iterations start from torch's exact values. Full speed never outlives the
-top-level statement of the cell that began it (``checking.mark_statement_ends``).
+A training loop repeats one body. Once the last iterations (the torch calls from one backward
+call to the next, with their lines) repeat the ones before them (one iteration the one before
+it, or a GAN's D and G steps the two before them) and at least three whole iterations were
+checked, the loop's body is known; from then on only the calls of the schedule (1–4, then the
+powers of two from 16: 16, 32, …, 256, nine of a 300-iteration loop) run in lockstep, so a loop
+of up to three iterations, as most lessons' SGD demos, is always checked whole. Between them
+the recorder leaves torch's mode stack and torch runs at full speed; gradmagic keeps only what
+the report shows of those iterations, measured at every call up to 32 and then 16 calls per
+doubling: the loss, each leaf's gradient size (``flow.py``), and whether ``.grad`` piled up
+without being cleared. At each sampled call the twins are re-read from torch (their version
+counters say what changed), so the checked iterations start from torch's exact values. Full
+speed never outlives the top-level statement of the cell that began it
+(``checking.mark_statement_ends``).
 
 While a sampling block is open, ``Tensor.backward``, ``torch.autograd.backward`` and
 ``torch.autograd.grad`` are wrapped (restored when the block ends): a wrapper is the one
@@ -43,8 +45,8 @@ from .flow import TINY
 FIRST_CHECKED = 4
 #: after them, the powers of two from this one on (16, 32, …, 256: nine calls of 300 in all)
 FIRST_POWER = 16
-#: a loop's body is known once this many iterations in a row repeated the one before
-BODY_REPEATS = 1
+#: the longest loop body, in backward calls, that is recognised (a GAN step has two: D and G)
+MAX_PERIOD = 4
 #: the most loss values a block keeps (evenly thinned beyond it, like ``flow.MAX_POINTS``)
 MAX_LOSSES = 1000
 
@@ -93,8 +95,10 @@ class Sampler:
         self.depth = 0  # > 0 while a wrapper runs torch's function (re-entry passes through)
         self.fast = False
         self.eligible = True  # False once a call bypassed the wrappers
-        self.last_sig: Any = None  # what the last checked iteration did (``_signature``)
-        self.repeats = 0  # how many checked iterations in a row repeated the one before
+        #: (call, what it did: ``_signature``) of the last checked calls in a row
+        self.recent: list = []
+        self.period = 0  # the loop body's length in backward calls, once known (0: not known)
+        self.phases: dict = {}  # call number % period -> what that call of the body does
         self.checked: list = []  # 1-based numbers of the calls that ran in lockstep
         self.spans: list = []  # [first, last] call numbers of each full-speed stretch
         #: the leaves followed at full speed: [Rec, torch tensor, its flow series if tiny,
@@ -134,7 +138,7 @@ class Sampler:
                         self.stale.pop(id(rec), None)
                 self._after_checked(k)
             else:
-                self.last_sig = None
+                self.forget_body()
         except Exception as exc:  # gradmagic's failure never breaks the user's call
             self._failed(exc)
         return out
@@ -165,12 +169,39 @@ class Sampler:
     def _after_checked(self, k: int) -> None:
         if self.mode != "sample":
             return
-        sig = self._signature()
-        self.repeats = self.repeats + 1 if sig is not None and sig == self.last_sig else 0
-        self.last_sig = sig
-        if self.repeats < BODY_REPEATS or is_sampled(k + 1) or not self._can_leave():
+        if not self._knows_body(k, self._signature()) or is_sampled(k + 1) or not self._can_leave():
+            return
+        if k <= 3 * self.period:  # a loop of up to three iterations is always checked whole
             return
         self._leave(k)
+
+    def _knows_body(self, k: int, sig: Any) -> bool:
+        """Is the loop's body known after checked call ``k`` that did ``sig``? It is once the last
+        P calls did what the P before them did (P ≤ ``MAX_PERIOD``: a GAN's D and G steps make
+        P = 2); a checked call that does not do what its place in the body did forgets it."""
+        if sig is None:
+            self.forget_body()
+            return False
+        if self.period:
+            if self.phases.get(k % self.period) == sig:
+                return True
+            self.forget_body()
+        recent = self.recent
+        if recent and recent[-1][0] != k - 1:  # (calls at full speed in between)
+            recent.clear()
+        recent.append((k, sig))
+        del recent[:-2 * MAX_PERIOD]
+        sigs = [s for _, s in recent]
+        for p in range(1, MAX_PERIOD + 1):
+            if len(sigs) >= 2 * p and sigs[-p:] == sigs[-2 * p:-p]:
+                self.period = p
+                self.phases = {c % p: s for c, s in recent[-p:]}
+                return True
+        return False
+
+    def forget_body(self) -> None:
+        """A loop must show its body again before it may run at full speed."""
+        self.recent, self.period, self.phases = [], 0, {}
 
     def _signature(self) -> Any:
         """What the iteration that just ended did: the torch calls and lines of its records and
@@ -269,7 +300,7 @@ class Sampler:
         after it runs in lockstep, and a loop must show its body again before it may run at
         full speed (full speed never crosses the end of the statement that began it)."""
         self.resume()
-        self.last_sig, self.repeats = None, 0
+        self.forget_body()
 
     def finish(self) -> None:
         """The block ends: back in lockstep, saying what ran unrecorded after the last call."""

@@ -174,10 +174,49 @@ for i in range(20):
 
 
 def test_a_loop_whose_body_changes_stays_in_lockstep():
-    src = LOOP.replace("    (w * float(i))", "    if i % 2:\n        w.sum().backward()\n        continue\n    (w * float(i))")
-    rep, _ = _loop(40, source=src)
+    """Each iteration makes one more product than the last: no two alike, never sampled."""
+    src = LOOP.replace("    (w * float(i)).sum().backward()",
+                       "    y = w\n    for j in range(i):\n        y = y * 1.5\n    y.sum().backward()")
+    rep, _ = _loop(20, source=src)
     assert_clean(rep)
-    assert rep.checking["checked"] == list(range(1, 41))
+    assert rep.checking["checked"] == list(range(1, 21))
+
+
+def test_a_gan_step_of_two_backward_calls_is_one_body():
+    """d2l's GAN loop: a discriminator step and a generator step, two backward calls per
+    iteration. The pair repeats, so the loop is sampled; each checked call is checked whole."""
+    src = """
+torch.manual_seed(0)
+net_D, net_G = torch.nn.Linear(2, 1), torch.nn.Linear(2, 2)
+opt_D = torch.optim.SGD(net_D.parameters(), lr=0.05)
+opt_G = torch.optim.SGD(net_G.parameters(), lr=0.005)
+loss = torch.nn.BCEWithLogitsLoss()
+X, Z = torch.randn(8, 2), torch.randn(8, 2)
+ones, zeros = torch.ones(8, 1), torch.zeros(8, 1)
+for step in range(n):
+    opt_D.zero_grad()
+    fake = net_G(Z)
+    loss_D = (loss(net_D(X), ones) + loss(net_D(fake.detach()), zeros)) / 2
+    loss_D.backward()
+    opt_D.step()
+    opt_G.zero_grad()
+    loss_G = loss(net_D(net_G(Z)), ones)
+    loss_G.backward()
+    opt_G.step()
+"""
+    plain: dict = {"torch": torch, "n": 20}
+    exec(compile(src, "<plain>", "exec"), plain)
+    rep, ns = _loop(20, source=src)
+    assert_clean(rep)
+    checking = rep.checking
+    assert checking["calls"] == 40
+    assert checking["checked"] == [1, 2, 3, 4, 5, 6, 7, 16, 32]  # (three whole steps at least)
+    assert checking["skipped"] == [[8, 15], [17, 31], [33, 40]]
+    for name in ("net_D", "net_G"):
+        for p, q in zip(ns[name].parameters(), plain[name].parameters()):
+            assert torch.equal(p, q) and torch.equal(p.grad, q.grad)
+    rep, _ = _loop(3, source=src)  # three steps: checked whole
+    assert rep.checking["checked"] == [1, 2, 3, 4, 5, 6] and rep.checking["skipped"] == []
 
 
 def test_calls_that_bypass_the_wrappers_keep_the_block_in_lockstep():
