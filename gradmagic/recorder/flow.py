@@ -68,6 +68,12 @@ class Series:
             self.stride *= 2
             self.points = [p for p in self.points if p[0] % self.stride == 0]
 
+    def pend(self, call: int, grad: Any) -> None:
+        """Keep a copy of a small gradient (an array, or a list), measured with the others later."""
+        self.pending.append((call, grad))
+        if len(self.pending) >= PENDING:
+            self.flush()
+
     def flush(self) -> None:
         """Compute the sizes of the pending gradients, all at once (one NumPy pass for the lot)."""
         pending, self.pending = self.pending, []
@@ -120,9 +126,6 @@ class FlowLog:
 
     def series_of(self, rec: Any, numel: int) -> Series:
         """Leaf ``rec``'s series (made on first use)."""
-        return self._series(rec, numel)
-
-    def _series(self, rec: Any, numel: int) -> Series:
         s = self.series.get(id(rec))
         if s is None:
             s = self.series[id(rec)] = Series(rec, numel)
@@ -132,27 +135,22 @@ class FlowLog:
         """Record torch's ``.grad`` of leaf ``rec`` after block call ``call`` (a NumPy array)."""
         if grad.dtype.kind != "f" or not grad.size:
             return
-        s = self._series(rec, int(grad.size))
+        s = self.series_of(rec, int(grad.size))
         self.calls = max(self.calls, call + 1)
         if grad.size <= SMALL:
-            s.pending.append((call, grad.copy()))
-            if len(s.pending) >= PENDING:
-                s.flush()
-            return
-        s.add((call, *sizes(grad.ravel())))
+            s.pend(call, grad.copy())
+        else:
+            s.add((call, *sizes(grad.ravel())))
 
     def add_tensor(self, call: int, rec: Any, g: torch.Tensor) -> None:
         """``add`` for torch's ``.grad`` itself (a loop running at full speed: ``sampling.py``);
         a tiny gradient is kept as a list, the cheapest copy torch makes."""
         n = g.numel()
         if n <= TINY and n and g.dtype.is_floating_point and not g.is_complex() and g.is_cpu:
-            s = self._series(rec, n)
             self.calls = max(self.calls, call + 1)
-            s.pending.append((call, g.tolist()))
-            if len(s.pending) >= PENDING:
-                s.flush()
-            return
-        self.add(call, rec, to_numpy(g))
+            self.series_of(rec, n).pend(call, g.tolist())
+        else:
+            self.add(call, rec, to_numpy(g))
 
 
 def activation_stats(tracker: Any, namespace: Any) -> list:

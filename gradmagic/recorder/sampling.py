@@ -38,6 +38,7 @@ import torch
 
 from gradmagic.checking import on_statement_end
 
+from .block import MAX_SEGMENT
 from .flow import TINY
 
 
@@ -210,7 +211,7 @@ class Sampler:
         if not self.eligible or len(b.segments) < 2 or not b.calls:
             return None
         seg = b.segments[-2]
-        if len(seg) >= _segment_limit():
+        if len(seg) >= MAX_SEGMENT:
             return None
         call = b.calls[-1]
         return (tuple((r.torch_op, r.kind, r.src) for r in seg), call.kind, call.src, call.create)
@@ -285,7 +286,7 @@ class Sampler:
             if g is None:
                 continue
             if w[2] is not None:
-                w[2].pending.append((k - 1, g.tolist()))
+                w[2].pend(k - 1, g.tolist())
             else:
                 flow.add_tensor(k - 1, w[0], g)
         flow.calls = max(flow.calls, k)
@@ -379,11 +380,6 @@ def _flow_stride(k: int) -> int:
     return max(1, (1 << (k.bit_length() - 1)) >> 4)
 
 
-def _segment_limit() -> int:
-    from .block import MAX_SEGMENT
-    return MAX_SEGMENT
-
-
 # ----- the wrappers -----------------------------------------------------------------------------
 #: the samplers of the open sampling blocks, innermost last
 _OPEN: list = []
@@ -398,33 +394,25 @@ def _active() -> Optional[Sampler]:
     return sm if sm is not None and sm.depth == 0 and sm.thread == get_ident() else None
 
 
-def _tensor_backward(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-    __tracebackhide__ = True  # (IPython leaves this frame out of the user's traceback)
-    sm = _active()
-    if sm is None:
-        return _ORIGINALS["Tensor.backward"](self, *args, **kwargs)
-    return sm.call(_ORIGINALS["Tensor.backward"], (self, *args), kwargs, self)
+def _wrapper(name: str, roots: str) -> Callable:
+    """The wrapper put in place of torch's ``name`` (a key of ``_WRAPPERS``): calls the innermost
+    open block's sampler with the original, or the original alone. ``roots``: the name of the
+    original's first parameter (the call's roots; it may come as a keyword)."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # (IPython leaves this frame out of the user's traceback)
+        orig = _ORIGINALS[name]
+        sm = _active()
+        if sm is None:
+            return orig(*args, **kwargs)
+        return sm.call(orig, args, kwargs, args[0] if args else kwargs.get(roots))
+    return wrapper
 
 
-def _autograd_backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-    __tracebackhide__ = True
-    sm = _active()
-    if sm is None:
-        return _ORIGINALS["torch.autograd.backward"](tensors, *args, **kwargs)
-    return sm.call(_ORIGINALS["torch.autograd.backward"], (tensors, *args), kwargs, tensors)
-
-
-def _autograd_grad(outputs: Any, *args: Any, **kwargs: Any) -> Any:
-    __tracebackhide__ = True
-    sm = _active()
-    if sm is None:
-        return _ORIGINALS["torch.autograd.grad"](outputs, *args, **kwargs)
-    return sm.call(_ORIGINALS["torch.autograd.grad"], (outputs, *args), kwargs, outputs)
-
-
-_WRAPPERS = {"Tensor.backward": (torch.Tensor, "backward", _tensor_backward),
-             "torch.autograd.backward": (torch.autograd, "backward", _autograd_backward),
-             "torch.autograd.grad": (torch.autograd, "grad", _autograd_grad)}
+#: torch's backward entry points: name -> (owner, attribute, the wrapper put there)
+_WRAPPERS = {name: (owner, attr, _wrapper(name, roots)) for name, owner, attr, roots in (
+    ("Tensor.backward", torch.Tensor, "backward", "self"),
+    ("torch.autograd.backward", torch.autograd, "backward", "tensors"),
+    ("torch.autograd.grad", torch.autograd, "grad", "outputs"))}
 
 
 def open_sampler(sm: Optional[Sampler]) -> None:

@@ -110,13 +110,13 @@ def collect_console_errors(page: object, only: tuple[str, ...] = ()) -> list[str
 
 #: Debian's Chromium (``apt-get install chromium``), or ``$CHROMIUM``
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-#: the flags Chromium needs here (root, no GPU, no network chatter); conftest.py uses the same
+#: the flags Chromium needs here (root, no GPU, no network chatter)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 def launch_chromium(playwright: object) -> object:
-    """A headless Chromium from a started ``sync_playwright()`` (for scripts: the benchmark,
+    """A headless Chromium from a started ``sync_playwright()`` (the tests' fixture, the benchmark,
     docs/screenshots.py); raises ``FileNotFoundError`` when Chromium is not installed."""
     if not Path(CHROMIUM).exists():
         raise FileNotFoundError(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)")
@@ -125,9 +125,9 @@ def launch_chromium(playwright: object) -> object:
 
 @contextlib.contextmanager
 def jupyter_server(ui: str, notebook: Path, workdir: Path, dark: bool = False) -> Iterator[str]:
-    """Serve a copy of ``notebook`` with ``ui`` ("lab" or "notebook") from ``workdir`` (for
-    scripts; the tests use conftest's ``jupyter`` fixture, which does the same); yields the URL
-    that opens it. The kernel imports gradmagic from this repository."""
+    """Serve a copy of ``notebook`` with ``ui`` ("lab" or "notebook") from ``workdir`` (scripts,
+    and conftest's ``jupyter`` fixture); yields the URL that opens it. The kernel imports
+    gradmagic from this repository."""
     module, path = {"lab": ("jupyterlab", "lab/tree/{}"), "notebook": ("notebook", "notebooks/{}")}[ui]
     token = "gradmagic-script"
     root = workdir / f"root-{ui}"

@@ -3,38 +3,21 @@ Chromium driven by Python Playwright, screenshots under ``test-output/browser/``
 
 Gotchas handled here (see /work/shared/examples): ``--allow-root``; the execution indicator
 reads "idle" before a kernel is attached, so a kernel name is awaited too; JupyterLab's
-news pop-up is switched off by a settings file; Chromium needs the flags in ``ARGS``.
+news pop-up is switched off by a settings file; Chromium needs the flags in ``browser_helpers.CHROMIUM_ARGS``.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+import contextlib
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-from browser_helpers import shoot
+from browser_helpers import CHROMIUM, jupyter_server, launch_chromium, shoot
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-REPO = Path(__file__).resolve().parents[2]
-TOKEN = "gradmagic-e2e"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
-UIS = {"lab": ("jupyterlab", "lab/tree/{}"), "notebook": ("notebook", "notebooks/{}")}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+UIS = {"lab": "jupyterlab", "notebook": "notebook"}  # the package each UI needs
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +28,7 @@ def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = launch_chromium(p)
         yield b
         b.close()
 
@@ -84,46 +67,9 @@ def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
 def jupyter(tmp_path: Path) -> Iterator[Callable[[str, Path], str]]:
     """``jupyter(ui, notebook, dark=False)``: serve a fresh copy of ``notebook`` with ``ui``
     ("lab" or "notebook"), in the light or dark JupyterLab theme; returns the URL that opens
-    it. The kernel imports gradmagic from this repository."""
-    procs: list[subprocess.Popen] = []
-
-    def start(ui: str, notebook: Path, dark: bool = False) -> str:
-        module, path = UIS[ui]
-        pytest.importorskip(module)
-        root = tmp_path / f"root-{ui}"
-        root.mkdir()
-        shutil.copy(notebook, root / notebook.name)
-        news = tmp_path / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
-        news.parent.mkdir(parents=True, exist_ok=True)
-        news.write_text('{"fetchNews": "false", "checkForUpdates": false}')
-        theme = "JupyterLab Dark" if dark else "JupyterLab Light"
-        (news.parent / "themes.jupyterlab-settings").write_text(f'{{"theme": "{theme}"}}')
-        env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
-                   JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"),
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-        port = _free_port()
-        log = tmp_path / f"server-{ui}.log"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-             f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
-             "--LabApp.extension_manager=readonly", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=1)
-                break
-            except Exception:
-                assert proc.poll() is None, log.read_text()
-                time.sleep(0.25)
-        return f"{base}/{path.format(notebook.name)}?token={TOKEN}"
-
-    yield start
-    for proc in procs:
-        proc.terminate()  # SIGTERM: the server shuts its kernels down too
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    it. The kernel imports gradmagic from this repository (``browser_helpers.jupyter_server``)."""
+    with contextlib.ExitStack() as servers:
+        def start(ui: str, notebook: Path, dark: bool = False) -> str:
+            pytest.importorskip(UIS[ui])
+            return servers.enter_context(jupyter_server(ui, notebook, tmp_path, dark))
+        yield start

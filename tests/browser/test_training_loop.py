@@ -4,6 +4,7 @@ on a call that has steps; stepping over a collapsed module names its gradient sh
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,31 +14,27 @@ from playwright.sync_api import expect
 from browser_helpers import shoot
 from gradmagic.viz.standalone import render_standalone_html
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "viz"))
+from viz_builders import record_sgd_loop  # noqa: E402
+
 pytestmark = pytest.mark.browser
 
 
-def _loop_report() -> dict[str, Any]:
-    import torch
-    from torch import nn
-
-    import gradmagic
-
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    X, y = torch.randn(4, 3, 4), torch.tensor([0, 1, 2, 1])
-    with gradmagic.trace() as rep:
-        for _ in range(3):
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(net(X), y)
-            loss.backward()
-            opt.step()
-    return rep.to_dict()
+FIT_FACTS = """() => {
+    const svg = document.querySelector('.gradmagic-widget svg.gradmagic-svg');
+    const frame = svg.getBoundingClientRect();
+    const boxes = [...svg.querySelectorAll('g.gradmagic-node, g.gradmagic-module.gradmagic-folded')]
+        .map((g) => g.getBoundingClientRect());
+    const clipped = boxes.filter((b) => b.left < frame.left - 0.5 || b.right > frame.right + 0.5
+        || b.top < frame.top - 0.5 || b.bottom > frame.bottom + 0.5).length;
+    return {clipped, boxes: boxes.length, px: 12 * frame.width / svg.viewBox.baseVal.width,
+            height: frame.height};
+}"""
 
 
 def _open(page: Any, tmp_path: Path) -> Any:
     path = tmp_path / "loop.html"
-    path.write_text(render_standalone_html([_loop_report()], title="SGD loop"), encoding="utf-8")
+    path.write_text(render_standalone_html([record_sgd_loop()], title="SGD loop"), encoding="utf-8")
     page.goto(path.as_uri())
     widget = page.locator(".gradmagic-widget")
     expect(widget).to_have_count(1)
@@ -56,16 +53,7 @@ def test_the_loop_shows_one_iteration_with_a_selector(page, tmp_path: Path) -> N
     expect(graph.locator("g.gradmagic-module[data-module='net.1']")).to_contain_text("call 3 of 3")
     expect(graph.locator("g.gradmagic-node[data-name='loss']")).to_have_count(1)
     # at "Fit": the whole graph in view (no box clipped) and node text at the body size
-    fit = page.evaluate("""() => {
-        const svg = document.querySelector('.gradmagic-widget svg.gradmagic-svg');
-        const frame = svg.getBoundingClientRect();
-        const boxes = [...svg.querySelectorAll('g.gradmagic-node, g.gradmagic-module.gradmagic-folded')]
-            .map((g) => g.getBoundingClientRect());
-        const clipped = boxes.filter((b) => b.left < frame.left - 0.5 || b.right > frame.right + 0.5
-            || b.top < frame.top - 0.5 || b.bottom > frame.bottom + 0.5).length;
-        const scale = frame.width / svg.viewBox.baseVal.width;
-        return {clipped, boxes: boxes.length, px: 12 * scale};
-    }""")
+    fit = page.evaluate(FIT_FACTS)
     assert fit["boxes"] >= 8 and fit["clipped"] == 0, fit
     assert fit["px"] >= 13, fit
     shoot(page, "training-loop-last-iteration", widget)
@@ -99,17 +87,6 @@ def test_stepping_over_a_collapsed_layer_names_its_gradient_shapes(page, tmp_pat
     assert not re.search(r"e-0\d.*e-0\d.*e-0\d", first), first  # not a wall of e-notation
     assert not page.gradmagic_errors, page.gradmagic_errors
 
-
-FIT_FACTS = """() => {
-    const svg = document.querySelector('.gradmagic-widget svg.gradmagic-svg');
-    const frame = svg.getBoundingClientRect();
-    const boxes = [...svg.querySelectorAll('g.gradmagic-node, g.gradmagic-module.gradmagic-folded')]
-        .map((g) => g.getBoundingClientRect());
-    const clipped = boxes.filter((b) => b.left < frame.left - 0.5 || b.right > frame.right + 0.5
-        || b.top < frame.top - 0.5 || b.bottom > frame.bottom + 0.5).length;
-    return {clipped, boxes: boxes.length, px: 12 * frame.width / svg.viewBox.baseVal.width,
-            height: frame.height};
-}"""
 
 
 def test_a_tall_network_is_readable_at_fit_and_the_page_still_scrolls(page, tmp_path: Path) -> None:

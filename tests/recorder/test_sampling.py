@@ -303,3 +303,27 @@ def test_a_failure_of_the_sampler_never_breaks_the_users_loop(monkeypatch):
     assert rep.ok and rep.checking["checked"] == list(range(1, 21))
     assert any("stopped sampling" in n and "boom" in n for n in rep.notes)
     assert _mode_stack_empty()
+
+
+def test_the_wrappers_take_keyword_roots_as_torch_does():
+    """``torch.autograd.grad(outputs=..., inputs=...)`` and ``backward(tensors=...)`` keep working
+    while the wrappers are in place, and are counted and sampled like positional calls."""
+    src = LOOP.replace("    (w * float(i)).sum().backward()",
+                       "    torch.autograd.grad(outputs=(w * float(i)).sum(), inputs=w)\n"
+                       "    torch.autograd.backward(tensors=(w * float(i)).sum())")
+    rep, ns = _loop(20, source=src)
+    assert_clean(rep)
+    assert rep.checking["calls"] == 40 and rep.checking["skipped"]
+    assert torch.equal(ns["w"].grad, torch.full((3,), 20.0))
+    assert rep.checking["loss"]["values"][:2] == [1.5, 1.5]
+
+
+def test_a_wrapper_kept_after_its_block_is_torchs_function():
+    """``from torch.autograd import grad`` inside a recorded cell keeps the wrapper: after the
+    block it passes every call, keywords included, straight to torch."""
+    w = torch.ones(2, requires_grad=True)
+    with trace(session=Session()):
+        from torch.autograd import grad
+    assert grad is not torch.autograd.grad  # the wrapper, kept by the user's name
+    (g,) = grad(outputs=(w * 3).sum(), inputs=w)
+    assert torch.equal(g, torch.full((2,), 3.0)) and grad.__name__ == "grad"

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
 import gradmagic
 from gradmagic.viz.display import ReportDisplay
@@ -14,21 +13,12 @@ from gradmagic.viz.html import render_html
 from gradmagic.viz.iterations import start_call, view_report
 from gradmagic.viz.text import render_text
 from gradmagic.viz.widget import GradWidget
+from viz_builders import record_sgd_loop
 
 
 @pytest.fixture(scope="module")
 def loop_report() -> dict[str, Any]:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    X, y = torch.randn(4, 3, 4), torch.tensor([0, 1, 2, 1])
-    with gradmagic.trace() as rep:
-        for _ in range(3):
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(net(X), y)
-            loss.backward()
-            opt.step()
-    return rep.to_dict()
+    return record_sgd_loop()
 
 
 def test_a_loop_is_shown_one_iteration_at_a_time(loop_report: dict[str, Any]) -> None:

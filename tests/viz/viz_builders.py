@@ -196,6 +196,25 @@ def build_loop(iterations: int, body: int = 4) -> dict[str, Any]:
     return b.build()
 
 
+def record_sgd_loop() -> dict[str, Any]:
+    """A recorded report (not a synthetic one): three SGD steps of a small ``nn.Sequential``,
+    a training loop the views draw one iteration at a time."""
+    import gradmagic
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    X, y = torch.randn(4, 3, 4), torch.tensor([0, 1, 2, 1])
+    with gradmagic.trace() as rep:
+        for _ in range(3):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(net(X), y)
+            loss.backward()
+            opt.step()
+    return rep.to_dict()
+
+
 def build_mixed() -> dict[str, Any]:
     """A constant, an opaque op, a mismatch, an unsupported op, a note and the user's error."""
     b = ReportBuilder(cell=7, source="z = (a * c).exp()\n")
