@@ -442,6 +442,21 @@ def close_sampler(sm: Optional[Sampler]) -> None:
         if _OPEN[i] is sm:
             del _OPEN[i]
             break
+    _restore_if_none_open()
+
+
+def drop_leaked_samplers(recorders: list) -> int:
+    """Forget the samplers of blocks that never exited (their recorder is not in ``recorders``,
+    the open blocks' recorders): a dead block's sampler must not take the calls of later code.
+    Returns how many were dropped; torch's functions are restored when no sampler is left."""
+    keep = [s for s in _OPEN if s is not None and any(s.r is r for r in recorders)]
+    dropped = len(_OPEN) - len(keep)
+    _OPEN[:] = keep
+    _restore_if_none_open()
+    return dropped
+
+
+def _restore_if_none_open() -> None:
     if not any(s is not None for s in _OPEN):
         for name, (owner, attr, wrapper) in _WRAPPERS.items():
             if getattr(owner, attr) is wrapper and name in _ORIGINALS:

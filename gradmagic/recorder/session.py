@@ -26,7 +26,7 @@ from .build import build_report
 from .mode import Recorder
 from .modules import ModuleTracker, remove_trackers
 from .naming import SourceFinder
-from .sampling import Sampler, close_sampler, open_sampler
+from .sampling import Sampler, close_sampler, drop_leaked_samplers, open_sampler
 from .twins import Session
 
 _DEFAULT: Optional[Session] = None
@@ -76,6 +76,7 @@ def remove_leaked_modes() -> int:
     for m in kept:
         torch._C._push_on_torch_function_stack(m)
     remove_trackers([m.b.modules for m in _OPEN])  # and their global module hooks
+    drop_leaked_samplers(_OPEN)  # and their wrappers of torch's backward functions
     return len(removed) - len(kept)
 
 
@@ -159,6 +160,7 @@ class trace:
         self.recorder = Recorder(self.session, self.block)
         _OPEN.append(self.recorder)
         remove_trackers([m.b.modules for m in _OPEN])  # global module hooks of leaked blocks
+        drop_leaked_samplers(_OPEN)  # ... and their samplers
         self.block.modules = ModuleTracker(lambda: self.session.seq, self.block.note).install()
         self.recorder.__enter__()
         self.block.sampler = Sampler(self.recorder, self.block, self.mode)

@@ -318,6 +318,32 @@ def test_the_wrappers_take_keyword_roots_as_torch_does():
     assert rep.checking["loss"]["values"][:2] == [1.5, 1.5]
 
 
+def test_a_block_that_never_exited_leaves_no_wrapper_behind():
+    """A block entered and never exited (a generator dropped half-way) must not keep torch's
+    backward functions wrapped, nor take later calls into its dead sampler."""
+    import gc
+
+    from gradmagic.recorder import sampling
+    from gradmagic.recorder.session import _OPEN, remove_leaked_modes
+
+    originals = (torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad)
+    block = trace(session=Session())
+    block.__enter__()
+    try:
+        assert torch.autograd.grad is not originals[2]
+        _OPEN.remove(block.recorder)  # the block is gone
+        remove_leaked_modes()
+        assert (torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad) == originals
+        assert not sampling._OPEN
+    finally:
+        if block.froze:
+            gc.unfreeze()
+    w = torch.ones(2, requires_grad=True)
+    with trace(session=Session(), check="all") as report:
+        (w * w).sum().backward()
+    assert [(c.call, c.status) for c in report.backward_calls] == [(0, "agree")]
+
+
 def test_a_wrapper_kept_after_its_block_is_torchs_function():
     """``from torch.autograd import grad`` inside a recorded cell keeps the wrapper: after the
     block it passes every call, keywords included, straight to torch."""
