@@ -306,8 +306,9 @@ class BackwardHandlers:
             tg = torch_grad(tt)
             if rec.kind in ("opaque",):
                 continue
-            if tg is not None and rec.kind == "leaf":  # the gradient-flow panel's numbers (flow.py)
-                self.b.flow.add(call.pos, rec, to_numpy(tg))
+            tg_np = None if tg is None else to_numpy(tg)
+            if tg_np is not None and rec.kind == "leaf":  # the gradient-flow panel's numbers (flow.py)
+                self.b.flow.add(call.pos, rec, tg_np)
             if not self.b.check:
                 res = ("unchecked", None, None, None, None, "checking is off")
             elif _differentiated_function(rec):
@@ -323,7 +324,6 @@ class BackwardHandlers:
             elif complex_path:
                 res = ("unchecked", None, None, None, None, COMPLEX_NOTE)
             else:
-                tg_np = to_numpy(tg)
                 rt, at = self._grad_tolerances(steps, tg_np.dtype, loose)
                 eg = step.tensor.grad  # now: a leaf sharing torch's buffer with another (see
                 mine = eg.data if eg is not None else step.after  # _sync_leaf_grads) got both adds

@@ -401,8 +401,8 @@ def _wrapper(name: str, roots: str) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True  # (IPython leaves this frame out of the user's traceback)
         orig = _ORIGINALS[name]
-        sm = _active()
-        if sm is None:
+        sm = _OPEN[-1] if _OPEN else None  # (``_active()``, inlined: this runs on every call)
+        if sm is None or sm.depth or sm.thread != get_ident():
             return orig(*args, **kwargs)
         return sm.call(orig, args, kwargs, args[0] if args else kwargs.get(roots))
     return wrapper
