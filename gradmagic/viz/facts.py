@@ -232,9 +232,27 @@ def call_rows(report: dict[str, Any]) -> list[dict[str, str]]:
                      "kind": "backward()" if call.get("kind") == "backward" else "autograd.grad()",
                      "where": f"line {src['line']}" if src.get("line") is not None else "—",
                      "code": clean_text(src.get("code") or ""),
-                     "root": node_name(nodes.get(call.get("root"))),
+                     "root": root_text(report, call, nodes),
                      "verdict": status_text(status)})
     return rows
+
+
+def root_text(report: dict[str, Any], call: dict[str, Any], nodes: dict[str, Any]) -> str:
+    """A backward call's root as the call list names it: the node when it is drawn, the
+    iteration that holds it when a training loop shows another one, else "not drawn" (the
+    graph of an earlier call, summarised) — never a bare "?", which reads as "unchecked".
+
+    >>> report = {"iterations": {"items": [{"index": 0, "calls": [0], "label": "iteration 4 of 40"}]}}
+    >>> root_text(report, {"index": 0, "root": "n3"}, {}), root_text(report, {"index": 1, "root": None}, {})
+    ('in iteration 4', '— not drawn')
+    """
+    node = nodes.get(call.get("root"))
+    if node:
+        return node_name(node)
+    for item in (report.get("iterations") or {}).get("items") or []:
+        if call.get("index") in item.get("calls") or ():
+            return "in " + str(item.get("label") or "").split(" of ")[0]
+    return "— not drawn"
 
 
 # ---------------------------------------------------------------- diagnoses

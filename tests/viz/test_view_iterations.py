@@ -9,6 +9,7 @@ import torch
 
 import gradmagic
 from gradmagic.viz.display import ReportDisplay
+from gradmagic.viz.facts import call_rows
 from gradmagic.viz.html import render_html
 from gradmagic.viz.iterations import start_call, view_report
 from gradmagic.viz.text import render_text
@@ -93,3 +94,28 @@ def test_the_header_says_gradmagic_once() -> None:
         (2 * torch.dot(x, x)).backward()
     first = render_text(rep.to_dict()).splitlines()[0]
     assert first.count("gradmagic") == 1, first
+
+
+def test_the_call_list_names_every_root_of_a_sampled_loop() -> None:
+    """Forty SGD steps under the default check budget: the first calls' graphs are summarised and
+    the other kept iterations are not the one shown; the call list says so ("— not drawn", "in
+    iteration 16"), never a bare "?" (the views' glyph for "unchecked")."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    X, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    with gradmagic.trace() as rep:
+        for _ in range(40):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(X), y).backward()
+            opt.step()
+    report = rep.to_dict()
+    assert [c["call"] for c in report["backward_calls"]] == [0, 1, 2, 3, 15, 31]
+    roots = [row["root"] for row in call_rows(view_report(report))]
+    assert roots[:3] == ["— not drawn"] * 3
+    assert roots[3:5] == ["in iteration 4", "in iteration 16"]
+    assert roots[5] == "NllLossBackward0"
+    text, page = render_text(report), render_html(report)
+    assert "in iteration 16" in text and "in iteration 16" in page and "— not drawn" in page
