@@ -19,12 +19,19 @@ _DROP_IF_DEFAULT = {"out": None, "memory_format": None, "layout": None, "device"
 
 
 def _clean(kwargs: dict) -> dict:
-    """Drop keyword arguments that only restate torch's defaults (``weight=None``)."""
+    """Drop keyword arguments that only restate torch's defaults (``weight=None``), and
+    ``memory_format``, which sets strides, never values (the engine's arrays have no layout
+    to choose: ``p.data.clone(memory_format=torch.preserve_format)`` is how ``copy.deepcopy``
+    copies a parameter, as ``nn.TransformerEncoder`` does for each layer).
+
+    >>> _clean({"memory_format": torch.preserve_format, "weight": None, "dim": 1})
+    {'dim': 1}
+    """
     if not kwargs:
         return kwargs
     out = {}
     for k, v in kwargs.items():
-        if k in _DROP_IF_DEFAULT and (v is None or v is _DROP_IF_DEFAULT[k]):
+        if k in _DROP_IF_DEFAULT and (v is None or v is _DROP_IF_DEFAULT[k]) or k == "memory_format":
             continue
         if k == "device" and isinstance(v, (str, torch.device)) and torch.device(v).type == "cpu":
             continue

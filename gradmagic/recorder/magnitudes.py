@@ -68,7 +68,8 @@ def _send(v: Any, gm: np.ndarray, input_grads: tuple, pending: dict) -> None:
     op, params = v.opdef, v.params or {}
     raw = v.raw_inputs()
     args = [_abs(getattr(x, "data", x)) if _is_array(x) else x for x in raw]
-    ans = _abs(v.ans) if v.ans is not None else None
+    ans = v.ans if v.ans is not None or not op.saves_ans else _forward(v, raw, params)
+    ans = _abs(ans) if ans is not None else None
     terms = TERMS.get(op.name)
     signed = [_f64(x) for x in raw] if terms is not None else None
     for i, p in enumerate(v.parents):
@@ -93,6 +94,17 @@ def _send(v: Any, gm: np.ndarray, input_grads: tuple, pending: dict) -> None:
             m = np.maximum(m, _abs(gi))  # never below the gradient it bounds
         k = id(p)
         pending[k] = pending[k] + m if k in pending else m
+
+
+def _forward(v: Any, raw: list, params: dict) -> Any:
+    """Node ``v``'s output, recomputed from its kept inputs: a backward that did not retain
+    its graph frees the outputs that VJPs read (amin, exp, sqrt, ...), and a rule run
+    without it would fall back to the gradient itself, far below Σ|terms| when they cancel."""
+    try:
+        with np.errstate(all="ignore"):
+            return v.opdef.fwd(*[getattr(x, "data", x) for x in raw], **params)
+    except Exception:
+        return None
 
 
 # ----- normalizations: Σ|terms| of rules that cancel ------------------------------------------

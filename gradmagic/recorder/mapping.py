@@ -40,6 +40,7 @@ class Spec(NamedTuple):
     op: Optional[str] = None  # engine registry op
     adapt: Optional[Callable[[Any, dict], Any]] = None  # (engine args, kwargs) -> engine result
     pre: bool = False  # needs a look before torch runs (backward, RNG state)
+    draws: bool = False  # a fused call that may draw dropout masks (``_DRAWS_MASKS``)
 
 
 # ----- adapters ---------------------------------------------------------------------------
@@ -366,6 +367,11 @@ def _display(path: str) -> str:
 #: ops whose kernels write into an argument without bumping its ``_version`` (batch_norm's
 #: running statistics): their arguments get twins before torch runs (``Recorder._pre``)
 _PRE_OPS = ("batch_norm",)
+#: fused calls that draw dropout masks inside (attention, recurrent layers with dropout between
+#: layers): torch's generator state is saved before them, so the engine replays their masks
+#: (``recorder/masks.py``)
+_DRAWS_MASKS = ("F.scaled_dot_product_attention", "F.multi_head_attention_forward", "torch.lstm",
+                "torch.gru", "torch.rnn_tanh", "torch.rnn_relu")
 
 
 def _build() -> dict[Any, Spec]:
@@ -378,7 +384,8 @@ def _build() -> dict[Any, Spec]:
             except AttributeError:
                 continue  # not in this torch version
             if func not in table:
-                table[func] = Spec(kind, _display(path), op, adapt, pre)
+                draws = path in _DRAWS_MASKS
+                table[func] = Spec(kind, _display(path), op, adapt, pre or draws, draws)
     return table
 
 

@@ -34,6 +34,7 @@ from gradmagic.engine._quiet import quiet_enter, quiet_exit
 from gradmagic._warnings_capture import call_recording
 from gradmagic.engine import Tensor as ETensor
 from gradmagic.engine._state import STATE
+from gradmagic.engine.masks import mask_source
 import gradmagic.engine as ge
 
 from . import mapping
@@ -44,6 +45,7 @@ from .block import Block
 from .crosscheck import compare, identical
 from .history import LAZY_VALUE_LIMIT
 from .magnitudes import value_terms, within_rounding
+from .masks import TorchMasks, call_dtype, only_cpu, replayed
 from .state import StateHandlers, _first_tensor
 from .twins import Rec, Session, TooLarge, Twin, copy_numpy, map_tensors, numpy_dtype, to_numpy
 from .values import summarize
@@ -170,6 +172,8 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
             return None
         if kind == "inplace" and args and isinstance(args[0], _Tensor):
             return args[0]._version
+        if kind == "op" and spec is not None and spec.draws:  # torch's generator, to replay its masks
+            return torch.get_rng_state()
         if kind == "op":  # (mapping._PRE_OPS) twins of the values torch is about to overwrite
             src = self.where()
             self.convert((args, tuple(kwargs.values())), [], src)
@@ -394,7 +398,11 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         src = self.where()
         try:
             self.check_size((), out)
-            eout, recs = self.run_engine(spec, args, kwargs, src)
+            if spec.draws and pre is not None and only_cpu((args, kwargs)):
+                with mask_source(TorchMasks(pre, call_dtype((args, tuple(kwargs.values()))) or torch.float32)):
+                    eout, recs = self.run_engine(spec, args, kwargs, src)
+            else:  # (no masks to replay: a call that draws one stays opaque, see engine/masks.py)
+                eout, recs = self.run_engine(spec, args, kwargs, src)
         except Exception as exc:
             self._opaque(spec, args, kwargs, out, src, exc)
             return
@@ -438,13 +446,13 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         if out is x or not isinstance(x, _Tensor):
             return
         p = float(kwargs.get("p", args[1] if len(args) > 1 else 0.5))
-        post = torch.get_rng_state()
-        torch.set_rng_state(pre)
-        try:
-            mask = torch.empty_like(x).bernoulli_(1 - p)
-        finally:
-            torch.set_rng_state(post)
         src = self.where()
+        if not x.is_cpu:  # its mask comes from that device's generator, which is not replayed
+            self._opaque(spec, args, kwargs, out, src, NotImplementedError(
+                f"dropout on {x.device.type}: torch's mask comes from that device's generator, "
+                f"which gradmagic does not replay"))
+            return
+        mask, _ = replayed(pre, lambda: torch.empty_like(x).bernoulli_(1 - p))
         recs: list = []
         ex = self.convert(x, recs, src)
         try:

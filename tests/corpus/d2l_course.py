@@ -1147,6 +1147,128 @@ outputs = [*losses_scratch, *losses_concise, model(batches[0][0]), model2(batche
 params = [*model.parameters(), *model2.parameters()]
 """,
     ),
+    _cell(
+        "seq2seq",
+        "chapter_recurrent-modern/seq2seq.md: 'Encoder' (init_seq2seq_weights, Seq2SeqEncoder), "
+        "'Decoder', 'Encoder-Decoder for Sequence to Sequence Learning', 'Loss Function with "
+        "Masking', 'Training' (two-layer GRUs with dropout 0.2, Adam, gradient clipping); "
+        "d2l.EncoderDecoder and d2l.GRU from chapter_recurrent-modern/encoder-decoder.md and "
+        "deep-rnn.md; d2l.MTFraEng batches as random token ids",
+        TRAINER,
+        """
+class GRU(nn.Module):  # d2l.GRU (deep-rnn.md)
+    def __init__(self, num_inputs, num_hiddens, num_layers, dropout=0):
+        super().__init__()
+        self.num_hiddens = num_hiddens
+        self.rnn = nn.GRU(num_inputs, num_hiddens, num_layers, dropout=dropout)
+
+    def forward(self, inputs, H=None):
+        return self.rnn(inputs, H)
+
+def init_seq2seq_weights(layer):
+    \"\"\"Initialize weights for Seq2Seq.\"\"\"
+    if type(layer) == nn.Linear:
+         nn.init.xavier_uniform_(layer.weight)
+    if type(layer) == nn.GRU:
+        for param in layer._flat_weights_names:
+            if "weight" in param:
+                nn.init.xavier_uniform_(layer._parameters[param])
+
+class Seq2SeqEncoder(nn.Module):
+    \"\"\"The RNN encoder for sequence to sequence learning.\"\"\"
+    def __init__(self, vocab_size, embed_size, num_hiddens, num_layers,
+                 dropout=0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_size)
+        self.rnn = GRU(embed_size, num_hiddens, num_layers, dropout)
+        self.apply(init_seq2seq_weights)
+
+    def forward(self, X, *args):
+        # X shape: (batch_size, num_steps)
+        embs = self.embedding(X.t().type(torch.int64))
+        # embs shape: (num_steps, batch_size, embed_size)
+        output, state = self.rnn(embs)
+        # output shape: (num_steps, batch_size, num_hiddens)
+        # state shape: (num_layers, batch_size, num_hiddens)
+        return output, state
+
+class Seq2SeqDecoder(nn.Module):
+    \"\"\"The RNN decoder for sequence to sequence learning.\"\"\"
+    def __init__(self, vocab_size, embed_size, num_hiddens, num_layers,
+                 dropout=0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_size)
+        self.rnn = GRU(embed_size+num_hiddens, num_hiddens,
+                       num_layers, dropout)
+        self.dense = nn.Linear(num_hiddens, vocab_size)
+        self.apply(init_seq2seq_weights)
+
+    def init_state(self, enc_outputs, *args):
+        return enc_outputs[1]
+
+    def forward(self, X, enc_state):
+        # X shape: (batch_size, num_steps)
+        # embs shape: (num_steps, batch_size, embed_size)
+        embs = self.embedding(X.t().type(torch.int32))
+        # context shape: (batch_size, num_hiddens)
+        context = enc_state[-1]
+        # Broadcast context to (num_steps, batch_size, num_hiddens)
+        context = context.repeat(embs.shape[0], 1, 1)
+        # Concat at the feature dimension
+        embs_and_context = torch.cat((embs, context), -1)
+        outputs, state = self.rnn(embs_and_context, enc_state)
+        outputs = self.dense(outputs).swapaxes(0, 1)
+        # outputs shape: (batch_size, num_steps, vocab_size)
+        # state shape: (num_layers, batch_size, num_hiddens)
+        return outputs, state
+
+class Seq2Seq(nn.Module):  # d2l.EncoderDecoder + Seq2Seq
+    def __init__(self, encoder, decoder, tgt_pad, lr):
+        super().__init__()
+        self.encoder, self.decoder, self.tgt_pad, self.lr = encoder, decoder, tgt_pad, lr
+
+    def forward(self, enc_X, dec_X, *args):
+        enc_all_outputs = self.encoder(enc_X, *args)
+        dec_state = self.decoder.init_state(enc_all_outputs, *args)
+        # Return decoder output only
+        return self.decoder(dec_X, dec_state)[0]
+
+    def loss(self, Y_hat, Y):
+        l = classifier_loss(Y_hat, Y, averaged=False)
+        mask = (Y.reshape(-1) != self.tgt_pad).type(torch.float32)
+        return torch.sum(l * mask) / torch.sum(mask)
+
+    def configure_optimizers(self):
+        # Adam optimizer is used here
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+src_vocab, tgt_vocab, num_steps, batch_size, pad = 18, 20, 9, 4, 0
+def mt_batch():  # d2l.MTFraEng: (src, tgt, src_valid_len, label), padded with <pad>
+    src = torch.randint(1, src_vocab, (batch_size, num_steps))
+    label = torch.randint(1, tgt_vocab, (batch_size, num_steps))
+    label[:, 6:] = pad
+    tgt = torch.cat([torch.full((batch_size, 1), 2), label[:, :-1]], 1)  # <bos> first
+    return src, tgt, torch.tensor([9, 7, 5, 9]), label
+
+embed_size, num_hiddens, num_layers, dropout = 8, 16, 2, 0.2
+encoder = Seq2SeqEncoder(src_vocab, embed_size, num_hiddens, num_layers, dropout)
+decoder = Seq2SeqDecoder(tgt_vocab, embed_size, num_hiddens, num_layers, dropout)
+model = Seq2Seq(encoder, decoder, tgt_pad=pad, lr=0.001)
+optim = model.configure_optimizers()
+model.train()
+losses = []
+for src, tgt, src_valid_len, label in [mt_batch() for _ in range(3)]:  # d2l.Trainer.fit_epoch
+    loss = model.loss(model(src, tgt, src_valid_len), label)
+    optim.zero_grad()
+    with torch.no_grad():
+        loss.backward()
+        clip_gradients(1, model)
+        optim.step()
+    losses.append(loss.detach())
+outputs = [*losses, model(src, tgt)]
+params = list(model.parameters())
+""",
+    ),
     # ------------------------------------------------------------------ 11. attention
     _cell(
         "masked_softmax",

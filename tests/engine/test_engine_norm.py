@@ -279,10 +279,61 @@ def test_scaled_dot_product_attention(opts, shapes):
                lambda q, k, v: ge.scaled_dot_product_attention(q, k, v, **opts_e), arrays)
 
 
-def test_attention_dropout_is_not_reproduced():
+def test_attention_dropout_needs_a_source_of_masks():
+    """The engine never makes a mask up: without torch's (``engine/masks.py``), dropout raises."""
     q = ge.tensor(RNG.standard_normal((2, 3, 4)))
-    with pytest.raises(NotImplementedError, match="random"):
+    with pytest.raises(NotImplementedError, match="random mask"):
         ge.scaled_dot_product_attention(q, q, q, dropout_p=0.1)
+    ge.scaled_dot_product_attention(q, q, q, dropout_p=0.0)
+
+
+def _torch_masks():
+    """A source of torch's masks from the generator's present state (what the recorder saves)."""
+    from gradmagic.recorder.masks import TorchMasks
+    from gradmagic.engine.masks import mask_source
+    return mask_source(TorchMasks(torch.get_rng_state(), torch.float64))
+
+
+@pytest.mark.parametrize("opts", [{}, {"is_causal": True}, {"scale": 0.3}, {"mask": "bool"},
+                                  {"mask": "float"}], ids=str)
+@pytest.mark.parametrize("p", [0.2, 0.7])
+def test_attention_dropout_with_torchs_masks(opts, p):
+    """Each (batch, head) draws its weights' mask as torch's math path does: values and gradients
+    as torch's, torch's generator moved exactly as by the plain call."""
+    q, k, v = (RNG.standard_normal((2, 3, 4, 5)) for _ in range(3))
+    opts = dict(opts)
+    kind = opts.pop("mask", None)
+    mask = None if kind is None else (RNG.random((4, 4)) > 0.3) | np.eye(4, dtype=bool) if kind == "bool" \
+        else RNG.standard_normal((4, 4))
+    torch.manual_seed(1)
+    with _torch_masks():
+        oe = _check(lambda *t: TF.scaled_dot_product_attention(*t, attn_mask=None if mask is None else
+                                                               torch.tensor(mask), dropout_p=p, **opts),
+                    lambda *t: ge.scaled_dot_product_attention(*t, attn_mask=mask, dropout_p=p, **opts),
+                    [q, k, v])
+    assert oe is not None
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_multi_head_attention_dropout_with_torchs_masks(need_weights):
+    torch.manual_seed(0)
+    m = nn.MultiheadAttention(8, 2, dropout=0.4, dtype=torch.float64)
+    x = torch.randn(3, 2, 8, dtype=torch.float64, requires_grad=True)
+    ex = ge.tensor(x.detach().numpy(), requires_grad=True)
+    w = [ge.tensor(t.detach().numpy(), requires_grad=True)
+         for t in (m.in_proj_weight, m.in_proj_bias, m.out_proj.weight, m.out_proj.bias)]
+    torch.manual_seed(5)
+    with _torch_masks():
+        oe, we = ge.multi_head_attention_forward(ex, ex, ex, 8, 2, w[0], w[1], None, None, False, 0.4,
+                                                 w[2], w[3], training=True, need_weights=need_weights)
+    ot, wt = m(x, x, x, need_weights=need_weights)
+    np.testing.assert_allclose(oe.data, ot.detach().numpy(), rtol=1e-12, atol=1e-12)
+    if need_weights:  # the returned weights are the dropped ones, averaged over heads
+        np.testing.assert_allclose(we.data, wt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    ot.sum().backward()
+    ge.backward(ge.sum(oe))
+    np.testing.assert_allclose(ex.grad.data, x.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(w[0].grad.data, m.in_proj_weight.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def _mha(kw_torch, batched=True, cross=False, kdim=None, dtype=torch.float64):

@@ -154,13 +154,15 @@ def attention(b: Builder) -> bool:
     shape = tuple(b.env[q].shape)
     e = shape[-1]
     if b.bool():  # scaled_dot_product_attention, self-attention with options
-        opts = b.choice(["", ", is_causal=True", ", scale=0.5",
+        opts = b.choice(["", ", is_causal=True", ", scale=0.5", ", dropout_p=0.4",
+                         ", dropout_p=0.25, is_causal=True",
                          f", attn_mask=(torch.rand({shape[-2]}, {shape[-2]}) > 0.3) | torch.eye({shape[-2]}, dtype=torch.bool)",
                          f", attn_mask=torch.randn({shape[-2]}, {shape[-2]})"])
         return _op(b, f"F.scaled_dot_product_attention({q}, {q}, {q}{opts})", (q,))
     heads = b.choice([h for h in (1, 2) if e % h == 0])
+    dropout_p = b.choice(["0.0", "0.0", "0.3"])  # (torch's attention dropout mask, replayed)
     weights = (f"{e}, {heads}, torch.randn({3 * e}, {e}), torch.randn({3 * e}), None, None, False, "
-               f"0.0, torch.randn({e}, {e}), torch.randn({e})")
+               f"{dropout_p}, torch.randn({e}, {e}), torch.randn({e})")
     need = b.choice(["True", "False"])
     avg = b.choice(["", ", average_attn_weights=False"])
     return _op(b, f"F.multi_head_attention_forward({q}, {q}, {q}, {weights}, training=True, "

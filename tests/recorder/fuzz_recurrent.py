@@ -67,7 +67,7 @@ def _layer(b: Builder, fn: str) -> bool:
         params += [f"{w}[{k}, :, -2]", f"{w}[{k}, :, -1]"] if bias else []
     h = f"torch.randn({layers * dirs}, {n}, {hidden}, dtype={dtype})"
     hx = f"({h}, {h})" if kind == "lstm" else h
-    dropout, train = b.choice([("0.0", "True"), ("0.0", "False"), ("0.5", "False")])
+    dropout, train = b.choice([("0.0", "True"), ("0.0", "False"), ("0.5", "False"), ("0.5", "True")])
     rest = f"[{', '.join(params)}], {bias}, {layers}, {dropout}, {train}, {dirs == 2}"
     if not packed:
         out = b.int(0, 2 if kind == "lstm" else 1)

@@ -163,17 +163,52 @@ def test_scaled_dot_product_attention():
     _same(plain, traced)
 
 
-def test_attention_dropout_stays_opaque():
-    """The random mask of attention dropout is not replayed: an opaque, unchecked node."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_attention_dropout_is_checked_with_torchs_mask(dtype):
+    """torch draws the attention weights' dropout mask inside the fused call; the recorder
+    replays its generator, so the engine drops the very same weights: checked, and the user's
+    random numbers after the call are those of a plain run."""
     def program():
-        q = torch.randn(2, 3, 4, requires_grad=True)
+        q = torch.randn(2, 3, 4, dtype=dtype, requires_grad=True)
         out = F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)
         out.sum().backward()
-        return out, q.grad
+        return out, q.grad, torch.rand(3)
     plain, traced, rep = _run(program)
+    assert_clean(rep)
     _same(plain, traced)
-    assert rep.unsupported == ["torch.nn.functional.scaled_dot_product_attention"]
-    assert any("random" in n for n in rep.notes)
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_multihead_attention_dropout_in_training(need_weights):
+    def program():
+        m = nn.MultiheadAttention(8, 2, dropout=0.3)
+        x = torch.randn(4, 2, 8, requires_grad=True)
+        out, weights = m(x, x, x, need_weights=need_weights)
+        out.pow(2).sum().backward()
+        return out, weights, x.grad, [p.grad for p in m.parameters()]
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+
+
+def test_transformer_encoder_with_torchs_default_dropout():
+    """``nn.TransformerEncoder`` as a learner builds it (dropout 0.1, two layers copied by
+    ``copy.deepcopy``, a causal mask), three AdamW steps: every value and gradient checked."""
+    def program():
+        layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True)
+        enc = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        opt = torch.optim.AdamW(enc.parameters(), lr=1e-3)
+        src, mask = torch.randn(3, 5, 16), nn.Transformer.generate_square_subsequent_mask(5)
+        for _ in range(3):
+            loss = enc(src, mask=mask, is_causal=True).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return loss, [p.detach().clone() for p in enc.parameters()]
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+    assert rep.coverage["grads"]["unchecked"] == 0
 
 
 def test_wrong_layer_norm_rule_is_located(monkeypatch):

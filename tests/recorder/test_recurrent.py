@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -109,17 +108,24 @@ def test_cells():
             "torch.rnn_relu_cell"} <= {n.torch_op for n in rep.nodes}
 
 
-def test_dropout_between_layers_is_opaque_in_training_only():
-    with trace(session=Session()) as rep:
-        lstm = nn.LSTM(3, 4, num_layers=2, dropout=0.5)
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
+@pytest.mark.parametrize("opts", [{}, {"batch_first": True}, {"bidirectional": True}, {"packed": True},
+                                  {"batch_first": True, "packed": True}], ids=str)
+def test_dropout_between_layers_uses_torchs_masks(cls, opts):
+    """Three layers with dropout 0.5 in training mode: torch drops each layer's output but the
+    last's with masks from its generator (time-major, also for batch_first), replayed here."""
+    _layer_program(cls, num_layers=3, dropout=0.5, **opts)
+
+
+def test_dropout_between_layers_draws_nothing_in_eval():
+    def program():
+        lstm = nn.LSTM(3, 4, num_layers=2, dropout=0.5).eval()
         x = torch.randn(4, 2, 3, requires_grad=True)
         lstm(x)[0].sum().backward()
-    assert rep.ok and rep.unsupported == ["torch.lstm"]
-    assert any("dropout" in n for n in rep.notes)
-    with trace(session=Session()) as rep:
-        lstm.eval()
-        lstm(x)[0].sum().backward()
+        return x.grad, torch.rand(2)
+    plain, traced, rep = _run(program)
     assert_clean(rep)
+    _same(plain, traced)
 
 
 def test_wrong_gate_rule_is_located(monkeypatch):

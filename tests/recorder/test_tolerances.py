@@ -73,6 +73,22 @@ def test_a_cancelling_forward_sum_agrees():
     assert rep.ok and not rep.mismatches
 
 
+@pytest.mark.parametrize("reduce", ["amin", "amax", "exp"])
+def test_a_cancelling_sum_behind_an_op_whose_rule_reads_its_output_agrees(reduce):
+    """The fuzzer's program 1270, shrunk: Σ sin(a·c) over a symmetric c has a gradient that
+    cancels to ~0 from terms of ~285. Between it and the leaf sits an op whose rule reads its
+    output (amin's ties, exp), which the backward frees: Σ|terms| recomputes that output
+    instead of falling back to the gradient itself (1.5e-5) and crying "differ"."""
+    torch.manual_seed(30265)
+    with trace(session=Session()) as rep:
+        x = torch.rand((1, 1, 2), requires_grad=True)
+        t = getattr(torch, reduce)(x, 0, keepdim=True) if reduce != "exp" else x.exp()
+        s = (t.sum() * torch.linspace(-0.57, 0.57, 999)).sin().sum()
+        s.backward()
+    assert rep.ok and not rep.mismatches
+    assert rep.coverage["grads"]["checked"] == 1 and rep.coverage["grads"]["unchecked"] == 0
+
+
 MUTANTS = {
     # a sign
     "tanh": lambda g, ans, a: -g * (1 - ans * ans),

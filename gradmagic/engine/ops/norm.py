@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..masks import dropped
 from ..registry import defop
 from ..tensor import Tensor, apply, mark_modified
 from . import call, data
@@ -531,16 +532,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                                  dropout_p: float = 0.0, is_causal: bool = False,
                                  scale: float | None = None, enable_gqa: bool = False) -> Tensor:
     """softmax(q·kᵀ·scale + mask)·v, as torch's math path builds it (q and k each scaled by
-    √scale). Dropout is random: not reproducible here."""
+    √scale); with ``dropout_p``, the weights are dropped with torch's mask (``engine/masks.py``)
+    before the product with v."""
     return _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)[0]
 
 
 def _attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                enable_gqa=False):
-    """(output, attention weights)."""
-    if dropout_p:
-        raise NotImplementedError("scaled_dot_product_attention: dropout_p > 0 draws a random "
-                                  "mask that gradmagic cannot reproduce")
+    """(output, attention weights, dropped as the output used them)."""
     if enable_gqa:
         raise NotImplementedError("scaled_dot_product_attention: enable_gqa is not supported")
     L, S = q.shape[-2], k.shape[-2]
@@ -558,7 +557,7 @@ def _attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=No
             scores = apply("where", m, scores, -math.inf)
         else:
             scores = scores + attn_mask
-    weights = apply("softmax", scores, axis=-1)
+    weights = dropped(apply("softmax", scores, axis=-1), dropout_p)
     return apply("matmul", weights, v), weights
 
 
@@ -580,9 +579,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
             or static_v is not None:
         raise NotImplementedError("multi_head_attention_forward: bias_k/bias_v, add_zero_attn and "
                                   "static_k/v are not supported")
-    if dropout_p and training:
-        raise NotImplementedError("multi_head_attention_forward: attention dropout draws a random "
-                                  "mask that gradmagic cannot reproduce")
+    if not training:
+        dropout_p = 0.0
     batched = query.ndim == 3
     if not batched:
         query, key, value = (EF.unsqueeze(t, 1) for t in (query, key, value))
@@ -624,7 +622,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         scores = EF.bmm(q * math.sqrt(1.0 / float(head)), EF.transpose(k, -2, -1))
         if attn_mask is not None:
             scores = attn_mask + scores  # torch's baddbmm(attn_mask, q, kᵀ)
-        weights = EF.softmax(scores, -1)
+        weights = dropped(EF.softmax(scores, -1), dropout_p)
         out = EF.reshape(EF.transpose(EF.bmm(weights, v), 0, 1), (tgt * bsz, embed))
         out = EF.reshape(EF.linear(out, out_proj_weight, out_proj_bias), (tgt, bsz, embed))
         weights = EF.reshape(weights, (bsz, num_heads, tgt, src))
@@ -637,7 +635,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         attn_mask = EF.unsqueeze(attn_mask, 0) if attn_mask.shape[0] == 1 and attn_mask.ndim == 3 \
             else EF.reshape(attn_mask, (bsz, num_heads, -1, src))
     q, k, v = (EF.reshape(t, (bsz, num_heads, t.shape[1], head)) for t in (q, k, v))
-    out = scaled_dot_product_attention(q, k, v, attn_mask, 0.0, is_causal)
+    out = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)
     out = EF.reshape(EF.permute(out, 2, 0, 1, 3), (bsz * tgt, embed))
     out = EF.reshape(EF.linear(out, out_proj_weight, out_proj_bias), (tgt, bsz, embed))
     if not batched:

@@ -24,8 +24,8 @@ Arguments are torch's, positionally as ``torch._VF`` receives them::
          bidirectional)                                     -> (data_out, h_n, c_n)
 
 ``params`` holds, per layer and direction, ``w_ih, w_hh[, b_ih, b_hh][, w_hr]``.
-Dropout between layers in training mode draws a random mask, which the engine does not
-reproduce: it raises ``NotImplementedError`` (the recorder shows the call opaque).
+Dropout between layers in training mode uses torch's masks (``engine/masks.py``: the recorder
+replays torch's generator; without a source of masks the call raises ``NotImplementedError``).
 
 >>> import numpy as np
 >>> from gradmagic.engine import tensor
@@ -42,6 +42,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..masks import dropped
 from ..registry import REGISTRY
 from ..scratch import big, take
 from ..tensor import Tensor, apply, run, run1, run2
@@ -227,13 +228,12 @@ def _stack_layers(seq: Tensor, steps: "_Steps", hx: tuple, params: Sequence, kin
     """All layers over the sequence ``seq`` (cut into time steps by ``steps``): (the last
     layer's output sequence, final states). Each layer projects its whole input sequence
     at once, x W_ihᵀ + b_ih in one GEMM (as torch's CPU layers do), and runs the steps."""
-    if dropout and train and layers > 1:
-        raise NotImplementedError(f"{kind} with dropout between layers in training mode: "
-                                  f"torch's random masks are not reproduced")
     dirs = 2 if bidirectional else 1
     weights = _weights(params, has_biases, layers, dirs)
     step, finals = _STEPS[kind], []
     for layer in range(layers):
+        if layer and dropout and train:  # torch drops each layer's output but the last's
+            seq = steps.dropped(seq, dropout)
         runs = []
         for d in range(dirs):
             k = layer * dirs + d
@@ -259,6 +259,14 @@ class _Steps:
             return [apply("unbind", seq, axis=self.axis, index=t) for t in range(self.count)]
         starts = np.cumsum([0] + self.sizes[:-1])
         return [_rows(seq, int(s), int(s) + n) for s, n in zip(starts, self.sizes)]
+
+    def dropped(self, seq: Tensor, p: float) -> Tensor:
+        """A layer's output sequence after dropout with torch's mask: torch draws it on the
+        time-major (steps, batch, features) output, also of a batch-first layer."""
+        if self.sizes is None and self.axis == 1:
+            shape = (seq.shape[1], seq.shape[0], *seq.shape[2:])
+            return dropped(seq, p, shape, (1, 0, *range(2, seq.ndim)))
+        return dropped(seq, p)
 
     def join(self, outs: list) -> Tensor:
         if self.sizes is None:

@@ -12,8 +12,11 @@ arguments after torch ran it, so batch_norm's arguments get their twins *before*
 recorded code, or materialized by ``nn.LazyBatchNorm*``) holds its value from before the update.
 ``F.instance_norm`` writes its running statistics with a
 ``copy_`` that does bump ``_version``: the recorder re-reads those, the engine leaves them.
-Random variants (``F.dropout2d``, ``F.alpha_dropout``, attention
-with ``dropout_p > 0``) stay opaque: their masks are not replayed.
+Attention with ``dropout_p > 0`` (``F.scaled_dot_product_attention``, and
+``F.multi_head_attention_forward`` in training) draws its mask inside the fused call: the
+recorder saves torch's generator state first (``mapping._DRAWS_MASKS``) and the engine replays
+the mask (``recorder/masks.py``). The other random variants (``F.dropout2d``,
+``F.alpha_dropout``) stay opaque: their masks are not replayed.
 """
 from __future__ import annotations
 
