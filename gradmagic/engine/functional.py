@@ -21,6 +21,7 @@ from ._state import STATE
 from .ops import shape as _shape
 from .registry import REGISTRY
 from .tensor import Tensor, apply, check_inplace, inplace, mark_modified, run1, run2
+from .tensor import inplace as _inplace_op
 
 _unset = object()
 _MUL, _ADD = REGISTRY["mul"], REGISTRY["add"]
@@ -91,8 +92,16 @@ logical_not, clone, erf, isnan = map(_unary, ("logical_not", "clone", "erf", "is
 negative, true_divide, multiply, subtract, absolute = neg, div, mul, sub, abs
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """max(0, x) + slope·min(0, x); ``inplace=True`` writes it into ``input`` (as
+    ``nn.LeakyReLU(0.2, inplace=True)`` in DCGAN's discriminator)."""
+    if inplace:
+        return _inplace_op(input, "leaky_relu", negative_slope=negative_slope)
     return apply("leaky_relu", input, negative_slope=negative_slope)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return leaky_relu(input, negative_slope, inplace=True)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:

@@ -399,13 +399,14 @@ class BackwardHandlers:
         hook on a graph node), not from a rule. Say unchecked, and why, rather than cry wolf."""
         why = ("not explained by any rule: each local rule of this backward agrees with finite "
                "differences, so something gradmagic does not mirror (a hook registered on a "
-               "graph node, grad_fn.register_hook/register_prehook) changed torch's gradient")
+               "graph node, grad_fn.register_hook/register_prehook, or torch.autocast's lower "
+               "precision) changed torch's gradient")
         call.checks = self.b.downgrade(call.checks, why)
         call.status = "unchecked"
         self.b.note(f"backward at {self._loc(call.src)}: gradmagic and torch disagree, but every local "
                     f"rule checks out against finite differences; the gradients are marked unchecked "
-                    f"(something outside the recorded graph, such as a hook on a graph node, changed "
-                    f"torch's result).")
+                    f"(something outside the recorded graph, such as a hook on a graph node or "
+                    f"torch.autocast's lower precision, changed torch's result).")
 
     def _locate(self, call: BackRec) -> bool:
         """A gradient differs: check each node's local rule (finite differences) and

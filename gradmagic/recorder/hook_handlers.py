@@ -58,7 +58,7 @@ class HookHandlers:
         """Before torch registers the hook: ``(log, args with the wrapper)``."""
         if len(args) < 2 or kwargs or not isinstance(args[0], _Tensor) or not callable(args[1]):
             return None
-        log = HookLog()
+        log = HookLog(tensor=args[0])
         wrap = post_accumulate_side if spec.op == "post" else torch_side
         return log, (args[0], wrap(args[1], log, _copy), *args[2:])
 

@@ -21,6 +21,7 @@ shown for what it did ("g → 2·g").
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -31,13 +32,19 @@ LOG_LIMIT = 64
 
 
 class HookLog:
-    """The torch-side calls of one hook: ``(gradient received, gradient returned or None)``."""
+    """The torch-side calls of one hook: ``(gradient received, gradient returned or None)``;
+    ``tensor``: a weak reference to the torch tensor the hook is on (None: not known)."""
 
-    __slots__ = ("calls", "function", "__weakref__")
+    __slots__ = ("calls", "function", "tensor", "__weakref__")
 
-    def __init__(self, function: bool = False) -> None:
+    def __init__(self, function: bool = False, tensor: Any = None) -> None:
         self.calls: list = []
         self.function = function  # a custom Function's node (its calls check, never steer)
+        self.tensor = None if tensor is None else weakref.ref(tensor)
+
+    def live(self) -> bool:
+        """Can the hook still run (its tensor not freed)?"""
+        return self.tensor is None or self.tensor() is not None
 
 
 def torch_side(hook: Callable, log: HookLog, copy: Callable[[Any], np.ndarray]) -> Callable:

@@ -298,6 +298,7 @@ _ROWS: list[tuple[str, Optional[str], Any, tuple[str, ...]]] = [
     ("inplace", "div", call(EF.div_), ("Tensor.div_", "Tensor.__itruediv__", "Tensor.divide_")),
     ("inplace", "pow", call(EF.pow_), ("Tensor.pow_", "Tensor.__ipow__")),
     ("inplace", "clamp", call(EF.clamp_), ("Tensor.clamp_", "Tensor.clip_")),
+    ("inplace", "leaky_relu", call(EF.leaky_relu_), ("F.leaky_relu_",)),
     ("inplace", "relu", call(EF.relu_), ("Tensor.relu_", "torch.relu_", "F.relu_")),
     ("inplace", "exp", call(EF.exp_), ("Tensor.exp_",)),
     ("inplace", "neg", call(EF.neg_), ("Tensor.neg_",)),

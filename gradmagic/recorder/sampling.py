@@ -218,7 +218,7 @@ class Sampler:
 
     def _can_leave(self) -> bool:
         b, r = self.b, self.r
-        if b.disabled or not self.eligible or b.hook_sites or r.s.post_hooked or r.s.hook_logs:
+        if b.disabled or not self.eligible or b.hook_sites or _live_hooks(r.s):
             return False
         if r.in_optimizer or r.fn_current is not None or (b.modules is not None and b.modules.stack):
             return False
@@ -356,6 +356,13 @@ class Sampler:
                 "skipped": skipped, "summary": describe_calls(self.checked, total) if total else "",
                 "loss": {"calls": [c for c, _ in self.losses], "values": [v for _, v in self.losses]},
                 "piled_up": sorted({rec.name or "?" for rec in self.piled.values()})}
+
+
+def _live_hooks(session: Any) -> bool:
+    """Does a tensor hook gradmagic mirrors still exist (a hook's log lives as long as torch
+    keeps the hook)? Hooks of tensors freed since, or removed, keep no later loop in lockstep."""
+    session.hook_logs = [ref for ref in session.hook_logs if ref() is not None]
+    return any(log.live() for log in (ref() for ref in session.hook_logs) if log is not None)
 
 
 def _grad_state(t: torch.Tensor) -> list:

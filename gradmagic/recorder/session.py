@@ -21,6 +21,7 @@ from gradmagic.checking import check_mode
 from gradmagic.engine import scratch
 from gradmagic.report import GradReport
 
+from .compiled import skip_gradmagic_in_dynamo
 from .block import Block
 from .build import build_report
 from .mode import Recorder
@@ -147,6 +148,7 @@ class trace:
         return self.report
 
     def _start(self) -> None:
+        skip_gradmagic_in_dynamo()  # (torch.compile in the block: its calls recorded, not compiled)
         removed = _take_recorders_off()
         self.paused = [m for m in removed if any(m is o for o in _OPEN)]
         leaked = len(removed) - len(self.paused)

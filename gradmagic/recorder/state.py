@@ -214,7 +214,8 @@ class StateHandlers:
         tw = self.s.twins.get(t)
         if tw is None:
             return  # never used yet: its twin is made, with this value, on first use
-        if t.is_leaf and (not torch.is_grad_enabled() or not t.requires_grad):
+        if t.is_leaf:  # (a leaf that requires grad changed without torch's in-place error: the
+            # call wrote it under no_grad itself, as ``nn.init.normal_`` does: an update)
             self._leaf_resynced(t, tw, src)
         else:
             self._resync_opaque(t, spec, src, None)

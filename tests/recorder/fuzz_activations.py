@@ -52,7 +52,7 @@ def _activation(b: Builder, a: str, act: str) -> tuple:
 
 _INPLACE_ROWS = {"torch.nn.functional.elu_": "", "torch.selu_": "", "torch.celu_": "0.5",
                  "torch.nn.functional.hardtanh_": "-0.5, 0.5", "torch.threshold_": "0.1, 0.0",
-                 "torch.rrelu_": ""}
+                 "torch.rrelu_": "", "torch.nn.functional.leaky_relu_": "0.2"}
 
 
 @family(*[n for r in _INPLACE_ROWS for n in aliases(r)], weight=1)

@@ -29,6 +29,8 @@ ACTIVATIONS = {
     "Threshold": lambda: nn.Threshold(0.1, -1.0), "ELU-inplace": lambda: _Inplace(nn.ELU(inplace=True)),
     "ReLU6-inplace": lambda: _Inplace(nn.ReLU6(inplace=True)),
     "SELU-inplace": lambda: _Inplace(nn.SELU(inplace=True)),
+    # DCGAN's discriminator (the official tutorial): nn.LeakyReLU(0.2, inplace=True)
+    "LeakyReLU-inplace": lambda: _Inplace(nn.LeakyReLU(0.2, inplace=True)),
 }
 
 

@@ -156,6 +156,28 @@ def test_softmax_concise_cross_entropy():
     assert any(n.op == "cross_entropy" for n in rep.nodes)
 
 
+def test_initializing_parameters_after_a_first_forward():
+    """d2l 6.3 "Parameter Initialization" (chapter_builders-guide/init-param.md): lazy layers
+    get their shapes from a first forward, then ``net.apply(init_normal)`` redraws them.
+    ``nn.init.normal_`` writes the leaves under ``no_grad`` itself: an update of each leaf
+    (not an opaque node that leaves the gradients below it unchecked)."""
+    with trace(session=Session(), check="all") as rep:
+        net = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1))
+        X = torch.rand(size=(2, 4))
+        net(X).shape
+
+        def init_normal(module):
+            if type(module) == nn.Linear:
+                nn.init.normal_(module.weight, mean=0, std=0.01)
+                nn.init.zeros_(module.bias)
+        net.apply(init_normal)
+        net(X).sum().backward()
+    assert_clean(rep)
+    assert rep.coverage["grads"]["checked"] == 4 and rep.coverage["grads"]["unchecked"] == 0
+    weight = next(lf for lf in rep.to_dict()["leaves"] if lf["name"] and lf["name"].endswith("0.weight"))
+    assert [ev["kind"] for ev in weight["events"]][:2] == ["created", "update"]
+
+
 def relu(X):
     a = torch.zeros_like(X)
     return torch.max(X, a)

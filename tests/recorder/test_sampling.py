@@ -236,6 +236,17 @@ def test_hooks_keep_the_block_in_lockstep():
     assert torch.equal(ns["w"].grad, torch.full((3,), 40.0))
 
 
+def test_a_hook_gone_with_its_tensor_keeps_no_later_loop_in_lockstep():
+    """A notebook registers a hook in one cell; once its tensor is gone (or the hook removed),
+    a later cell's loop runs at full speed again, while a live hook still keeps it in lockstep."""
+    first = "h = torch.ones(2, requires_grad=True)\nh.register_hook(lambda g: g * 2)\n(h * 3).sum().backward()\n"
+    cells = [first, LOOP, "del h\n", LOOP]
+    reps, _ = run_cells(cells, namespace={"torch": torch, "n": 40})
+    assert reps[1].checking["checked"] == list(range(1, 41))  # the hook's tensor lives: lockstep
+    assert reps[3].checking["checked"] == [1, 2, 3, 4, 16, 32]  # gone: sampled again
+    assert_clean(reps[3])
+
+
 def test_check_all_and_none():
     rep, _ = _loop(20, check="all")
     assert rep.checking["mode"] == "all" and rep.checking["checked"] == list(range(1, 21))

@@ -106,7 +106,7 @@ def test_the_call_list_names_every_root_of_a_sampled_loop() -> None:
     net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     X, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
-    with gradmagic.trace() as rep:
+    with gradmagic.trace(session=gradmagic.recorder.Session()) as rep:
         for _ in range(40):
             opt.zero_grad()
             nn.functional.cross_entropy(net(X), y).backward()
