@@ -291,6 +291,7 @@ _ROWS: list[tuple[str, Optional[str], Any, tuple[str, ...]]] = [
     ("op", "binary_cross_entropy_with_logits", call(EF.binary_cross_entropy_with_logits),
      ("F.binary_cross_entropy_with_logits",)),
     ("random", "dropout", _dropout, ("F.dropout", "torch.dropout")),
+    ("random", "dropout", _dropout, ("F.dropout1d", "F.dropout2d", "F.dropout3d", "torch.feature_dropout")),
     # in-place (mirrored on the twin; an update event on a leaf)
     ("inplace", "add", _add_inplace, ("Tensor.add_", "Tensor.__iadd__")),
     ("inplace", "sub", _sub_inplace, ("Tensor.sub_", "Tensor.__isub__", "Tensor.subtract_")),

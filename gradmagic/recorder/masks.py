@@ -65,3 +65,23 @@ def only_cpu(tensors: Any) -> bool:
     if isinstance(tensors, dict):
         return all(only_cpu(t) for t in tensors.values())
     return True
+
+
+def feature_noise_shape(name: str, shape: tuple) -> tuple | None:
+    """The shape torch draws a channel dropout's mask in, as it lies on the input (one value per
+    sample and channel: ``make_feature_noise``), or None for elementwise dropout. ``name``: the
+    torch call; ``F.dropout1d``/``F.dropout3d`` add a batch dimension to unbatched input first.
+
+    >>> feature_noise_shape("torch.nn.functional.dropout2d", (8, 3, 5, 5))
+    (8, 3, 1, 1)
+    >>> feature_noise_shape("torch.nn.functional.dropout1d", (3, 7))  # unbatched (C, L)
+    (3, 1)
+    >>> feature_noise_shape("torch.nn.functional.dropout", (8, 3)) is None
+    True
+    """
+    if not (name.endswith(("dropout1d", "dropout2d", "dropout3d")) or name.endswith("feature_dropout")):
+        return None
+    unbatched = (name.endswith("dropout1d") and len(shape) == 2) or (name.endswith("dropout3d") and len(shape) == 4)
+    full = ((1,) + shape) if unbatched else shape
+    noise = full[:2] + (1,) * (len(full) - 2)
+    return noise[1:] if unbatched else noise

@@ -45,7 +45,7 @@ from .block import Block
 from .crosscheck import compare, identical
 from .history import LAZY_VALUE_LIMIT
 from .magnitudes import value_terms, within_rounding
-from .masks import TorchMasks, call_dtype, only_cpu, replayed
+from .masks import TorchMasks, call_dtype, feature_noise_shape, only_cpu, replayed
 from .state import StateHandlers, _first_tensor
 from .twins import Rec, Session, TooLarge, Twin, copy_numpy, map_tensors, numpy_dtype, to_numpy
 from .values import summarize
@@ -439,20 +439,29 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         self.s.set_twin(out, et, rec)
 
     def _random(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
-        """Dropout: replay torch's mask from the saved RNG state, recompute the rest."""
+        """Dropout: replay torch's mask from the saved RNG state, recompute the rest. Channel
+        dropout (``F.dropout1d/2d/3d``) draws one value per sample and channel (``masks.py``)."""
         if not isinstance(out, _Tensor) or pre is None:
             return
         x = args[0] if args else kwargs.get("input")
         if out is x or not isinstance(x, _Tensor):
             return
         p = float(kwargs.get("p", args[1] if len(args) > 1 else 0.5))
+        training = kwargs.get("training", kwargs.get("train", args[2] if len(args) > 2 else True))
         src = self.where()
         if not x.is_cpu:  # its mask comes from that device's generator, which is not replayed
             self._opaque(spec, args, kwargs, out, src, NotImplementedError(
                 f"dropout on {x.device.type}: torch's mask comes from that device's generator, "
                 f"which gradmagic does not replay"))
             return
-        mask, _ = replayed(pre, lambda: torch.empty_like(x).bernoulli_(1 - p))
+        noise = feature_noise_shape(spec.name, tuple(x.shape))
+        if not training or p <= 0 or p >= 1 or not x.numel():  # nothing drawn (p = 1: zeros)
+            mask = np.full(noise or x.shape, p < 1 or not training)
+            p = p if training else 0.0
+        elif noise is None:
+            mask = to_numpy(replayed(pre, lambda: torch.empty_like(x).bernoulli_(1 - p))[0]) != 0
+        else:
+            mask = TorchMasks(pre, x.dtype)(noise, None, p)
         recs: list = []
         ex = self.convert(x, recs, src)
         try:
@@ -463,7 +472,7 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         prev = STATE.grad_enabled
         STATE.grad_enabled = torch.is_grad_enabled()
         try:
-            et = ge.apply("dropout", ex, to_numpy(mask).astype(bool), p=p)
+            et = ge.apply("dropout", ex, mask, p=p)
         finally:
             STATE.grad_enabled = prev
         self._register(out, et, spec, recs, src, (x,))

@@ -993,6 +993,20 @@ def losses(b: Builder) -> bool:
     return _op(b, form, (a,))
 
 
+@family(*aliases("torch.nn.functional.dropout1d"), *aliases("torch.nn.functional.dropout2d"),
+        *aliases("torch.nn.functional.dropout3d"), *aliases("torch.feature_dropout"), weight=1)
+def channel_dropout(b: Builder) -> bool:
+    """Channel dropout (one mask value per sample and channel), batched and unbatched."""
+    a = b.pick_float(lambda t: t.dtype == torch.float32)
+    if a is None:
+        return False
+    form = b.choice([f"F.dropout1d({a}.reshape(1, -1, 1), 0.5)", f"F.dropout1d({a}.reshape(-1, 1), p=0.3)",
+                     f"F.dropout2d({a}.reshape(1, -1, 1, 1), 0.4)", f"F.dropout2d({a}.reshape(-1, 1, 1, 1), training=False)",
+                     f"F.dropout3d({a}.reshape(-1, 1, 1, 1), 0.5)", f"F.dropout3d({a}.reshape(1, 1, -1, 1, 1), 0.25)",
+                     f"torch.feature_dropout({a}.reshape(1, -1, 1), 0.25, True)"])
+    return _op(b, form, (a,))
+
+
 # ----- in-place changes
 _INPLACE = {  # row name -> argument text ("{o}": a broadcastable operand)
     "Tensor.add_": "{o}", "Tensor.sub_": "{o}", "Tensor.mul_": "{o}", "Tensor.div_": "2.0",

@@ -178,6 +178,26 @@ def test_attention_dropout_is_checked_with_torchs_mask(dtype):
     _same(plain, traced)
 
 
+@pytest.mark.parametrize("layer, shape", [
+    (lambda: nn.Dropout1d(0.5), (4, 3, 5)), (lambda: nn.Dropout1d(0.3), (3, 5)),  # (C, L) unbatched
+    (lambda: nn.Dropout2d(0.4), (2, 3, 4, 4)), (lambda: nn.Dropout3d(0.5), (3, 2, 2, 2)),  # (C, D, H, W)
+    (lambda: nn.Dropout3d(0.25), (2, 3, 2, 2, 2)), (lambda: nn.Dropout2d(1.0), (2, 3, 4, 4)),
+    (lambda: nn.Dropout2d(0.4).eval(), (2, 3, 4, 4)), (lambda: nn.Dropout1d(0.4).eval(), (3, 5))],
+    ids=["1d", "1d-unbatched", "2d", "3d-unbatched", "3d", "2d-p1", "2d-eval", "1d-unbatched-eval"])
+def test_channel_dropout_uses_torchs_mask(layer, shape):
+    """``nn.Dropout1d/2d/3d`` zero whole channels: one mask value per sample and channel, drawn
+    as torch draws it (``make_feature_noise``), replayed here."""
+    def program():
+        drop = layer()
+        x = torch.randn(shape, requires_grad=True)
+        y = drop(x * 2)
+        (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        return y, x.grad, torch.rand(2)
+    plain, traced, rep = _run(program)
+    assert_clean(rep)
+    _same(plain, traced)
+
+
 @pytest.mark.parametrize("need_weights", [True, False])
 def test_multihead_attention_dropout_in_training(need_weights):
     def program():

@@ -15,8 +15,8 @@ recorded code, or materialized by ``nn.LazyBatchNorm*``) holds its value from be
 Attention with ``dropout_p > 0`` (``F.scaled_dot_product_attention``, and
 ``F.multi_head_attention_forward`` in training) draws its mask inside the fused call: the
 recorder saves torch's generator state first (``mapping._DRAWS_MASKS``) and the engine replays
-the mask (``recorder/masks.py``). The other random variants (``F.dropout2d``,
-``F.alpha_dropout``) stay opaque: their masks are not replayed.
+the mask (``recorder/masks.py``). Channel dropout (``F.dropout1d/2d/3d``) is a row of
+the core table, beside ``F.dropout``; ``F.alpha_dropout`` stays opaque: its masks are not replayed.
 """
 from __future__ import annotations
 
