@@ -328,8 +328,8 @@ class BackwardHandlers:
                 eg = step.tensor.grad  # now: a leaf sharing torch's buffer with another (see
                 mine = eg.data if eg is not None else step.after  # _sync_leaf_grads) got both adds
                 res = compare(mine, tg_np, rt, at, _BF16 if tg.dtype is _BF16 else None)
-                if res[0] == "differ" and res[1] is not None:
-                    res = rounding(res, mine, tg_np, steps, id(step.tensor), mags) if recorded \
+                if res[0] == "differ" and (res[1] is not None or recorded):  # (±inf/NaN: overflow?)
+                    res = rounding(res, mine, tg_np, steps, id(step.tensor), mags, self.s.output_of) if recorded \
                         else _unbounded(res)
                 _lock_grad(rec, step.tensor, tg, tg_np, res)
             if tg is not None and tg.requires_grad:
@@ -508,8 +508,8 @@ class BackwardHandlers:
                 ref = to_numpy(t)
                 rt, at = self._grad_tolerances(call.steps, ref.dtype, loose)
                 r = compare(e.data, ref, rt, at, _BF16 if t.dtype is _BF16 else None)
-                if r[0] == "differ" and r[1] is not None and call.steps:
-                    r = rounding(r, e.data, ref, call.steps, id(ein), mags)
+                if r[0] == "differ" and call.steps:
+                    r = rounding(r, e.data, ref, call.steps, id(ein), mags, self.s.output_of)
             call.checks.append((irec, "grad", r))
             call.results.append((irec, e.data))
             statuses.append(r[0])

@@ -289,8 +289,8 @@ def file_function_check(recorder: Any, call: Any, replay: _Replay, engine_g: np.
     input's gradient from the user's backward against the true VJP. Returns the results."""
     rec, out = replay.rec, []
     res = compare(engine_g, upstream, recorder.b.rtol, recorder.b.atol)
-    if res[0] == "differ" and res[1] is not None and call.steps:
-        res = rounding(res, engine_g, upstream, call.steps, _node_key(rec), mags)
+    if res[0] == "differ" and call.steps:
+        res = rounding(res, engine_g, upstream, call.steps, _node_key(rec), mags, recorder.s.output_of)
     res = res[:5] + ((res[5] + "; " if res[5] else "") + "checked: the gradient reaching "
                      f"{replay.fc.name}",)
     out.append(res)

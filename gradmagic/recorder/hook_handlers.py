@@ -142,8 +142,8 @@ class HookHandlers:
                 res = ("unchecked", None, None, None, None, "the hook saw no gradient")
             else:
                 res = compare(engine, received, self.b.rtol, self.b.atol)
-                if res[0] == "differ" and res[1] is not None and call.steps:
-                    res = rounding(res, engine, received, call.steps, node_key(rec), mags)
+                if res[0] == "differ" and call.steps:
+                    res = rounding(res, engine, received, call.steps, node_key(rec), mags, self.s.output_of)
                 effect = describe(received, returned)
                 what = ("post-accumulate-grad hook: the accumulated .grad it saw"
                         if replay.kind == "post" else f"hook: {effect}; checked: the gradient reaching it")

@@ -30,17 +30,18 @@ terms themselves, far above ``rtol`` of them, and is still caught.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from gradmagic.engine.broadcast import sum_to
 
 
-def magnitudes(steps: list) -> dict:
+def magnitudes(steps: list, output_of: Optional[Callable[[Any], Any]] = None) -> dict:
     """``id(leaf or retained tensor) -> Σ|terms|`` (float64 array of its shape) for the
     gradients a recorded backward accumulated, and ``id(node) ->`` the same for the gradient
-    that reached each node (``steps``: the backward's ``BackwardStep`` list)."""
+    that reached each node (``steps``: the backward's ``BackwardStep`` list; ``output_of``:
+    a node's output as recorded, for the rules that read it after the backward freed it)."""
     pending: dict = {}
     out: dict = {}
     for step in steps:
@@ -50,7 +51,7 @@ def magnitudes(steps: list) -> dict:
             if gm is None:
                 gm = _abs(step.grad_output)
             out[id(v)] = gm  # (what reached the node: a hook on its output sees this)
-            _send(v, gm, step.input_grads, pending)
+            _send(v, gm, step.input_grads, pending, output_of)
         elif step.kind == "accumulate" and step.tensor is not None:
             t = step.tensor
             m = pending.get(id(t.grad_fn)) if t.grad_fn is not None else pending.pop(id(t), None)
@@ -63,12 +64,17 @@ def magnitudes(steps: list) -> dict:
     return out
 
 
-def _send(v: Any, gm: np.ndarray, input_grads: tuple, pending: dict) -> None:
+def _send(v: Any, gm: np.ndarray, input_grads: tuple, pending: dict,
+          output_of: Optional[Callable[[Any], Any]] = None) -> None:
     """Each input's Σ|terms| from node ``v`` (the VJP rules on absolute values)."""
     op, params = v.opdef, v.params or {}
     raw = v.raw_inputs()
     args = [_abs(getattr(x, "data", x)) if _is_array(x) else x for x in raw]
-    ans = v.ans if v.ans is not None or not op.saves_ans else _forward(v, raw, params)
+    ans = v.ans
+    if ans is None and op.saves_ans:  # freed by the backward: as recorded, else recomputed
+        ans = output_of(v) if output_of is not None else None
+        if ans is None:
+            ans = _forward(v, raw, params)
     ans = _abs(ans) if ans is not None else None
     terms = TERMS.get(op.name)
     signed = [_f64(x) for x in raw] if terms is not None else None
@@ -96,10 +102,48 @@ def _send(v: Any, gm: np.ndarray, input_grads: tuple, pending: dict) -> None:
         pending[k] = pending[k] + m if k in pending else m
 
 
+def _overflow(res: tuple, engine: Any, ref: np.ndarray, terms: Any, what: str) -> tuple:
+    """``res``: ±inf or NaN on one side only. Where one side is finite and the terms summed
+    into the element exceed the dtype's range, whether the sum overflows depends on the order
+    it is summed in (3.4e38·(−0.86) + 3.4e38·1.47 is 2.1e38 added one way, inf the other):
+    neither side is wrong, and which order torch's kernel took is unknown, so the check is
+    ``unchecked``, with why (never ``agree``). Two different specials (inf against −inf or
+    NaN) stay a difference, and the other elements must still agree within rounding.
+
+    >>> r = ("differ", None, None, 1e-4, 1e-6, "NaN/inf where torch differs")
+    >>> big = np.float32(3e38)
+    >>> _overflow(r, np.array([big], np.float32), np.array([np.inf], np.float32), np.array([6e38]), "value")[0]
+    'unchecked'
+    >>> _overflow(r, np.array([1.0], np.float32), np.array([np.inf], np.float32), np.array([2.0]), "value")[0]
+    'differ'
+    """
+    rt, at = res[3], res[4]
+    with np.errstate(all="ignore"):
+        e, r = np.asarray(engine, np.float64), np.asarray(ref, np.float64)
+        t = np.where(np.isnan(terms), np.inf, np.asarray(terms, np.float64))
+        same = (e == r) | (np.isnan(e) & np.isnan(r))
+        special = ~same & ~(np.isfinite(e) & np.isfinite(r))
+        if np.any(special & ~np.isfinite(e) & ~np.isfinite(r)):
+            return res  # (+inf against −inf, inf against NaN: not an overflow of one order)
+        limit = float(np.finfo(ref.dtype).max)
+        if not special.any() or not np.all(t[special] > limit):
+            return res
+        rest = ~same & ~special
+        finite = np.abs(r[np.isfinite(r)])
+        scale = float(finite.max()) if finite.size else 0.0
+        if rest.any() and not np.all(np.abs(e - r)[rest] <= at + rt * np.maximum(scale, t[rest])):
+            return res
+    detail = (f"not checked: the terms summed into this {what} exceed {ref.dtype.name}'s range "
+              f"(up to {float(t[special].max()):.3g}), so whether it overflows to ±inf depends on the "
+              f"order they are added in, which differs between torch's kernel and NumPy's")
+    return ("unchecked", None, None, rt, at, detail)
+
+
 def _forward(v: Any, raw: list, params: dict) -> Any:
-    """Node ``v``'s output, recomputed from its kept inputs: a backward that did not retain
-    its graph frees the outputs that VJPs read (amin, exp, sqrt, ...), and a rule run
-    without it would fall back to the gradient itself, far below Σ|terms| when they cancel."""
+    """Node ``v``'s output, recomputed from its kept inputs (None when they were not kept): a
+    backward that did not retain its graph frees the outputs that VJPs read (amin, exp,
+    tanh, ...), and a rule run without it would fall back to the gradient itself, far below
+    Σ|terms| when they cancel."""
     try:
         with np.errstate(all="ignore"):
             return v.opdef.fwd(*[getattr(x, "data", x) for x in raw], **params)
@@ -196,15 +240,17 @@ def _abs(x: Any) -> np.ndarray:
     return np.abs(a).astype(np.float64)
 
 
-def rounding(res: tuple, engine: Any, ref: np.ndarray, steps: list, key: int, cache: dict) -> tuple:
+def rounding(res: tuple, engine: Any, ref: np.ndarray, steps: list, key: int, cache: dict,
+             output_of: Optional[Callable[[Any], Any]] = None) -> tuple:
     """A gradient of a recorded backward (``steps``) that failed the plain rule, judged against
     Σ|terms| of the leaf or node ``key`` (``cache``: one dict per backward call, so the
-    magnitudes are computed once however many gradients ask)."""
+    magnitudes are computed once however many gradients ask; ``output_of``: see
+    ``magnitudes``)."""
     if engine is None or ref.dtype.kind != "f":
         return res
     if "all" not in cache:
         try:
-            cache["all"] = magnitudes(steps)
+            cache["all"] = magnitudes(steps, output_of)
         except Exception:  # a rule that fails on absolute values: no bound, the check stands
             cache["all"] = {}
     return within_rounding(res, engine, ref, cache["all"].get(key), "gradient")
@@ -215,8 +261,16 @@ def node_key(rec: Any) -> int:
     return id(rec.enode) if rec.enode is not None else id(rec.et)
 
 
+#: ops whose value is a sum of products (a contraction or a reduction): the only ones whose
+#: result can overflow in one summation order and not in another (``_overflow``)
+SUMMING_OPS = frozenset({
+    "addbmm", "addmm", "addmv", "addr", "baddbmm", "bmm", "conv", "conv_transpose", "cumsum",
+    "dot", "einsum", "linear", "matmul", "mean", "mm", "mv", "outer", "sum", "trace", "index_add",
+    "scatter_add", "embedding_bag", "avg_pool2d", "adaptive_avg_pool2d", "col2im"})
+
+
 def within_rounding(res: tuple, engine: np.ndarray, ref: np.ndarray, terms: Any,
-                    what: str = "value") -> tuple:
+                    what: str = "value", summed: bool = True) -> tuple:
     """``res`` (a failed comparison of ``engine`` with torch's ``ref``) judged element by
     element against ``terms``, the size of the terms summed into each element:
     ``|e − t| ≤ atol + rtol·max(max|t|, Σ|terms|)``. ``agree`` (with the bound in its
@@ -225,6 +279,8 @@ def within_rounding(res: tuple, engine: np.ndarray, ref: np.ndarray, terms: Any,
             or np.shape(engine) != ref.shape:
         return res
     rt, at = res[3], res[4]
+    if res[1] is None:  # ±inf or NaN on one side only
+        return _overflow(res, engine, ref, terms, what) if summed else res
     with np.errstate(all="ignore"):
         t = np.where(np.isfinite(terms), terms, 0.0)  # no allowance from infinite terms
         finite = np.abs(ref[np.isfinite(ref)])

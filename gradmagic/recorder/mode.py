@@ -44,7 +44,7 @@ from .hook_handlers import HookHandlers
 from .block import Block
 from .crosscheck import compare, identical
 from .history import LAZY_VALUE_LIMIT
-from .magnitudes import value_terms, within_rounding
+from .magnitudes import SUMMING_OPS, value_terms, within_rounding
 from .masks import TorchMasks, call_dtype, feature_noise_shape, only_cpu, replayed
 from .state import StateHandlers, _first_tensor
 from .twins import Rec, Session, TooLarge, Twin, copy_numpy, map_tensors, numpy_dtype, to_numpy
@@ -273,8 +273,9 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
             res = ("agree", 0.0, 0.0, None, None, detail)
         else:
             res = compare(engine, ref, self.b.rtol, self.b.atol, _BF16 if t.dtype is _BF16 else None)
-            if res[0] == "differ" and res[1] is not None and self.last_call is not None:
-                res = within_rounding(res, engine, ref, self._value_terms(rec))  # a sum whose terms cancel
+            if res[0] == "differ" and self.last_call is not None:  # (also ±inf/NaN: overflow?)
+                res = within_rounding(res, engine, ref, self._value_terms(rec),  # a sum whose terms
+                                      summed=rec.op in SUMMING_OPS)  # cancel (or overflow)
             if detail:
                 res = res[:5] + ((res[5] + "; " if res[5] else "") + detail,)
             if same_layout and engine.flags.writeable:

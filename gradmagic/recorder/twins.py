@@ -491,6 +491,13 @@ class Session:
         """The Rec of an engine ``Node`` or tensor (None when unknown)."""
         return self.by_node.get(id(v)) if not isinstance(v, ETensor) else self.by_tensor.get(id(v))
 
+    def output_of(self, node: Any) -> Optional[np.ndarray]:
+        """The value engine ``node`` computed, as its record keeps it (None when not recorded):
+        what a VJP that reads the output needs after the backward freed it (``magnitudes.py``)."""
+        rec = self.by_node.get(id(node))
+        arr = rec.arr if rec is not None else None
+        return arr if isinstance(arr, np.ndarray) else None
+
 
 def _same(arr: np.ndarray, t: torch.Tensor) -> bool:
     """True when torch's value still equals the twin's (used for exposed tensors)."""

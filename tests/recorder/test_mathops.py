@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -254,3 +253,30 @@ def test_gaussian_and_poisson_nll_full_stay_float32():
         y = torch.rand(3, requires_grad=True)
         F.poisson_nll_loss(y, torch.rand(3) * 3, log_input=False, full=True).backward()
     assert_clean(rep)
+
+
+def test_second_derivatives_where_torch_gives_nan_or_huge_values():
+    """The fuzzer's programs 7903 and 801. atan2's gradient is 0 at the origin through a
+    ``where`` whose other branch torch still differentiates: a second derivative there is NaN
+    in torch, and in the engine. ``F.normalize(x, p=1)`` at x = 0 divides by eps = 1e-12:
+    torch's ∂/∂b of a / b is −g·((a / b) / b), whose own derivative stays finite (4e24) where
+    −g·a / (b·b) would underflow b·b and give 0/0."""
+    def program():
+        a = torch.tensor([0.0, 1.0, 0.0], requires_grad=True)
+        b = torch.tensor([0.0, 0.0, 2.0], requires_grad=True)
+        ga, gb = torch.autograd.grad(torch.atan2(a, b).sum(), [a, b], create_graph=True)
+        (ga.sum() * 2 + gb.sum()).backward()
+        x = torch.zeros((1, 2, 1), requires_grad=True)
+        (x.sum() + F.normalize(x, p=1.0, dim=0).pow(2).sum()).backward(create_graph=True)
+        g = x.grad
+        x.grad = None
+        (g * g).sum().backward(inputs=[x])
+        return a.grad, b.grad, x.grad
+    torch.manual_seed(0)
+    plain = program()
+    with trace(session=Session()) as rep:
+        traced = program()
+    assert_clean(rep)
+    assert torch.isnan(plain[0][0]) and abs(float(plain[2][0, 0, 0]) - 4e24) < 1e18
+    for p, t in zip(plain, traced):
+        assert torch.equal(p.nan_to_num(), t.nan_to_num()) and torch.equal(p.isnan(), t.isnan())

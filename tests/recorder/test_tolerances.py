@@ -73,20 +73,41 @@ def test_a_cancelling_forward_sum_agrees():
     assert rep.ok and not rep.mismatches
 
 
-@pytest.mark.parametrize("reduce", ["amin", "amax", "exp"])
+@pytest.mark.parametrize("reduce", ["amin", "amax", "exp", "tanh-erfinv"])
 def test_a_cancelling_sum_behind_an_op_whose_rule_reads_its_output_agrees(reduce):
-    """The fuzzer's program 1270, shrunk: Σ sin(a·c) over a symmetric c has a gradient that
-    cancels to ~0 from terms of ~285. Between it and the leaf sits an op whose rule reads its
-    output (amin's ties, exp), which the backward frees: Σ|terms| recomputes that output
-    instead of falling back to the gradient itself (1.5e-5) and crying "differ"."""
+    """The fuzzer's programs 1270 and 3059, shrunk: Σ sin(a·c) over a symmetric c has a
+    gradient that cancels to ~0 from terms of ~285. Between it and the leaf sit ops whose rules
+    read their output (amin's ties, exp, tanh, erfinv), which the backward frees: Σ|terms| takes
+    that output from the op's record (or recomputes it) instead of falling back to the gradient
+    itself (1.5e-5) and crying "differ"."""
     torch.manual_seed(30265)
     with trace(session=Session()) as rep:
         x = torch.rand((1, 1, 2), requires_grad=True)
-        t = getattr(torch, reduce)(x, 0, keepdim=True) if reduce != "exp" else x.exp()
-        s = (t.sum() * torch.linspace(-0.57, 0.57, 999)).sin().sum()
-        s.backward()
+        c = torch.linspace(-0.57, 0.57, 999)
+        if reduce == "tanh-erfinv":  # (program 3059's values: only the recorded outputs serve)
+            x = torch.tensor([[[0.25], [0.75]]], requires_grad=True)
+            t, c = (x.tanh() * 0.9).erfinv(), torch.linspace(-1.35, 1.35, 1001)
+        else:
+            t = getattr(torch, reduce)(x, 0, keepdim=True) if reduce != "exp" else x.exp()
+        s = (t.sum() * c).sin().sum()
+        s.backward(retain_graph=True)
+        (s * 2).backward()  # (the second backward: what the first kept, this one frees)
     assert rep.ok and not rep.mismatches
-    assert rep.coverage["grads"]["checked"] == 1 and rep.coverage["grads"]["unchecked"] == 0
+    assert rep.coverage["grads"]["checked"] == 2 and rep.coverage["grads"]["unchecked"] == 0
+
+
+def test_a_product_that_overflows_in_one_summation_order_is_unchecked():
+    """The fuzzer's program 1961: 3.4e38·(−0.86) + 3.4e38·1.47 is 2.1e38 summed one way and inf
+    the other (torch's bmm gives inf, NumPy's 2.1e38). Neither is wrong: "unchecked", and why,
+    never "differ" (nor "agree")."""
+    with trace(session=Session()) as rep:
+        a = torch.tensor([[[3.4028e38, 3.4028e38], [1.0, 1.0]]])
+        w = torch.tensor([[[-0.8603, -0.3611], [1.4709, -0.8691]]], requires_grad=True)
+        y = a.bmm(w)
+        z = w * 2  # (a value that is checked: a report with nothing checked is not ok)
+    assert rep.ok and not rep.mismatches and rep.coverage["values"]["differ"] == 0
+    check = next(c for c in rep.checks if c.what == "value" and c.status == "unchecked")
+    assert "exceed float32's range" in check.detail
 
 
 MUTANTS = {

@@ -52,7 +52,9 @@ defop("mul", np.multiply, "MulBackward0",
       vjp=(lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a),
       formulas=("∂/∂a = g·b", "∂/∂b = g·a"), saves=("b", "a"), promote="same")
 defop("div", lambda a, b: a / b, "DivBackward0",
-      vjp=(lambda g, ans, a, b: g / b, lambda g, ans, a, b: -g * a / (b * b)),
+      # ∂/∂b as torch's div_tensor_other_backward: −g·((a / b) / b), not −g·a / (b·b), whose
+      # b·b underflows (b = 1e-12, normalize's eps) and, differentiated again, gives 0/0
+      vjp=(lambda g, ans, a, b: g / b, lambda g, ans, a, b: -g * ((a / b) / b)),
       formulas=("∂/∂a = g / b", "∂/∂b = −g·a / b²"), saves=("b", "a b"), promote="float",
       quiet=True)
 defop("neg", lambda a: -a, "NegBackward0", vjp=(lambda g, ans, a: -g,), formulas=("∂/∂a = −g",))

@@ -338,16 +338,23 @@ def _two_name(tensor_name: str, scalar_first: str, scalar_second: str):
     return name
 
 
-def _atan2_recip(a, b):
-    # torch 2.13: 1 / (a² + b²), except 0 where a = b = 0 (measured: atan2's gradient at the
-    # origin is 0, not 0·inf); an infinite denominator there keeps it differentiable
-    both = np.asarray((data(a) == 0) & (data(b) == 0))
-    return 1 / (a * a + b * b + np.where(both, np.inf, 0).astype(_dtype_of(a, b)))
+def _atan2_vjp(i: int):
+    """∂/∂a = g·b·r, ∂/∂b = g·(−a)·r with r = 1 / (a² + b²), as torch 2.13 computes them
+    (measured): r overflows to ∞ where a² + b² is subnormal, and is 0 at the origin a = b = 0
+    through a ``where`` whose other branch is still differentiated, so a second derivative
+    there is NaN in torch (0·∞), and here too."""
+    def vjp(g, ans, a, b):
+        den = a * a + b * b
+        recip = 1 / den
+        both = np.asarray(data(den) == 0)
+        if both.any():
+            recip = call("where", both, np.zeros((), _dtype_of(a, b)), recip)
+        return g * b * recip if i == 0 else g * -a * recip
+    return vjp
 
 
 defop("atan2", np.arctan2, "Atan2Backward0",
-      vjp=(lambda g, ans, a, b: g * b * _atan2_recip(a, b),
-           lambda g, ans, a, b: g * -a * _atan2_recip(a, b)),
+      vjp=(_atan2_vjp(0), _atan2_vjp(1)),
       formulas=("∂/∂a = g·b / (a² + b²)", "∂/∂b = −g·a / (a² + b²)"), saves=("a b", "a b"),
       promote="float", quiet=True)
 defop("hypot", np.hypot, "HypotBackward0",
