@@ -28,6 +28,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .tensor import apply
+
 #: (shape, dtype, p) -> boolean keep-mask (True: the element is kept)
 MaskSource = Callable[[tuple, np.dtype, float], Any]
 
@@ -57,7 +59,6 @@ def dropped(x: Any, p: float, shape: tuple | None = None, axes: tuple | None = N
     """``x`` after torch's inverted dropout with probability ``p`` (an engine op, so the mask
     is part of the graph). torch draws the mask on ``shape`` (default: ``x``'s) and it is laid
     onto ``x`` transposed by ``axes`` (a batch-first RNN's outputs are time-major to torch)."""
-    from .tensor import apply
     p = float(p)
     if p <= 0 or x.numel() == 0:
         return x

@@ -274,7 +274,9 @@ def within_rounding(res: tuple, engine: np.ndarray, ref: np.ndarray, terms: Any,
     """``res`` (a failed comparison of ``engine`` with torch's ``ref``) judged element by
     element against ``terms``, the size of the terms summed into each element:
     ``|e − t| ≤ atol + rtol·max(max|t|, Σ|terms|)``. ``agree`` (with the bound in its
-    detail) when rounding explains every element, else ``res`` unchanged."""
+    detail) when rounding explains every element; ``unchecked`` when ±inf or NaN on one side
+    is an overflow that the summation order decides (``_overflow``; ``summed``: the value is a
+    sum of products); else ``res`` unchanged."""
     if terms is None or np.shape(terms) != ref.shape or not ref.size or ref.dtype.kind != "f" \
             or np.shape(engine) != ref.shape:
         return res
