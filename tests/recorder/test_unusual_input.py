@@ -482,6 +482,28 @@ def test_zero_dim_and_empty_tensors_and_their_reductions():
     assert "tensor([], size=(3, 0))" in text and "tensor(49)" in text and "tensor(nan)" in text
 
 
+EMPTY_CONTRACTIONS = """
+a = torch.rand(0, 2, requires_grad=True)
+b = torch.rand(1, 2, requires_grad=True)
+dot = torch.einsum('ij,ij->', a, a)
+rows = torch.einsum('ij,ij->i', b, a)
+logits = torch.zeros(2, 0, requires_grad=True)
+probs = torch.rand(2, 0).softmax(1)
+ce = torch.nn.functional.cross_entropy(logits, probs)
+ce_sum = torch.nn.functional.cross_entropy(logits, probs, reduction="sum", label_smoothing=0.1)
+(dot + rows.sum() + ce_sum).backward()
+"""
+
+
+def test_empty_contractions_and_zero_classes_are_mirrored():
+    """The fuzzer's programs 6414 and 4263: einsum of an operand with a zero dimension (size 1
+    broadcasts to 0, not 0 to 1) and cross_entropy over zero classes (torch: NaN for the mean,
+    0 for the sum) are recomputed, not copied from torch."""
+    rep, ns = recorded(EMPTY_CONTRACTIONS)
+    assert_clean(rep)
+    assert ns["ce"].isnan() and ns["dot"].item() == 0.0 and list(ns["rows"].shape) == [0]
+
+
 def test_reduction_that_torch_refuses_on_empty_raises_unchanged():
     with pytest.raises(RuntimeError) as plain:
         torch.zeros(0).amax()

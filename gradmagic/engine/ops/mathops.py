@@ -93,13 +93,17 @@ def einsum_subscripts(equation: str, shapes: Sequence[tuple]) -> tuple[list[str]
 
 
 def _letter_sizes(subs: list[str], shapes: Sequence[tuple]) -> dict:
+    """Each subscript letter's size, broadcast as torch does: 1 gives way to any size, 0
+    included (an empty operand makes an empty contraction, not a size-1 one)."""
     sizes: dict = {}
     for sub, shape in zip(subs, shapes):
         for c, n in zip(sub, shape):
-            if sizes.get(c, 1) not in (1, n) and n != 1:
+            prev = sizes.get(c)
+            if prev is None or prev == 1:
+                sizes[c] = n
+            elif n not in (1, prev):
                 raise RuntimeError(f"einsum(): operands do not broadcast with remapped shapes "
-                                   f"(subscript {c!r}: {sizes[c]} and {n})")
-            sizes[c] = builtins.max(sizes.get(c, 1), n)
+                                   f"(subscript {c!r}: {prev} and {n})")
     return sizes
 
 

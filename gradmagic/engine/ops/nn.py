@@ -382,14 +382,17 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
                         ignore_index=ignore_index, **kw)
     logp = EF.log_softmax(input, c)
     wb = None if w is None else _class_weight(w, x.ndim, c)  # (probabilities: promoted)
+    share = label_smoothing / n_classes if n_classes else 0.0  # (no class: nothing to share)
     if t.dtype.kind == "f":
         if label_smoothing:
-            target = target * (1 - label_smoothing) + label_smoothing / n_classes
+            target = target * (1 - label_smoothing) + share
         prod = logp * target if wb is None else logp * target * wb
         if reduction == "none":
             return -prod.sum(c)
         total = -prod.sum()
-        return total / (x.size // n_classes) if reduction == "mean" else total
+        if reduction != "mean":
+            return total
+        return total / (x.size // n_classes) if x.size else total * np.nan  # (torch: empty -> NaN)
     nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     ignored = t == ignore_index
     smooth = -(logp if wb is None else logp * wb).sum(c)
@@ -400,7 +403,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         smooth = smooth.sum() / np.asarray(count, x.dtype)
     elif reduction == "sum":
         smooth = smooth.sum()
-    return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
+    return nll * (1 - label_smoothing) + smooth * share
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
