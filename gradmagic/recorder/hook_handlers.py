@@ -85,13 +85,8 @@ class HookHandlers:
 
     def _clear_hook_logs(self) -> None:
         """Before a recorded backward: the logs keep only what this backward's hooks see."""
-        live = []
-        for ref in self.s.hook_logs:
-            log = ref()
-            if log is not None:
-                log.calls.clear()
-                live.append(ref)
-        self.s.hook_logs = live
+        for log in self.s.live_hook_logs():
+            log.calls.clear()
 
     def _file_hook_check(self, call: Any, rec: Any, res: tuple) -> None:
         call.checks.append((rec, "grad", res))

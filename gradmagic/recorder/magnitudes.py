@@ -128,15 +128,26 @@ def _overflow(res: tuple, engine: Any, ref: np.ndarray, terms: Any, what: str) -
         limit = float(np.finfo(ref.dtype).max)
         if not special.any() or not np.all(t[special] > limit):
             return res
-        rest = ~same & ~special
-        finite = np.abs(r[np.isfinite(r)])
-        scale = float(finite.max()) if finite.size else 0.0
-        if rest.any() and not np.all(np.abs(e - r)[rest] <= at + rt * np.maximum(scale, t[rest])):
-            return res
+    if not _explained(engine, ref, terms, rt, at, ~special)[0]:  # (the other elements)
+        return res
     detail = (f"not checked: the terms summed into this {what} exceed {ref.dtype.name}'s range "
               f"(up to {float(t[special].max()):.3g}), so whether it overflows to ±inf depends on the "
               f"order they are added in, which differs between torch's kernel and NumPy's")
     return ("unchecked", None, None, rt, at, detail)
+
+
+def _explained(engine: Any, ref: np.ndarray, terms: Any, rt: float, at: float,
+               where: Optional[np.ndarray] = None) -> tuple:
+    """(does rounding explain every element, in ``where`` when given: ``|e − t| ≤ atol +
+    rtol·max(max|t|, Σ|terms|)``, with no allowance from infinite terms; max|t|; max Σ|terms|)."""
+    with np.errstate(all="ignore"):
+        t = np.where(np.isfinite(terms), terms, 0.0)
+        finite = np.abs(ref[np.isfinite(ref)])
+        scale = float(finite.max()) if finite.size else 0.0
+        diff = np.abs(np.asarray(engine, np.float64) - np.asarray(ref, np.float64))
+        same = (engine == ref) | (np.isnan(engine) & np.isnan(ref))
+        diff = np.where(same if where is None else same | ~where, 0.0, diff)
+        return bool(np.all(diff <= at + rt * np.maximum(scale, t))), scale, float(t.max())
 
 
 def _forward(v: Any, raw: list, params: dict) -> Any:
@@ -283,16 +294,9 @@ def within_rounding(res: tuple, engine: np.ndarray, ref: np.ndarray, terms: Any,
     rt, at = res[3], res[4]
     if res[1] is None:  # ±inf or NaN on one side only
         return _overflow(res, engine, ref, terms, what) if summed else res
-    with np.errstate(all="ignore"):
-        t = np.where(np.isfinite(terms), terms, 0.0)  # no allowance from infinite terms
-        finite = np.abs(ref[np.isfinite(ref)])
-        scale = float(finite.max()) if finite.size else 0.0
-        diff = np.abs(np.asarray(engine, np.float64) - np.asarray(ref, np.float64))
-        same = (engine == ref) | (np.isnan(engine) & np.isnan(ref))
-        diff = np.where(same, 0.0, diff)
-        if not np.all(diff <= at + rt * np.maximum(scale, t)):
-            return res  # more than rounding can explain: the difference stands as it is
-        big = float(t.max())
+    explained, scale, big = _explained(engine, ref, terms, rt, at)
+    if not explained:
+        return res  # more than rounding can explain: the difference stands as it is
     return ("agree", res[1], res[2], rt, at,
             f"within {ref.dtype.name} rounding: |Δ| {res[1]:.3g} ≤ atol + rtol·{max(scale, big):.3g}, "
             f"where {big:.3g} is the size of the terms summed into this {what} (they cancel)")

@@ -43,10 +43,12 @@ class TorchMasks:
 
 
 def call_dtype(tensors: Any) -> torch.dtype | None:
-    """The dtype of the first floating-point torch tensor in ``tensors`` (nested lists and
-    tuples): the dtype torch's fused call draws its masks in."""
+    """The dtype of the first floating-point torch tensor in ``tensors`` (nested lists, tuples
+    and dicts): the dtype torch's fused call draws its masks in."""
     if isinstance(tensors, torch.Tensor):
         return tensors.dtype if tensors.is_floating_point() else None
+    if isinstance(tensors, dict):
+        return call_dtype(tuple(tensors.values()))
     if isinstance(tensors, (list, tuple)):
         for t in tensors:
             got = call_dtype(t)
@@ -56,7 +58,7 @@ def call_dtype(tensors: Any) -> torch.dtype | None:
 
 
 def only_cpu(tensors: Any) -> bool:
-    """Are all the torch tensors in ``tensors`` (nested lists and tuples) on the CPU? A mask
+    """Are all the torch tensors in ``tensors`` (nested lists, tuples and dicts) on the CPU? A mask
     drawn on another device comes from that device's generator, which is not replayed."""
     if isinstance(tensors, torch.Tensor):
         return tensors.is_cpu

@@ -400,7 +400,7 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         try:
             self.check_size((), out)
             if spec.draws and pre is not None and only_cpu((args, kwargs)):
-                with mask_source(TorchMasks(pre, call_dtype((args, tuple(kwargs.values()))) or torch.float32)):
+                with mask_source(TorchMasks(pre, call_dtype((args, kwargs)) or torch.float32)):
                     eout, recs = self.run_engine(spec, args, kwargs, src)
             else:  # (no masks to replay: a call that draws one stays opaque, see engine/masks.py)
                 eout, recs = self.run_engine(spec, args, kwargs, src)

@@ -359,10 +359,9 @@ class Sampler:
 
 
 def _live_hooks(session: Any) -> bool:
-    """Does a tensor hook gradmagic mirrors still exist (a hook's log lives as long as torch
-    keeps the hook)? Hooks of tensors freed since, or removed, keep no later loop in lockstep."""
-    session.hook_logs = [ref for ref in session.hook_logs if ref() is not None]
-    return any(log.live() for log in (ref() for ref in session.hook_logs) if log is not None)
+    """Does a tensor hook gradmagic mirrors still exist? Hooks of tensors freed since keep no
+    later loop in lockstep."""
+    return any(log.live() for log in session.live_hook_logs())
 
 
 def _grad_state(t: torch.Tensor) -> list:
@@ -408,8 +407,8 @@ def _wrapper(name: str, roots: str) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True  # (IPython leaves this frame out of the user's traceback)
         orig = _ORIGINALS[name]
-        sm = _OPEN[-1] if _OPEN else None  # (``_active()``, inlined: this runs on every call)
-        if sm is None or sm.depth or sm.thread != get_ident():
+        sm = _active()
+        if sm is None:
             return orig(*args, **kwargs)
         return sm.call(orig, args, kwargs, args[0] if args else kwargs.get(roots))
     return wrapper

@@ -491,6 +491,12 @@ class Session:
         """The Rec of an engine ``Node`` or tensor (None when unknown)."""
         return self.by_node.get(id(v)) if not isinstance(v, ETensor) else self.by_tensor.get(id(v))
 
+    def live_hook_logs(self) -> list:
+        """The logs of the mirrored hooks torch still holds (``hook_logs`` keeps only them)."""
+        logs = [ref() for ref in self.hook_logs]
+        self.hook_logs = [ref for ref, log in zip(self.hook_logs, logs) if log is not None]
+        return [log for log in logs if log is not None]
+
     def output_of(self, node: Any) -> Optional[np.ndarray]:
         """The value engine ``node`` computed, as its record keeps it (None when not recorded):
         what a VJP that reads the output needs after the backward freed it (``magnitudes.py``)."""

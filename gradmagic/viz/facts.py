@@ -242,7 +242,7 @@ def root_text(report: dict[str, Any], call: dict[str, Any], nodes: dict[str, Any
     iteration that holds it when a training loop shows another one, else "not drawn" (the
     graph of an earlier call, summarised) — never a bare "?", which reads as "unchecked".
 
-    >>> report = {"iterations": {"items": [{"index": 0, "calls": [0], "label": "iteration 4 of 40"}]}}
+    >>> report = {"iterations": {"items": [{"index": 0, "number": 4, "calls": [0]}]}}
     >>> root_text(report, {"index": 0, "root": "n3"}, {}), root_text(report, {"index": 1, "root": None}, {})
     ('in iteration 4', '— not drawn')
     """
@@ -251,7 +251,7 @@ def root_text(report: dict[str, Any], call: dict[str, Any], nodes: dict[str, Any
         return node_name(node)
     for item in (report.get("iterations") or {}).get("items") or []:
         if call.get("index") in item.get("calls") or ():
-            return "in " + str(item.get("label") or "").split(" of ")[0]
+            return f"in iteration {item.get('number')}"
     return "— not drawn"
 
 
