@@ -15,7 +15,10 @@ the median of each is reported. Targets (issue 14): traced ≤ 1.5× plain, all 
 floor under any recorder built on ``TorchFunctionMode`` (the ``mode`` column, as a ratio to
 plain). "floor" adds the engine's recomputation of every op and backward call and nothing
 else (``EngineOnly``): no checks, records or report; the recorder's own cost is the
-difference between ``all`` and ``floor``. Before timing, both traced runs must leave exactly the
+difference between ``all`` and ``floor``. Two more runs bound that cost from below (as ratios
+to the floor): "checks" adds to the floor the value and gradient comparisons alone (the least
+any checking recorder does), "lean" adds the least the report needs of each call (the user's
+line, its warnings recorded, a record per call, an event per ``.grad`` change). Before timing, both traced runs must leave exactly the
 values the plain run leaves (the recorder must not change the user's results) and its report should be
 ``ok`` with nothing unsupported.
 
@@ -190,8 +193,12 @@ def _modes() -> tuple[type, type]:
 
     import gradmagic.engine as ge
     from gradmagic.engine._state import STATE
+    import numpy as np
+
+    from gradmagic._warnings_capture import call_recording
     from gradmagic.recorder import mapping
-    from gradmagic.recorder.twins import copy_numpy, numpy_dtype
+    from gradmagic.recorder.crosscheck import identical
+    from gradmagic.recorder.twins import copy_numpy, numpy_dtype, to_numpy
 
     class Bare(TorchFunctionMode):
         """Only calls each function (the ``mode`` column)."""
@@ -246,7 +253,103 @@ def _modes() -> tuple[type, type]:
                     self.twin(args[0]).backward()
             return out
 
-    _MODES = (Bare, EngineOnly)
+    class ChecksOnly(EngineOnly):
+        """The ``checks`` column: the floor plus the checks themselves and nothing else. Each
+        recomputed value is compared with torch's (bit for bit, then lockstep: torch's value
+        is copied into the engine's on a difference), ``.grad = None`` reaches the engine's
+        leaf, and after each backward every gradient the engine accumulated is compared with
+        torch's ``.grad`` (copied over on a difference). Results are only counted. The least
+        any recorder that checks each call can do; no recorder can cost less than this."""
+
+        def __init__(self, filename: str | None = None) -> None:
+            super().__init__()
+            self.filename = filename
+            self.leaves: dict = {}  # id(engine leaf) -> its torch tensor
+            self.counts = [0, 0]  # checks that differed, that agreed
+            self.records: list = []  # (``lean``) one record per call ...
+            self.events: list = []  # ... and one event per accumulation and .grad change
+
+        def twin(self, t: Any) -> Any:
+            et = super().twin(t)
+            if et.requires_grad:
+                self.leaves[id(et)] = t
+            return et
+
+        def same(self, engine: Any, torch_value: Any) -> None:
+            """Count one check; on a difference continue from torch's value (lockstep)."""
+            ref = to_numpy(torch_value)
+            ok = engine.shape == ref.shape and engine.dtype == ref.dtype and identical(engine, ref)
+            self.counts[ok] += 1
+            if not ok and engine.shape == ref.shape and engine.flags.writeable:
+                np.copyto(engine, ref, casting="unsafe")
+
+        def where(self) -> Any:
+            return None
+
+        def call(self, func: Any, args: tuple, kwargs: Any) -> Any:
+            return func(*args, **kwargs) if kwargs else func(*args)
+
+        def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+            out = self.call(func, args, kwargs)
+            spec = mapping.lookup(func)
+            kind = spec.kind
+            if kind == "op" and type(out) is torch.Tensor and spec.adapt is not None:
+                src = self.where()
+                cargs = tuple([self.twin(a) if type(a) is torch.Tensor else self.convert(a) for a in args])
+                prev, STATE.grad_enabled = STATE.grad_enabled, torch.is_grad_enabled()
+                try:
+                    et = spec.adapt(cargs, self.convert(kwargs) if kwargs else {})
+                finally:
+                    STATE.grad_enabled = prev
+                self.same(et.data, out)
+                self.twins[id(out)] = (weakref.ref(out), out._version, et)
+                self.record((spec.name, src, et, cargs))
+            elif kind == "backward" and args and isinstance(args[0], torch.Tensor):
+                src = self.where()
+                with ge.record_backward() as calls:
+                    self.twin(args[0]).backward()
+                for step in calls[0].steps if calls else ():
+                    t = self.leaves.get(id(step.tensor)) if step.kind == "accumulate" else None
+                    if t is not None and t.grad is not None and step.tensor.grad is not None:
+                        self.same(step.tensor.grad.data, t.grad)
+                        self.event(("backward", src, step.before, step.after))
+            elif kind == "grad_set" and args and isinstance(args[0], torch.Tensor):
+                got = self.twins.get(id(args[0]))
+                value = args[1] if len(args) > 1 else None
+                if got is not None:
+                    got[2].grad = None if value is None else ge.tensor(copy_numpy(value))
+                self.event(("set", self.where()))
+            return out
+
+        def record(self, rec: tuple) -> None:
+            pass
+
+        def event(self, ev: tuple) -> None:
+            pass
+
+    class Lean(ChecksOnly):
+        """The ``lean`` column: ``checks`` plus the least of what the report needs from each
+        call: the user's line (a walk up the stack to the cell's frame), the call's warnings
+        recorded (to re-issue them at that line), a record per recomputed call (a tuple in a
+        list) and an event per ``.grad`` change. No names, graph, histories, hooks, modules,
+        gradient statistics, sampling or report."""
+
+        def where(self) -> Any:
+            frame = sys._getframe(2)
+            while frame is not None and frame.f_code.co_filename != self.filename:
+                frame = frame.f_back
+            return None if frame is None else (self.filename, frame.f_lineno)
+
+        def call(self, func: Any, args: tuple, kwargs: Any) -> Any:
+            return call_recording(func, args, kwargs or {}, [])
+
+        def record(self, rec: tuple) -> None:
+            self.records.append(rec)
+
+        def event(self, ev: tuple) -> None:
+            self.events.append(ev)
+
+    _MODES = (Bare, EngineOnly, ChecksOnly, Lean)
     return _MODES
 
 
@@ -265,6 +368,20 @@ class EngineOnly:
 
     def __call__(self, ns: dict, filename: str, source: str) -> Any:
         return _modes()[1]()
+
+
+class ChecksOnly:
+    """Runs a cell under ``_modes()``'s ``ChecksOnly`` (the ``checks`` column)."""
+
+    def __call__(self, ns: dict, filename: str, source: str) -> Any:
+        return _modes()[2](filename)
+
+
+class Lean:
+    """Runs a cell under ``_modes()``'s ``Lean`` (the ``lean`` column)."""
+
+    def __call__(self, ns: dict, filename: str, source: str) -> Any:
+        return _modes()[3](filename)
 
 
 class Tracer:
@@ -346,6 +463,8 @@ def bench_cell(cell: Cell, quick: bool, tracer: Tracer | None, repeats: int) -> 
             runs["all"] = lambda: run_cell(cell, quick, everything)[0]
             runs["mode"] = lambda: run_cell(cell, quick, BareMode())[0]
             runs["floor"] = lambda: run_cell(cell, quick, EngineOnly())[0]
+            runs["checks"] = lambda: run_cell(cell, quick, ChecksOnly())[0]
+            runs["lean"] = lambda: run_cell(cell, quick, Lean())[0]
     timings = h.time_turns(runs, repeats=repeats)
     result["timings"] = {k: t.to_dict() for k, t in timings.items()}
     medians = {k: t.median_s for k, t in timings.items()}
@@ -355,6 +474,9 @@ def bench_cell(cell: Cell, quick: bool, tracer: Tracer | None, repeats: int) -> 
     for run in ("all", "mode", "floor"):
         if run in timings and timings["plain"].median_s:
             result[f"{run}_ratio"] = timings[run].median_s / timings["plain"].median_s
+    for run in ("checks", "lean"):  # (ratios to the floor: the least bookkeeping there can be)
+        if run in timings and timings["floor"].median_s:
+            result[f"{run}_floor"] = timings[run].median_s / timings["floor"].median_s
     return result
 
 
@@ -433,10 +555,12 @@ def print_table(results: list[dict[str, Any]], info: dict[str, Any]) -> None:
         every, mode, floor = (h.fmt_ratio(r[k]) if r.get(k) else "—" for k in ("all_ratio", "mode_ratio", "floor_ratio"))
         all_floor = (f"{h.fmt_ratio(r['all_floor'])} (≤ {ALL_LIMIT:.1f}×: {r['all_verdict']})"
                      if r.get("all_floor") else "—")
+        checks, lean = (h.fmt_ratio(r[k]) if r.get(k) else "—" for k in ("checks_floor", "lean_floor"))
         rows.append([r["workload"], r["title"], plain, traced, h.fmt_ratio(r["ratio"]),
-                     f"≤ {r['limit']:.1f}×", r["verdict"], every, mode, floor, all_floor, r.get("report", "n/a")])
+                     f"≤ {r['limit']:.1f}×", r["verdict"], every, mode, floor, all_floor, checks, lean,
+                     r.get("report", "n/a")])
     print(h.format_table(["", "workload", "plain", "traced", "ratio", "target", "verdict", "all", "mode",
-                          "floor", "all / floor", "report"], rows))
+                          "floor", "all / floor", "checks / floor", "lean / floor", "report"], rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,7 @@ def test_recorder_benchmark_quick(tmp_path: Path) -> None:
             assert r["verdict"] in ("PASS", "MISS") and r["ratio"] > 0
             if r["workload"] != "MEM":
                 assert r["mode_ratio"] > 0 and r["floor_ratio"] > 0
+                assert r["checks_floor"] > 0 and r["lean_floor"] > 0
     mem = data["results"][-1]["children"]
     assert mem["plain"]["peak_rss"] >= mem["plain"]["rss_after"] > 0
 
@@ -78,13 +79,7 @@ def test_floor_mode_recomputes_every_op_and_backward_in_the_engine() -> None:
     """The ``floor`` column's mode does the engine's work it claims (a mode doing less would
     make the floor look lower than what recomputing every op costs)."""
     import torch
-    sys.path.insert(0, str(BENCH))
-    try:
-        recorder = importlib.import_module("recorder")
-        _, engine_only = recorder._modes()
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.modules.pop("recorder", None)
+    _, engine_only, _, _ = _recorder_modes()
     x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
     mode = engine_only()
@@ -98,6 +93,52 @@ def test_floor_mode_recomputes_every_op_and_backward_in_the_engine() -> None:
         np.testing.assert_allclose(ex.grad.data, x.grad.numpy())
         assert ez.grad_fn is not None and ez.grad_fn.op == "add"
     assert not mode.twins  # released at exit
+
+
+def _recorder_modes() -> tuple:
+    """``benchmarks/recorder.py``'s modes: (bare, floor, checks, lean)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module("recorder")._modes()
+    finally:
+        sys.path.remove(str(BENCH))
+        sys.modules.pop("recorder", None)
+
+
+def test_checks_and_lean_modes_check_every_value_and_gradient() -> None:
+    """The ``checks`` and ``lean`` columns bound the recorder's bookkeeping from below only if
+    they do the checks they claim: every recomputed value and every accumulated gradient is
+    compared with torch's (a wrong engine value is counted as a difference and replaced by
+    torch's, as in lockstep), ``.grad = None`` reaches the engine, and ``lean`` keeps the
+    user's line of each call."""
+    import torch
+    _, _, checks_only, lean = _recorder_modes()
+    filename = "<lean-test>"
+    source = "z = x * y + x\nloss = z.sum()\nloss.backward()\nx.grad = None\nz2 = x * y\nz2.sum().backward()\n"
+    for cls in (checks_only, lean):
+        x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        mode = cls(filename)
+        with mode:
+            exec(compile(source, filename, "exec"), {"x": x, "y": y})
+        # values: mul, add, sum, mul, sum; gradients: x and y after each backward
+        assert mode.counts == [0, 9], (cls.__name__, mode.counts)
+        if cls is lean:
+            assert [line for _, (_, line), _, _ in mode.records] == [1, 1, 2, 5, 6]
+            assert [(ev[0], ev[1][1]) for ev in mode.events] == [
+                ("backward", 3), ("backward", 3), ("set", 4), ("backward", 6), ("backward", 6)]
+        else:
+            assert not mode.records and not mode.events
+    # a wrong engine value is a counted difference, and the engine continues from torch's value
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    mode = checks_only()
+    with mode:
+        z = x * 2
+        engine = mode.twins[id(z)][2].data
+        engine[:] = 0.0  # (as if the engine's rule were wrong)
+        mode.same(engine, z)
+    assert mode.counts == [1, 1]
+    np.testing.assert_array_equal(engine, [2.0, 4.0])
 
 
 @pytest.mark.timeout(120)
