@@ -114,6 +114,7 @@ class HookHandlers:
     def _file_replays(self, call: Any, seen: list) -> None:
         below: Any = ()
         mags: dict = {}  # Σ|terms| of this backward, computed on first need
+        loose: list = []  # the backward's loosest dtype, computed on first need
         if self.s.opaque:  # a gradient that also flows through an opaque node is torch's only
             from .backward import _below_opaque
             below = _below_opaque(self.s, call.steps or [], tuple(
@@ -136,7 +137,10 @@ class HookHandlers:
             elif received is None or engine is None:
                 res = ("unchecked", None, None, None, None, "the hook saw no gradient")
             else:
-                res = compare(engine, received, self.b.rtol, self.b.atol)
+                # a float64 gradient that flowed through float32 ops: float32's tolerances, as
+                # the accumulation checks (``_grad_tolerances``)
+                rt, at = self._grad_tolerances(call.steps or [], getattr(received, "dtype", None), loose)
+                res = compare(engine, received, rt, at)
                 if res[0] == "differ" and call.steps:
                     res = rounding(res, engine, received, call.steps, node_key(rec), mags, self.s.output_of)
                 effect = describe(received, returned)

@@ -57,3 +57,29 @@ def test_max_abs_diff_sees_every_block():
         assert max_abs_diff(e, r) == 2.5
         assert not identical(e, r)
     assert np.isnan(max_abs_diff(np.full_like(r, np.nan), r))
+
+
+def test_finite_differences_through_a_cast_to_float32_are_unchecked_never_differ():
+    """A step of 1e-6 is lost in float32's rounding: the finite differences of a cast (and of a
+    leaf's path through one) measure the rounding, not the derivative. They say unchecked, and
+    why; a path without a cast is still checked (program 52459 of the fuzzer blamed a cast)."""
+    import torch
+    from gradmagic.recorder import Session, trace
+    from gradmagic.recorder.crosscheck import only_rounding, vjp_check
+    import gradmagic.engine as ge
+
+    x = ge.tensor(np.array([0.4772, -1.6112, -0.7499]), requires_grad=True)
+    y = x.to(np.float32)
+    res = vjp_check(y.grad_fn, np.ones(3, np.float32), (np.ones(3),))
+    assert res[0] == "unchecked" and only_rounding(res), res
+    assert not only_rounding(vjp_check((x * 2.0).grad_fn, np.ones(3), (np.full(3, 2.0), None)))
+
+    xt = torch.tensor([0.4772, -1.6112, -0.7499], dtype=torch.float64, requires_grad=True)
+    with trace(session=Session(), gradcheck=True) as rep:
+        ((xt * 2).float() ** 2).sum().backward()
+    checks = [c for c in rep.checks if c.what == "gradcheck"]
+    assert checks and all(c.status == "unchecked" for c in checks), checks
+    assert not rep.mismatches and rep.ok
+    with trace(session=Session(), gradcheck=True) as rep:
+        ((xt * 2) ** 2).sum().backward()
+    assert [c.status for c in rep.checks if c.what == "gradcheck"] == ["agree"]

@@ -4,6 +4,8 @@ is described as the learner wrote it. The hooks' checks themselves are covered b
 of ``test_autograd.py`` (tests/recorder/autograd_ports.py) and the fuzzer's hook generators."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +65,27 @@ def test_a_hook_that_only_looks_is_a_step_too():
 ])
 def test_describe_reads_the_hook_as_written(received, returned, text):
     assert describe(np.array(received), np.array(returned)) == text
+
+
+def test_post_accumulate_hook_check_of_a_float64_leaf_through_float32_ops_uses_float32_tolerances():
+    """A float64 leaf whose gradient flowed through float32 ops carries float32's rounding: the
+    hook's check takes float32's tolerances, as the accumulation check does (a false "differ"
+    the fuzzer found, program 52459: 4.8180568 vs 4.8180561 against float64's 1e-9)."""
+    torch.manual_seed(21721)
+    x = torch.randn((3, 1)).to(torch.float64).requires_grad_()
+    w = torch.linspace(0.5, 1.5, 3).reshape(1, 1, 1, 3)
+    F = torch.nn.functional
+    with trace(session=Session()) as rep:
+        t = (x.double() * 2).float().reshape(1, 1, 1, -1)
+        t = F.max_unpool2d(*F.max_pool2d(t, (1, 2), return_indices=True), (1, 2), output_size=t.shape)
+        z = F.group_norm(t, 1, None, None, 1e-05) * w
+        x.register_post_accumulate_grad_hook(lambda p: None)
+        loss = (z * z).mean() + t.pow(2).sum() + x.sum()
+        with warnings.catch_warnings():  # (torch's "reference cycle" warning, once per process)
+            warnings.simplefilter("ignore", UserWarning)
+            loss.backward(create_graph=True)  # (the engine's float32 sums round as torch's do not)
+    x.grad = None
+    assert not rep.mismatches, rep.mismatches
+    assert rep.backward_calls[-1].status == "agree"
+    leaf = rep.leaves[0]
+    assert leaf.status == "agree" and leaf.grad != leaf.engine_grad  # (float32's rounding, in tolerance)

@@ -177,7 +177,12 @@ for _name, _np_fn, _pick, _torch in (("max", np.max, np.argmax, "Max"),
 
 # ---------------------------------------------------------------- norms
 def _norm(a, ord=2, axis=None, keepdims=False):  # noqa: A002
+    """torch's vector norm. Over a single element it is that element's absolute value
+    itself, as torch's is (no x² that overflows near the dtype's maximum, no rounding of
+    (|x|³)^(1/3)); over more, |x|ᵖ summed in the input's dtype, as torch's CPU kernel does."""
     ax, x = norm_axis(axis, a.ndim), np.abs(a)
+    if ord != 0 and (a.size if ax is None else math.prod(a.shape[i] for i in ax)) == 1:
+        return x.sum(axis=ax, keepdims=keepdims)
     if ord in (2, "fro"):
         return np.sqrt((x * x).sum(axis=ax, keepdims=keepdims))
     if ord == np.inf:
