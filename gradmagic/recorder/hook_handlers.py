@@ -150,6 +150,23 @@ class HookHandlers:
                     self.b.hook_effects.setdefault((id(rec), effect), (rec, effect))
                     call.hooks.append((rec, received, returned, effect))  # a step of the replay
                 res = res[:5] + ((res[5] + "; " if res[5] else "") + what,)
+                if replay.kind == "post" and res[0] == "agree":
+                    _lock_post_hooked(rec, res)
             self._file_hook_check(call, rec, res)
         statuses = {c[2][0] for c in call.checks}
         call.status = "differ" if "differ" in statuses else "agree" if statuses == {"agree"} else "unchecked"
+
+
+def _lock_post_hooked(rec: Any, res: tuple) -> None:
+    """A leaf with a post-accumulate-grad hook is checked by the hook's replay, not by the
+    accumulation check: after it agrees, the engine's ``.grad`` continues from torch's exact
+    value (lockstep), as an accumulation check's does (``backward._lock_grad``), so a ``.grad``
+    built with create_graph and used again starts from torch's value, not from one off by the
+    rounding the check allowed (program 71290 of the fuzzer)."""
+    from .backward import _lock_grad, torch_grad
+    from .twins import to_numpy
+
+    t = rec.tref() if rec is not None and rec.tref is not None else None
+    tg = torch_grad(t) if t is not None else None
+    if tg is not None and rec.et is not None and rec.et.grad is not None:
+        _lock_grad(rec, rec.et, tg, to_numpy(tg), res)

@@ -115,6 +115,8 @@ def effect(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> tu
     ('scale', 2.0)
     >>> effect(np.array([6.0, 6.0]), np.array([7.0, 7.0]))
     ('shift', 1.0)
+    >>> effect(np.array([7.5e37, 0.25], np.float32), np.array([7.5e37, 1.25], np.float32))
+    ('shift', 1.0)
     """
     if returned is None:
         return ("none", None)
@@ -130,16 +132,23 @@ def effect(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> tu
             c = flat_o[nz][0] / flat_r[nz][0]
             if np.allclose(flat_o, c * flat_r, rtol=1e-5, atol=1e-7):
                 fits.append(("scale", float(np.real(c))))
-        d = flat_o - flat_r
-        if d.size and np.allclose(d, d[0], rtol=1e-5, atol=1e-7):
-            fits.append(("shift", float(np.real(d[0]))))
+        if flat_r.size:  # the shift read where it is least absorbed: 7.5e37 + 1 is 7.5e37
+            k = int(np.argmin(np.abs(flat_r)))
+            d = flat_o[k] - flat_r[k]
+            if np.allclose(flat_o, flat_r + d, rtol=1e-5, atol=1e-7):
+                fits.append(("shift", float(np.real(d))))
     # a constant gradient fits both (g + 1 at g = 6 is also 1.167·g): take the plainer constant
     return min(fits, key=lambda f: not _plain(f[1])) if fits else ("other", None)
 
 
 def _plain(c: float) -> bool:
-    """A constant someone would write in a hook (2, 0.5, 1e-3), not a ratio like 1.1667."""
-    return abs(c - round(c, 4)) <= 1e-6 * max(1.0, abs(c))
+    """A constant someone would write in a hook (2, 0.5, 1e-3: three significant digits at
+    most), not a ratio like 1.1667 or 5.43e9 (``g + 1`` at g = 1.8e-10 is also 5.43e9·g).
+
+    >>> [_plain(c) for c in (2.0, 0.5, 1e-3, 0.99999999982, 1.1667, 5.4296e9)]
+    [True, True, True, True, False, False]
+    """
+    return abs(c - float(f"{c:.3g}")) <= 1e-6 * max(1.0, abs(c))
 
 
 def describe(received: Optional[np.ndarray], returned: Optional[np.ndarray]) -> str:

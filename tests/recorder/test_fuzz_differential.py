@@ -317,6 +317,77 @@ y = torch.hypot(x, x * 0.5 + 1) * 0.25 + x
 loss = (y * y).sum()
 loss.backward(inputs=[x])
 """,
+    # the fuzz runs of 2026-12-06 (seeds 50000 and 70000), each a false "differ" before its fix.
+    # engine/ops/nn.py: var = inf gave NaN (var + (max(var, eps) − var) is inf − inf), torch inf
+    "gaussian_nll_loss_with_an_infinite_variance": """
+x = torch.tensor([3.0, 1.0], requires_grad=True)
+var = torch.tensor([float('inf'), 2.0], requires_grad=True)
+loss = F.gaussian_nll_loss(x, torch.zeros(2), var, full=True)
+each = F.gaussian_nll_loss(x, torch.zeros(2), var, reduction='none')
+loss.backward()
+""",
+    # recorder/magnitudes.py: GroupNorm's x·(rstd·w) overflows in torch's order (NaN), not in NumPy's
+    "group_norm_with_weights_at_float32s_largest_value": """
+x = torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0, 2.0]).reshape(1, 3, 2).requires_grad_()
+w = torch.full((3,), 3.4028234663852886e38)
+y = F.group_norm(x, 1, w, w)
+""",
+    # engine/ops/nn.py: torch adds the margin first: 1 + 3.4e38 − 3.4e38 is 0, 3.4e38 − 3.4e38 + 1 is 1
+    "triplet_margin_loss_in_torchs_order": """
+a = torch.full((2, 1), 3.4028234663852886e38, requires_grad=True)
+loss = F.triplet_margin_loss(a, torch.tensor([[2.45], [-1.26]]), torch.tensor([[0.26], [-0.35]]))
+""",
+    # engine/ops/elementwise.py: torch's sign(NaN) is 0 (NumPy's NaN), so is abs's gradient there
+    "sign_of_nan_is_zero": """
+x = torch.tensor([float('nan'), 2.0, -1.0], requires_grad=True)
+l = [x.clone(), x * 0.5]
+torch._foreach_sign_(l)
+s = torch.sign(x)
+x.abs().sum().backward()
+""",
+    # recorder/hook_handlers.py: a leaf checked by its post-accumulate-grad hook did not continue
+    # from torch's .grad (lockstep), so its create_graph .grad, used again, was off by rounding
+    "post_accumulate_hooked_grad_used_again_starts_from_torchs": """
+x3 = torch.linspace(-1, 1, 1).reshape((1,)).requires_grad_()
+t6 = (x3.sum() * torch.linspace(-2.88, 2.88, 2000)).sin().sum()
+x3.register_post_accumulate_grad_hook(lambda p: None)
+t6.backward(create_graph=True)
+loss9 = (x3.grad * x3.grad).sum()
+loss9.backward(inputs=[x3])
+x3.grad = None
+""",
+    # recorder/hooks.py: g + 1 at one element g = 1.8e-10 also fits 5.4e9·g, which blew the engine's
+    # own rounding of g up to 4.06
+    "hook_shift_on_one_tiny_gradient_with_create_graph": """
+x3 = torch.full((), 0.5, requires_grad=True)
+h = x3.register_hook(lambda g: g + 1.0)
+t15 = (x3.sum() * torch.linspace(-2.85, 2.85, 2000)).sin().sum()
+g, = torch.autograd.grad(t15.float().pow(2).sum(), [x3], create_graph=True)
+""",
+    # recorder/hooks.py: g + 1 where g is 7.5e37 leaves g as it is (float32): still a shift
+    "hook_shift_absorbed_by_huge_gradients_with_create_graph": """
+x1 = torch.randn((1, 1), requires_grad=True)
+t10 = F.unfold(x1.reshape(-1, 1, 1, 1), 1, padding=1)
+t12 = (1 / t10).nan_to_num(neginf=-2.0)
+t14 = torch.addcdiv(t12, t12.sin(), (t12.cos() + 2), value=-2)
+h15 = t14.register_hook(lambda g: g + 1.0)
+loss20 = (t14 * t14).mean() + t12.sum()
+loss20.backward(create_graph=True)
+loss21 = (x1.grad * x1.grad).sum()
+loss21.backward(inputs=[x1])
+x1.grad = None
+""",
+    # recorder/functions.py: the gradient reaching a custom Function's node, float64 through
+    # float32 ops (xlogy of a float32 tensor and a float64 0-d one is float32), takes float32's tolerances
+    "function_node_gradient_through_float32_ops": """
+torch.manual_seed(22912)
+x1 = torch.randn(()).double().requires_grad_()
+t10 = torch.rand(1, 2, 2) * 3 - 1
+t20 = FzCube.apply(x1.tanh())
+t21 = torch.xlogy(t10, (t20 ** 2 + 0.5))
+loss22 = t20.sum() + t21.sum() + x1.sum()
+loss22.backward(retain_graph=True)
+""",
 }
 
 

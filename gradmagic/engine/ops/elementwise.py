@@ -128,7 +128,17 @@ def _zeros(g, ans, a, *rest, **params):
 # sign(a) as an op (zero gradient, torch's SgnBackward): a double backward keeps a in its graph
 defop("abs", np.abs, "AbsBackward0", vjp=(lambda g, ans, a: g * call("sign", a),),
       formulas=("∂/∂a = g·sign(a)  (0 at a = 0)",), saves=("a",))
-defop("sign", np.sign, "SignBackward0", vjp=(_zeros,),
+def _sign(a: np.ndarray) -> np.ndarray:
+    """torch's sign: 0 at NaN (NumPy's is NaN), so abs's gradient there is 0 too."""
+    s = np.sign(a)
+    if s.dtype.kind != "f":
+        return s
+    if isinstance(s, np.ndarray):
+        return np.nan_to_num(s, copy=False, nan=0.0)
+    return s.dtype.type(0) if s != s else s  # (a NumPy scalar)
+
+
+defop("sign", _sign, "SignBackward0", vjp=(_zeros,),
       formulas=("∂/∂a = 0",))
 defop("floor", np.floor, "FloorBackward0", vjp=(_zeros,), formulas=("∂/∂a = 0",))
 defop("ceil", np.ceil, "CeilBackward0", vjp=(_zeros,), formulas=("∂/∂a = 0",))

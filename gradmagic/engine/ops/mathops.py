@@ -684,7 +684,7 @@ def _norm_floor(n: Any, eps: float) -> Any:
     gradient passes as if it were not (a constant added where the clamp acted)."""
     v = data(n)
     if (v < eps).any():
-        return n + (np.maximum(v, eps) - v)
+        return n + np.where(v < eps, eps - v, 0).astype(v.dtype, copy=False)  # (not inf − inf)
     return n
 
 

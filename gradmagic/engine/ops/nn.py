@@ -490,7 +490,7 @@ def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
     if reduction not in REDUCTIONS:
         raise ValueError(reduction + " is not valid")
     v = data(var)
-    var = var + (np.maximum(v, eps) - v).astype(v.dtype, copy=False)
+    var = var + np.where(v < eps, eps - v, 0).astype(v.dtype, copy=False)  # (not inf − inf at var = inf)
     loss = 0.5 * (EF.log(var) + (input - target) ** 2 / var)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
@@ -556,5 +556,5 @@ def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: floa
     d_neg = _pairwise_distance(anchor, negative, p, eps)
     if swap:
         d_neg = EF.minimum(d_neg, _pairwise_distance(positive, negative, p, eps))
-    loss = EF.clamp(d_pos - d_neg + margin, min=0)
+    loss = EF.clamp(margin + d_pos - d_neg, min=0)  # (in torch's order: 1 + 3.4e38 − 3.4e38 is 0)
     return _reduced(loss, _legacy(size_average, reduce, reduction))
