@@ -518,8 +518,11 @@ class BackwardHandlers:
             self.b.count(r[0], irec.seq, irec, "grad", r)
             rec = self.new_op("op", e, e.data, spec, [*orecs, irec], src)
             rec.status, rec.err, rec.check = r[0], r[1], r
-            if e.data.shape == t.shape and e.data.dtype == to_numpy(t).dtype and e.data.flags.writeable:
-                np.copyto(e.data, to_numpy(t))  # lockstep, as for forward values
+            if e.data.shape == t.shape and e.data.dtype == to_numpy(t).dtype:  # lockstep, as for values
+                if e.data.flags.writeable:
+                    np.copyto(e.data, to_numpy(t))
+                else:  # (a broadcast view, as x.sum()'s gradient): torch's values in an array of its own
+                    e.data = rec.arr = to_numpy(t).copy()
             self.s.set_twin(t, e, rec)
         call.status = _fold(statuses)
         if self.s.hook_logs:

@@ -388,6 +388,14 @@ t21 = torch.xlogy(t10, (t20 ** 2 + 0.5))
 loss22 = t20.sum() + t21.sum() + x1.sum()
 loss22.backward(retain_graph=True)
 """,
+    # recorder/backward.py: autograd.grad's result, a broadcast view (x.sum()'s gradient), was not
+    # put in lockstep (not writeable): the next op on it started from the engine's rounding
+    "autograd_grad_result_of_a_sum_in_lockstep": """
+x3 = torch.zeros((1, 1, 3), requires_grad=True)
+t4 = (x3.sum() * torch.linspace(-2.78, 2.78, 1001)).sin().sum()
+g15, = torch.autograd.grad(t4, [x3], create_graph=True)
+t19 = g15.to(torch.float64)
+""",
 }
 
 
