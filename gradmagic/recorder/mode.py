@@ -208,6 +208,10 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
             tw = self._function_output(t, src)
         if tw is not None and tw.version != t._version and t._base is not None:
             tw = self._view_of_current_base(t, src)  # a write through another view
+        elif tw is not None and self.s.data_written and t._base is not None:
+            written = self.s.data_written.get(t._base)  # the base written through its .data
+            if written is not None and tw.rec.seq < written:  # since this view's twin was made
+                tw = self._view_of_current_base(t, src)
         if tw is None or tw.version != t._version or tw.exposed:
             tw = self.s.twin(t, src, self.b.cell)
         rec = tw.rec

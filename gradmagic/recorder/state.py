@@ -312,6 +312,7 @@ class StateHandlers:
                     _data_written(base, tw)
                 if before is not None:
                     self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
+                self.s.data_written[base] = self.s.seq  # (its views read it again: ``tw``)
         return True
 
     # ----- kinds: autograd state -------------------------------------------------------------
@@ -401,6 +402,7 @@ class StateHandlers:
         tw = self.s.resync(base, tw, src, self.b.cell, rebound=True)
         if before is not None:
             self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
+        self.s.data_written[base] = self.s.seq
 
     def _requires_grad(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         t = args[0]

@@ -335,6 +335,9 @@ class Session:
         self.twins = IdentityMap()  # torch tensor -> Twin
         self.grad_owner = IdentityMap()  # torch .grad tensor -> Rec of its leaf
         self.data_alias = IdentityMap()  # result of t.data -> weakref(t)
+        #: tensor written through its ``.data`` -> ``seq`` then: the twins of its views made
+        #: before are stale (``.data`` has a version counter of its own, so theirs did not move)
+        self.data_written = IdentityMap()
         self.by_node = WeakValueIndex()  # id(engine Node) -> Rec
         self.by_tensor = WeakValueIndex()  # id(engine Tensor) -> Rec
         self.seq = 0

@@ -14,6 +14,15 @@ PAIR = [((3, 4), (3, 4)), ((5,), (5,)), ((), ())]
 MASKED = [((3, 4), (3, 4)), ((), ())]
 
 
+PRELU_BACKWARD = [((2, 3), (2, 3), (3,)), ((3,), (3,), (1,)), ((), (), ())]
+
+
+def _prelu_backward(m: Any, g: Any, x: Any, w: Any) -> tuple:
+    if m is ge:
+        return ge.apply("prelu_backward_input", g, x, w), ge.apply("prelu_backward_weight", g, x)
+    return m.ops.aten._prelu_kernel_backward(g, x, w)
+
+
 def _hardsigmoid_backward(m: Any, g: Any, x: Any) -> Any:
     if m is ge:
         return ge.apply("hardsigmoid_backward", g, x)
@@ -49,6 +58,12 @@ TABLE: dict[str, Row] = {
     "glu": un(lambda m, a: m.glu(a, 0) if a.shape[0] % 2 == 0 and a.ndim > 1 else m.glu(a),
               shapes=GLU),
     "prelu": bi(lambda m, x, w: m.prelu(x, w), shapes=PRELU, domains=("away", "real")),
+    # its gradient as two ops (torch's _prelu_kernel_backward, one output each)
+    "prelu_backward_input": Row(lambda m, g, x, w: _prelu_backward(m, g, x, w)[0], 3,
+                                shapes=PRELU_BACKWARD, domains=("real", "away", "real")),
+    "prelu_backward_weight": Row(lambda m, g, x, w: _prelu_backward(m, g, x, w)[1], 3,
+                                 shapes=PRELU_BACKWARD, domains=("real", "away", "real"),
+                                 diff=(True, True, False)),
     # elementwise math
     "sinh": un(lambda m, a: a.sinh()),
     "cosh": un(lambda m, a: m.cosh(a)),

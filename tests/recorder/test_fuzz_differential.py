@@ -396,6 +396,37 @@ t4 = (x3.sum() * torch.linspace(-2.78, 2.78, 1001)).sin().sum()
 g15, = torch.autograd.grad(t4, [x3], create_graph=True)
 t19 = g15.to(torch.float64)
 """,
+    # engine/ops/activations.py: torch's prelu backward chooses by x > 0, its double backward by
+    # x >= 0: at x = 0 the second-order gradients of x and of the slope were the other branch's
+    "prelu_second_order_at_zero": """
+x1 = torch.zeros((1, 1), requires_grad=True)
+w13 = torch.full((1,), 0.33, requires_grad=True)
+t14 = F.prelu(x1, w13)
+g19, g20, = torch.autograd.grad((t14 * t14).mean() + t14.sum(), [x1, w13], create_graph=True)
+loss21 = (g19 * g19).sum() + (g20 * g20).sum()
+loss21.backward()
+""",
+    # recorder/state.py, mode.py: a write through x.data (its own version counter) left the twins
+    # of x's views made before it stale
+    "views_of_a_leaf_written_through_data": """
+x1 = torch.full((1,), 0.5, requires_grad=True)
+t10 = x1.reshape(1, -1).diagonal(0, -1, 0)
+(x1 * x1).sum().backward()
+x1.data.add_(x1.grad.data, alpha=-0.31)
+loss = t10.float().pow(2).sum()
+loss.backward()
+""",
+    # recorder/magnitudes.py: Σ|terms| through a custom Function's node re-ran its replay on
+    # absolute values (NaN): a cancelling sum below it had no rounding bound
+    "cancelling_sum_below_a_custom_function": """
+torch.manual_seed(20239)
+x2 = torch.normal(0.0, 1.0, (1, 1)).requires_grad_(True)
+x3 = torch.randn((), requires_grad=True)
+t8 = (x2.sum() * torch.linspace(-2.14, 2.14, 999)).sin().sum()
+loss9 = t8.sum() + (x3 * x3).mean()
+t11 = FzMulAdd.apply(loss9, loss9)
+t11.sum().backward()
+""",
 }
 
 

@@ -209,21 +209,24 @@ def test_a_difference_in_a_call_no_longer_drawn_is_still_a_mismatch(monkeypatch)
 
 
 def test_elementwise_overflow_near_the_largest_value_is_unchecked_never_differ():
-    """torch's vectorised float32 GELU computes x·(1 + erf(x/√2)) before halving it: at
-    float32's largest value it gives inf (its one-element path and NumPy's order give 3.4e38),
-    and at +inf it gives NaN. Which is right is a matter of the kernel's order of operations:
-    the check says unchecked, with why (program 50446 of the fuzzer), never differ; values away
-    from the top of the range are still checked."""
+    """Some of torch's vectorised float32 GELU kernels compute x·(1 + erf(x/√2)) before halving
+    it: at float32's largest value they give inf (NumPy's order gives 3.4e38), and at +inf NaN.
+    Which is right is a matter of the kernel's order of operations: the check says unchecked,
+    with why (program 50446 of the fuzzer), never differ. Which kernel torch takes depends on
+    the CPU (on others it halves first and agrees with NumPy): where torch's result is finite
+    the value is checked and agrees; values away from the top of the range are always checked."""
     top = float(np.finfo(np.float32).max)
     x = torch.full((3,), top, requires_grad=True)
     with trace(session=Session()) as rep:
         at_top = F.gelu(x * 1)
         with_inf = F.gelu(torch.tensor([1.0, 2.0]) * x[:2] / top)  # [gelu(1), gelu(inf)]
         F.gelu(x / top)  # (far from the top: checked)
-    assert torch.isinf(at_top).all() and torch.isnan(with_inf[1])  # (torch's own results)
+    overflowed = [bool(torch.isinf(at_top).any()), bool(torch.isnan(with_inf[1]))]  # (torch's own)
+    expected = ["unchecked" if o else "agree" for o in overflowed] + ["agree"]
     status = {c.node: c for c in rep.checks if c.what == "value"}
-    by_out = {n.id: n for n in rep.nodes if n.torch_op == "torch.nn.functional.gelu"}
-    verdicts = [status[i].status for i in sorted(by_out, key=lambda i: int(i[1:]))]
-    assert verdicts == ["unchecked", "unchecked", "agree"], verdicts
-    assert all("largest value" in status[i].detail for i in list(by_out)[:2])
+    by_out = sorted((n.id for n in rep.nodes if n.torch_op == "torch.nn.functional.gelu"),
+                    key=lambda i: int(i[1:]))
+    verdicts = [status[i].status for i in by_out]
+    assert verdicts == expected, (verdicts, overflowed)
+    assert all("largest value" in status[i].detail for i, o in zip(by_out, overflowed) if o)
     assert rep.ok and not rep.mismatches

@@ -22,7 +22,7 @@ import numpy as np
 from ..registry import REGISTRY, defop
 from ..tensor import Tensor, apply, inplace as _inplace_op
 from . import call, data
-from .elementwise import _masked_grad, _sigmoid, _softplus
+from .elementwise import _masked_grad, _sigmoid, _softplus, _zeros
 from .nn import (binary_cross_entropy, binary_cross_entropy_with_logits, cosine_embedding_loss,
                  cross_entropy, gaussian_nll_loss, hinge_embedding_loss, huber_loss, kl_div,
                  l1_loss, margin_ranking_loss, mse_loss, multilabel_soft_margin_loss, nll_loss,
@@ -214,14 +214,36 @@ def _prelu(x, w):
 
 
 def _prelu_x(g, ans, x, w):
-    return call("where", data(x) > 0, g, g * w.reshape(_channel_shape(data(x), data(w))))
+    return call("prelu_backward_input", g, x, w.reshape(_channel_shape(data(x), data(w))))
 
 
 def _prelu_w(g, ans, x, w):
-    gx = call("where", data(x) > 0, 0.0, g * x)  # torch: slope gets g·x where x <= 0
+    gx = call("prelu_backward_weight", g, x)  # torch: slope gets g·x where x <= 0
     shape = _channel_shape(data(x), data(w))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 or i != 1)
     return call("sum", gx, axis=axes).reshape(data(w).shape) if axes else gx.reshape(data(w).shape)
+
+
+# torch's _prelu_kernel_backward as two ops: their values choose by x > 0, their own VJPs (the
+# double backward, derivatives.yaml) by x >= 0, so at x = 0 a second-order gradient is torch's
+def _at_or_above_zero(G, x, below):
+    return call("where", data(x) >= 0, 0.0, below)
+
+
+defop("prelu_backward_input",
+      lambda grad, x, w: np.where(x > 0, grad, w * grad).astype(grad.dtype, copy=False),
+      "PreluKernelBackwardBackward0",
+      vjp=(lambda G, ans, grad, x, w: call("where", data(x) >= 0, G, G * w),
+           lambda G, ans, grad, x, w: _zeros(G, ans, x),
+           lambda G, ans, grad, x, w: _at_or_above_zero(G, x, grad * G)),
+      formulas=("∂/∂grad = g′·(1 if x >= 0 else w)", "∂/∂x = 0", "∂/∂w = g′·grad where x < 0"),
+      saves=("x w", "x", "grad x"))
+defop("prelu_backward_weight",
+      lambda grad, x: np.where(x > 0, 0, x * grad).astype(grad.dtype, copy=False),
+      "PreluKernelBackwardBackward0",
+      vjp=(lambda G, ans, grad, x: _at_or_above_zero(G, x, G * x),
+           lambda G, ans, grad, x: _at_or_above_zero(G, x, grad * G)),
+      formulas=("∂/∂grad = g′·x where x < 0", "∂/∂x = g′·grad where x < 0"), saves=("x", "grad x"))
 
 
 defop("prelu", _prelu, "PreluKernelBackward0", vjp=(_prelu_x, _prelu_w),
