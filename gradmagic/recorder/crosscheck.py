@@ -56,6 +56,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .magnitudes import input_terms
+
 #: dtype name → (rtol, atol), applied as described in the module docstring.
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float16": (2e-2, 1e-3),
@@ -255,7 +257,9 @@ def vjp_check(node: Any, grad_output: np.ndarray, input_grads: tuple, seed: int 
 
     For each differentiable float input ``i``: ⟨g, J_i u⟩ (finite differences of the
     op's forward, float64) against ⟨vjp_i(g), u⟩ (what the engine computed), for a
-    random direction ``u``. Returns the worst result, or None when nothing applies.
+    random direction ``u``. Returns the worst result, or None when nothing applies. A
+    rule that ran in float32 is allowed its own rounding: rtol times Σ|terms|·|u| of the
+    sums it made (``magnitudes.input_terms``), besides rtol·|vjp|·|u|.
     ``dtype``: torch's dtype of the node when its arrays cannot tell (bfloat16); it
     picks ``fd_tolerances`` (default: the dtype of ``grad_output``).
     """
@@ -267,6 +271,7 @@ def vjp_check(node: Any, grad_output: np.ndarray, input_grads: tuple, seed: int 
     g = np.asarray(grad_output, np.float64)
     rng = np.random.default_rng(seed)
     worst: Optional[Result] = None
+    terms: Optional[list] = None
     for i, gi in enumerate(input_grads):
         x = xs[i]
         if gi is None or not isinstance(x, np.ndarray) or x.dtype != np.float64 or not x.size:
@@ -286,12 +291,27 @@ def vjp_check(node: Any, grad_output: np.ndarray, input_grads: tuple, seed: int 
             gi64 = np.asarray(gi, np.float64)
             rhs = float(np.sum(gi64 * u))
             scale = float(np.linalg.norm(gi64) * np.linalg.norm(u)) + abs(lhs)
+            if np.asarray(gi).dtype.itemsize < 8:  # the rule ran in float32: its own rounding
+                if terms is None:
+                    terms = _input_terms(node, g, input_grads)
+                if terms[i] is not None and np.shape(terms[i]) == u.shape:
+                    scale += float(np.sum(terms[i] * np.abs(u)))
         status, err, rel = _agrees(lhs, rhs, scale, tol)
         res = (status, _f(err), None if rel is None else _f(rel), *tol,
                f"input {i}: <g, J u> = {lhs:.6g} by finite differences, engine <vjp(g), u> = {rhs:.6g}")
         if worst is None or (status == "differ" and worst[0] != "differ"):
             worst = res
     return worst
+
+
+def _input_terms(node: Any, g: np.ndarray, input_grads: tuple) -> list:
+    """Σ|terms| of each input's gradient by ``node``'s rule from ``g`` (magnitudes.py): a rule
+    that sums many terms in float32 rounds by up to rtol times their size, which may be far
+    above the result where they cancel (Σ g_i·l_i over a linspace of 1,001)."""
+    try:
+        return input_terms(node, np.abs(g), input_grads)
+    except Exception:  # (no bound: the plain tolerance)
+        return [None] * len(input_grads)
 
 
 #: why a finite-difference check through an op that rounds its float64 inputs proves nothing

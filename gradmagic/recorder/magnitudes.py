@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from gradmagic.engine.broadcast import sum_to
+from gradmagic.engine.ops import data
 
 
 def magnitudes(steps: list, output_of: Optional[Callable[[Any], Any]] = None) -> dict:
@@ -66,42 +67,80 @@ def magnitudes(steps: list, output_of: Optional[Callable[[Any], Any]] = None) ->
 
 def _send(v: Any, gm: np.ndarray, input_grads: tuple, pending: dict,
           output_of: Optional[Callable[[Any], Any]] = None) -> None:
-    """Each input's Σ|terms| from node ``v`` (the VJP rules on absolute values)."""
+    """Each input's Σ|terms| from node ``v``, added to what ``pending`` holds for its parent."""
+    for p, m in zip(v.parents, input_terms(v, gm, input_grads, output_of)):
+        if p is not None and m is not None:
+            k = id(p)
+            pending[k] = pending[k] + m if k in pending else m
+
+
+def input_terms(v: Any, gm: np.ndarray, input_grads: tuple,
+                output_of: Optional[Callable[[Any], Any]] = None) -> list:
+    """Σ|terms| of each input's gradient from node ``v`` (the VJP rules on absolute values;
+    ``gm``: Σ|terms| of the gradient that reached it), None for an input with no parent or
+    no bound. Never below the gradient ``input_grads[i]`` it bounds.
+
+    >>> import gradmagic.engine as ge
+    >>> a = ge.tensor(np.array([-2.0]), requires_grad=True)
+    >>> b = ge.tensor(np.array([1.0]), requires_grad=True)
+    >>> [float(m[0]) for m in input_terms(ge.maximum(a, b).grad_fn, np.array([5.0]), (np.zeros(1), np.ones(1)))]
+    [5.0, 5.0]
+    """
     op, params = v.opdef, v.params or {}
     raw = v.raw_inputs()
-    args = [_abs(getattr(x, "data", x)) if _is_array(x) else x for x in raw]
+    args = [_abs(x) if _is_array(x) else x for x in raw]
     ans = v.ans
     if ans is None and op.saves_ans:  # freed by the backward: as recorded, else recomputed
         ans = output_of(v) if output_of is not None else None
         if ans is None:
             ans = _forward(v, raw, params)
-    ans = _abs(ans) if ans is not None else None
     terms = TERMS.get(op.name)
-    signed = [_f64(x) for x in raw] if terms is not None else None
+    signed = [_f64(x) for x in raw]
+    signed_ans = _f64(ans)
+    ans = _abs(ans) if ans is not None else None
+    out: list = []
     for i, p in enumerate(v.parents):
-        if p is None:
-            continue
         gi = input_grads[i] if i < len(input_grads) else None
+        if p is None:
+            out.append(None)
+            continue
         try:
             if op.name == "subgraph":  # a custom Function: its VJP re-runs (and re-checks) the
                 raise NotImplementedError  # user's backward; bounded by the gradient it gave
             with np.errstate(all="ignore"):
                 m = terms(i, gm, *signed, **params) if terms is not None else None
                 if m is None:
-                    rule = op.vjp(i)
-                    m = rule(gm, ans, *args, index=i, **params) if op.variadic else rule(gm, ans, *args, **params)
-                m = np.abs(np.asarray(getattr(m, "data", m), np.float64))
-            shape = np.shape(getattr(raw[i], "data", raw[i]))
+                    m = _on_absolute_and_signed(op, i, gm, (ans, args), (signed_ans, signed), params)
+                m = np.abs(np.asarray(data(m), np.float64))
+            shape = np.shape(data(raw[i]))
             if m.shape != shape:
                 m = sum_to(m, shape)
         except Exception:  # a rule that cannot run on absolute values: the gradient itself
-            if gi is None:
-                continue
-            m = _abs(gi)
+            out.append(None if gi is None else _abs(gi))
+            continue
         if gi is not None and np.shape(gi) == m.shape:
             m = np.maximum(m, _abs(gi))  # never below the gradient it bounds
-        k = id(p)
-        pending[k] = pending[k] + m if k in pending else m
+        out.append(m)
+    return out
+
+
+def _on_absolute_and_signed(op: Any, i: int, gm: np.ndarray, absolute: tuple, signed: tuple,
+                            params: dict) -> np.ndarray:
+    """Input ``i``'s rule on ``gm`` with absolute inputs (a sum of products: Σ|terms|) and
+    with the signed ones (a choice by comparing them, as maximum's, routes ``gm`` where the
+    gradient went; |x1| > |x2| may choose the other input), the larger of the two."""
+    rule = op.vjp(i)
+
+    def run(ans: Any, args: list) -> np.ndarray:
+        m = rule(gm, ans, *args, index=i, **params) if op.variadic else rule(gm, ans, *args, **params)
+        return np.abs(np.asarray(data(m), np.float64))
+
+    m = run(*absolute)
+    try:
+        by_sign = run(*signed)
+    except Exception:  # (the absolute rule stands alone)
+        return m
+    return np.fmax(m, by_sign) if by_sign.shape == m.shape else m
 
 
 #: a value within this factor of its dtype's largest may overflow inside one kernel and not in
@@ -188,7 +227,7 @@ def _forward(v: Any, raw: list, params: dict) -> Any:
     Σ|terms| when they cancel."""
     try:
         with np.errstate(all="ignore"):
-            return v.opdef.fwd(*[getattr(x, "data", x) for x in raw], **params)
+            return v.opdef.fwd(*[data(x) for x in raw], **params)
     except Exception:
         return None
 
@@ -267,16 +306,16 @@ def value_terms(node: Any) -> Any:
 
 def _f64(x: Any) -> Any:
     """A float array as float64 (signed); anything else unchanged."""
-    a = getattr(x, "data", x)
+    a = data(x)
     return a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
 
 
 def _is_array(x: Any) -> bool:
-    return isinstance(getattr(x, "data", x), np.ndarray)
+    return isinstance(data(x), np.ndarray)
 
 
 def _abs(x: Any) -> np.ndarray:
-    a = np.asarray(getattr(x, "data", x))
+    a = np.asarray(data(x))
     if a.dtype.kind not in "fc":
         return a  # masks and indices stay as they are
     return np.abs(a).astype(np.float64)

@@ -59,6 +59,28 @@ def test_max_abs_diff_sees_every_block():
     assert np.isnan(max_abs_diff(np.full_like(r, np.nan), r))
 
 
+def test_finite_differences_allow_a_float32_rule_its_own_rounding():
+    """⟨vjp(g), u⟩ of (s·l) for a scalar s and l of 1,001 elements is Σ g_i·l_i: terms of size
+    ~1 that cancel to ~1e-8, which float32 sums with an error ~1e-5. That is the rule's
+    rounding, not a wrong rule (program 133352 of the fuzzer blamed this mul): agree. The
+    same error in float64, or 1% off where the terms do not cancel, still differs."""
+    from gradmagic.recorder.crosscheck import vjp_check
+    import gradmagic.engine as ge
+
+    def check(lo: float, dtype: type, off: float, scale: float = 1.0) -> str:
+        s = ge.tensor(np.array(0.3, dtype), requires_grad=True)
+        line = np.linspace(lo, 1.9, 1001).astype(dtype)
+        g = (2 * np.cos(0.3 * line)).astype(dtype)
+        exact = float(np.sum(g.astype(np.float64) * line.astype(np.float64)))
+        gi = np.array(exact * scale + off, dtype)
+        return vjp_check((s * ge.tensor(line)).grad_fn, g, (gi, None))[0]
+
+    assert check(-1.9, np.float32, 1e-5) == "agree"
+    assert check(-1.9, np.float64, 1e-5) == "differ"
+    assert check(0.1, np.float32, 0.0, scale=1.01) == "differ"
+    assert check(0.1, np.float32, 0.0) == "agree"
+
+
 def test_finite_differences_through_a_cast_to_float32_are_unchecked_never_differ():
     """A step of 1e-6 is lost in float32's rounding: the finite differences of a cast (and of a
     leaf's path through one) measure the rounding, not the derivative. They say unchecked, and

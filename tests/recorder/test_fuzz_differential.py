@@ -427,6 +427,28 @@ loss9 = t8.sum() + (x3 * x3).mean()
 t11 = FzMulAdd.apply(loss9, loss9)
 t11.sum().backward()
 """,
+    # recorder/magnitudes.py: an input a node computed is kept as its bare array, whose .data is
+    # a memoryview: the rules ran on signed values (or not at all), so Σ|terms| of the
+    # cancelling sum above an LSTM shrank to |g| below it (program 133352)
+    "cancelling_sum_above_an_lstm": """
+torch.manual_seed(3)
+x1 = torch.randn((3, 3, 3), requires_grad=True)
+w2 = torch.randn((2, 8, 8), requires_grad=True)
+t3 = torch.lstm(x1, (torch.randn(2, 3, 2), torch.randn(2, 3, 2)), [w2[0, :, :3], w2[0, :, 4:6], w2[1, :, :3], w2[1, :, 4:6]], False, 1, 0.0, False, True, False)[1]
+t4 = (t3.sum() * torch.linspace(-1.9, 1.9, 1001)).sin().sum()
+(t4 + (t3 * t3).mean()).backward()
+""",
+    # recorder/magnitudes.py: maximum's rule ran on |x1| and |x2| only, and routed Σ|terms| of a
+    # cancelling sum to the other input where |x1| > x2 > x1 (program 137961)
+    "cancelling_sum_above_a_maximum_of_a_negative_input": """
+torch.manual_seed(37444)
+x1 = torch.randn((1,), requires_grad=True)
+x2 = torch.rand((1, 3, 1), requires_grad=True)
+t6 = torch.maximum(x1, x2)
+t10 = (t6.sum() * torch.linspace(-2.88, 2.88, 2000)).sin().sum()
+loss11 = x1.sum() + t10.sum()
+loss11.backward()
+""",
 }
 
 
