@@ -49,6 +49,7 @@ from .masks import TorchMasks, call_dtype, feature_noise_shape, only_cpu, replay
 from .state import StateHandlers, _first_tensor
 from .twins import Rec, Session, TooLarge, Twin, copy_numpy, map_tensors, numpy_dtype, to_numpy
 from .values import summarize
+from .precision import working_dtype
 
 _Tensor = torch.Tensor
 _BF16 = torch.bfloat16  # mirrored as float32: compared with bfloat16's tolerances
@@ -277,6 +278,8 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
             res = ("agree", 0.0, 0.0, None, None, detail)
         else:
             res = compare(engine, ref, self.b.rtol, self.b.atol, _BF16 if t.dtype is _BF16 else None)
+            if res[0] == "differ" and ref.dtype.kind == "f":  # a composite working in float32?
+                res = self._within_working_precision(res, rec, engine, ref)
             if res[0] == "differ" and self.last_call is not None:  # (also ±inf/NaN: overflow?)
                 res = within_rounding(res, engine, ref, self._value_terms(rec),  # a sum whose terms
                                       summed=rec.op in SUMMING_OPS)  # cancel (or overflow)
@@ -290,6 +293,21 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
         rec.status, rec.err, rec.check = res[0], res[1], res
         self.b.count(res[0], rec.seq, rec, "value", res)
         return exact
+
+    def _within_working_precision(self, res: tuple, rec: Rec, engine: np.ndarray, ref: np.ndarray) -> tuple:
+        """``res`` judged at the precision the call worked in: a composite whose own steps
+        compute in a narrower float than its result (``cosine_similarity`` of a float32 and a
+        float64 tensor divides the float32 one by its float32 norm, then promotes) carries that
+        precision's rounding in torch as in the engine. Unchanged for a call without such steps
+        (a primitive op promotes exactly first: its result keeps the wider dtype's rounding)."""
+        narrow = working_dtype(rec.enode, self.s.by_node) if rec.enode is not None else None
+        if narrow is None or narrow.itemsize >= ref.dtype.itemsize:
+            return res
+        again = compare(engine, ref, self.b.rtol, self.b.atol, narrow)
+        if again[0] != "agree":
+            return res
+        return again[:5] + (f"within {narrow.name} rounding: torch computes part of this call in "
+                            f"{narrow.name} before promoting to {ref.dtype.name}",)
 
     def _value_terms(self, rec: Rec) -> Any:
         """Σ|terms| of the value just computed: the same call on the absolute values of its

@@ -402,7 +402,8 @@ class StateHandlers:
         tw = self.s.resync(base, tw, src, self.b.cell, rebound=True)
         if before is not None:
             self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
-        self.s.data_written[base] = self.s.seq
+        # (not ``data_written``: its views made before keep the old memory and values, in torch
+        # as in the engine, where ``rebound`` gave the leaf a new array)
 
     def _requires_grad(self, spec: Any, args: tuple, kwargs: dict, out: Any, pre: Any) -> None:
         t = args[0]

@@ -449,6 +449,23 @@ t10 = (t6.sum() * torch.linspace(-2.88, 2.88, 2000)).sin().sum()
 loss11 = x1.sum() + t10.sum()
 loss11.backward()
 """,
+    # recorder/state.py: ``x.data = v`` gives x new memory; a view made before keeps the old
+    # values (in torch and the engine), but was re-derived from x's new value (program 155549)
+    "view_made_before_data_is_rebound_keeps_the_old_values": """
+x1 = torch.full((2,), 0.5, requires_grad=True)
+t5 = x1[0]
+x1.data = x1.data * 0.5
+loss19 = t5.sum()
+""",
+    # recorder/precision.py: cosine_similarity of float32 and float64 divides the float32 side
+    # by its float32 norm before promoting: float32 rounding in a float64 value (program 157657)
+    "cosine_similarity_of_float32_and_float64_rounds_in_float32": """
+torch.manual_seed(0)
+x1 = torch.randn((4, 3), requires_grad=True)
+c2 = torch.ones(3, dtype=torch.float64)
+t3 = F.cosine_similarity(x1, c2, dim=1)
+t3.sum().backward()
+""",
 }
 
 
