@@ -158,6 +158,9 @@ class Cell:
     params: Callable[[bool], dict[str, Any]]   # quick -> loop sizes put in the namespace
     outputs: Callable[[dict], dict[str, Any]]  # namespace -> tensors to compare plain vs traced
     limit: float
+    #: timed turns of each system by default: more for the short cells, whose medians a shared
+    #: machine's noise moves most (R1's plain runs spread from 24 to 45 ms within one run)
+    repeats: int = 9
 
 
 def _layers_out(ns: dict) -> dict[str, Any]:
@@ -167,10 +170,10 @@ def _layers_out(ns: dict) -> dict[str, Any]:
 CELLS = [
     Cell("R1", "tiny-op loop, 300 × (x*y+x).sum().backward()", R1_SETUP, R1_CELL,
          lambda quick: {"n_iter": 20 if quick else 300},
-         lambda ns: {"x.grad": ns["x"].grad, "y.grad": ns["y"].grad}, 1.5),
+         lambda ns: {"x.grad": ns["x"].grad, "y.grad": ns["y"].grad}, 1.5, repeats=31),
     Cell("R2", "d2l linear regression, 1,000 examples, batch 10, 3 epochs", R2_SETUP, R2_CELL,
          lambda quick: {"num_epochs": 1 if quick else 3},
-         lambda ns: {"w": ns["w"], "b": ns["b"]}, 1.5),
+         lambda ns: {"w": ns["w"], "b": ns["b"]}, 1.5, repeats=19),
     Cell("R3", "30 W4-size MLP steps (256 × 1024-1024-1024-10)",
          mlp_setup((1024, 1024, 1024, 10), 256), MLP_LOOP,
          lambda quick: {"n_steps": 3 if quick else 30}, _layers_out, 1.5),
@@ -579,13 +582,13 @@ def main(argv: list[str] | None = None) -> int:
         tracer = Tracer()
     else:
         print(f"traced runs skipped: {why or 'gradmagic.recorder has no trace() yet'}", file=sys.stderr)
-    repeats = args.repeats or (2 if args.quick else 9)
+    repeats = args.repeats or (2 if args.quick else None)  # None: each cell's own (Cell.repeats)
     chosen = h.selected(args.only, [c.name for c in CELLS] + ["MEM"])
     results = []
     for cell in CELLS:
         if cell.name in chosen:
             print(f"running {cell.name}: {cell.title} ...", file=sys.stderr, flush=True)
-            results.append(bench_cell(cell, args.quick, tracer, repeats))
+            results.append(bench_cell(cell, args.quick, tracer, repeats or cell.repeats))
     if "MEM" in chosen:
         print("running MEM (two subprocesses) ...", file=sys.stderr, flush=True)
         results.append(bench_memory(args.quick, tracer is not None))
@@ -595,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         if r.get("status", "ok") != "ok":
             print(f"{r['workload']}: {r['status']}", file=sys.stderr)
     h.write_json(args.json, {"benchmark": "recorder", "machine": info, "quick": args.quick,
-                             "repeats": repeats, "results": results})
+                             "repeats": repeats or {c.name: c.repeats for c in CELLS if c.name in chosen},
+                             "results": results})
     failed = any(r.get("status", "ok") != "ok" and "not importable" not in r["status"] for r in results)
     return 1 if failed else 0
 

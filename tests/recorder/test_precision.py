@@ -59,6 +59,6 @@ def test_a_primitive_op_on_mixed_dtypes_keeps_float64s_tolerance(monkeypatch):
     monkeypatch.setattr(mul, "fwd", lambda a, b: (a * b) * (1 + 1e-7))
     with trace(session=Session()) as rep:
         x = torch.randn(3, requires_grad=True)
-        y = x * torch.ones(3, dtype=torch.float64)
+        x * torch.ones(3, dtype=torch.float64)
     checks = [c for c in rep.checks if c.what == "value" and rep.node(c.node).op == "mul"]
     assert checks and checks[0].status == "differ" and checks[0].rtol == 1e-9
