@@ -417,7 +417,7 @@ class Builder:
         """``g, = torch.autograd.grad(loss, [x], create_graph=True)`` through an opaque op:
         gradmagic draws ``g`` as opaque too (its graph below is torch's only)."""
         outs = [o.strip() for o in stmt.src.split("= torch.autograd.grad(")[0].split(",") if o.strip()]
-        ins = sorted(_inputs_of(stmt.src) or (), key=stmt.src.index)
+        ins = _input_list(stmt.src) or []  # (in order: sorting by str.index found x1 inside x13)
         for g, x in zip(outs, ins):
             t = self.env.get(g)
             if isinstance(t, torch.Tensor) and t.grad_fn is not None and x in stmt.facts.maybe:
@@ -461,6 +461,16 @@ def _words(src: str) -> set:
 
 def _inputs_of(src: str) -> Optional[set]:
     """The variables named in ``inputs=[...]`` of a backward or autograd.grad statement."""
+    names = _input_list(src)
+    return None if names is None else set(names)
+
+
+def _input_list(src: str) -> Optional[list]:
+    """``_inputs_of`` in the order written (``autograd.grad``'s results come in that order).
+
+    >>> _input_list("g1, g2, = torch.autograd.grad(loss, [x13, x1], create_graph=True)")
+    ['x13', 'x1']
+    """
     key = "inputs=[" if "backward" in src else "grad("
     if key not in src:
         return None
@@ -468,7 +478,7 @@ def _inputs_of(src: str) -> Optional[set]:
         inner = src.split("[", 1)[1].split("]", 1)[0]
     else:
         inner = src.split(key, 1)[1].split("]", 1)[0]
-    return {w.strip() for w in inner.split(",") if w.strip()}
+    return [w.strip() for w in inner.split(",") if w.strip()]
 
 
 # ----------------------------------------------------------------------------- spelling helpers

@@ -360,7 +360,8 @@ def _emb_vjp(g, ans, w, indices, padding_idx=-1, scale_grad_by_freq=False):
     if not scale_grad_by_freq:
         keep = np.ones(indices.shape, bool) if padding_idx < 0 else indices != padding_idx
         g = g * keep.astype(data(g).dtype)[..., None]
-        return call("index_backward", g.reshape((-1, g.shape[-1])), shape=tuple(w.shape),
+        rows = (int(np.prod(indices.shape)), g.shape[-1])  # (not -1: an embedding of width 0)
+        return call("index_backward", g.reshape(rows), shape=tuple(w.shape),
                     index=(indices.reshape(-1),))
     return call("embedding_dense_backward", g, indices, num_weights=w.shape[0], padding_idx=padding_idx)
 
@@ -372,7 +373,7 @@ def _emb_dense_backward(g, indices, num_weights, padding_idx=-1):
     counts = np.bincount(indices.reshape(-1), minlength=num_weights)
     scaled = g * (keep / np.maximum(counts[indices], 1)).astype(g.dtype)[..., None]
     out = np.zeros((num_weights, g.shape[-1]), g.dtype)
-    np.add.at(out, indices.reshape(-1), scaled.reshape(-1, g.shape[-1]))
+    np.add.at(out, indices.reshape(-1), scaled.reshape(indices.size, g.shape[-1]))
     return out
 
 
