@@ -307,7 +307,8 @@ class StateHandlers:
                 if self.s.grad_owner.get(base) is None:  # autograd never sees it (gradmagic.diagnose)
                     note_data_write(self.s, tw.rec, base, src, self.b.cell)
                 before = tw.et.data.copy() if tw.rec.hist is not None else None
-                tw = self.s.resync(base, tw, src, self.b.cell) if base.grad_fn is None else tw
+                if base.grad_fn is None:  # (autograd does not see a write through .data)
+                    tw = self.s.resync(base, tw, src, self.b.cell, tracked=False)
                 if base.grad_fn is not None:
                     _data_written(base, tw)
                 if before is not None:

@@ -455,13 +455,16 @@ class Session:
         return self.set_twin(t, et, rec)
 
     def resync(self, t: torch.Tensor, tw: Twin, src: Any, cell: Optional[int],
-               rebound: bool = False) -> Twin:
+               rebound: bool = False, tracked: bool = True) -> Twin:
         """torch changed ``t`` behind the twin's back: copy its value.
 
         A leaf keeps its engine tensor (and gradient); anything else becomes a fresh,
         unrecorded value. A leaf's new value is written into its array, which engine views
         of it share as torch's views share its memory; ``rebound`` (``t.data = v`` gave
         ``t`` new memory, its old views keep the old values) gives it a new array instead.
+        ``tracked`` False: a write through ``t.data``, which autograd does not see (torch's
+        version counter of ``t`` stays, and a backward that saved ``t`` reads the new values
+        without complaint); the engine's version stays too.
         """
         rec = tw.rec
         if self.too_large(t):  # grown past the limit (resize_), or a stand-in
@@ -473,7 +476,7 @@ class Session:
             arr = copy_numpy(t)
             if not rebound and arr.shape == tw.et.data.shape and arr.dtype == tw.et.data.dtype:
                 np.copyto(tw.et.data, arr)
-                tw.et._version += 1
+                tw.et._version += tracked
             else:
                 tw.et.data = arr
             rec.arr = tw.et.data

@@ -499,6 +499,19 @@ e = F.embedding(torch.zeros((3, 3), dtype=torch.long), w, scale_grad_by_freq=Tru
 g, = torch.autograd.grad((e * e).sum(), [w], create_graph=True)
 (g * g).sum().backward()
 """,
+    # recorder/state.py + twins.py: a write through x.data is not autograd's (torch's version
+    # counter of x stays, and a backward that saved x reads the new values); the engine bumped
+    # its leaf's version and refused the backward (program 195859)
+    "write_through_data_after_the_forward_is_not_a_version_change": """
+x = torch.ones(2, requires_grad=True)
+y = (x * x).sum()
+x.data.mul_(2)
+y.backward()
+x2 = torch.randn((2,), requires_grad=True)
+t4 = torch.special.xlogy(x2, torch.full((1, 2, 2), 0.5))
+x2.data.add_(torch.ones(2), alpha=-0.21)
+t4.backward(gradient=torch.randn_like(t4))
+""",
 }
 
 
