@@ -309,7 +309,7 @@ class StateHandlers:
                 before = tw.et.data.copy() if tw.rec.hist is not None else None
                 if base.grad_fn is None:  # (autograd does not see a write through .data)
                     tw = self.s.resync(base, tw, src, self.b.cell, tracked=False)
-                if base.grad_fn is not None:
+                else:
                     _data_written(base, tw)
                 if before is not None:
                     self.event(tw.rec, "update", src, before=self.snap(before), after=self.snap(tw.et.data))
