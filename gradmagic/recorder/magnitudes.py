@@ -292,16 +292,47 @@ def value_terms(node: Any) -> Any:
         return None
     x, w, b = (_f64(a) for a in node.raw_inputs()[:3])
     params = node.params or {}
-    eps = params.get("eps", 1e-5)
-    if op == "group_norm":
-        xb = _xhat_bound(x.reshape(x.shape[0], params.get("num_groups", 1), -1), (2,), eps)[0].reshape(x.shape)
-    else:
-        k = len(params.get("normalized_shape", ())) if op == "layer_norm" else None
-        axes = tuple(range(x.ndim - k, x.ndim)) if k is not None else (0,) + tuple(range(2, x.ndim))
-        xb = _xhat_bound(x, axes, eps)[0]
+    grouped, axes = _statistics_axes(op, x, params)
+    xb = _xhat_bound(grouped, axes, params.get("eps", 1e-5))[0].reshape(x.shape)
     per_channel = op != "layer_norm"  # (γ and β: per channel, or over the normalized dims)
     out = xb if w is None else xb * (_channel(w, x.ndim) if per_channel else np.abs(w))
     return out if b is None else out + (_channel(b, x.ndim) if per_channel else np.abs(b))
+
+
+def _statistics_axes(op: str, x: np.ndarray, params: dict) -> tuple:
+    """(x shaped for the normalization's statistics, the axes they are taken over)."""
+    if op == "group_norm":
+        return x.reshape(x.shape[0], params.get("num_groups", 1), -1), (2,)
+    k = len(params.get("normalized_shape", ())) if op == "layer_norm" else None
+    return x, tuple(range(x.ndim - k, x.ndim)) if k is not None else (0,) + tuple(range(2, x.ndim))
+
+
+def moments_overflow(node: Any) -> Optional[str]:
+    """Why a normalization's value cannot be checked when its input's squared deviations from
+    the mean leave the dtype's range (``x`` near float32's largest value): a kernel that computes
+    the variance in that dtype, as torch's CPU kernels do for float32, gets inf (then 1/σ = 0 and
+    the output is β), one that computes it wider does not. Neither is wrong; None otherwise.
+
+    >>> import gradmagic.engine as ge
+    >>> x = ge.tensor(np.array([[3e38, 1.0, -2e38]], np.float32), requires_grad=True)
+    >>> moments_overflow(ge.layer_norm(x, (3,)).grad_fn)[:39]
+    'not checked: the squared deviations of '
+    >>> moments_overflow(ge.layer_norm(x / 1e20, (3,)).grad_fn) is None
+    True
+    """
+    op = node.opdef.name
+    x = data(node.raw_inputs()[0])
+    if op not in TERMS or not isinstance(x, np.ndarray) or x.dtype.kind != "f" or x.itemsize >= 8 or not x.size:
+        return None
+    grouped, axes = _statistics_axes(op, x.astype(np.float64), node.params or {})
+    with np.errstate(all="ignore"):
+        top = float(np.nanmax(np.square(grouped - grouped.mean(axis=axes, keepdims=True))))
+    limit = float(np.finfo(x.dtype).max)
+    if not top > limit / NEAR_MAX:
+        return None
+    return (f"not checked: the squared deviations of this normalization's input from its mean reach "
+            f"{top:.3g}, beyond {x.dtype.name}'s range, so its variance overflows in a kernel that "
+            f"computes it in {x.dtype.name} (torch's) and not in one that computes it wider")
 
 
 def _f64(x: Any) -> Any:

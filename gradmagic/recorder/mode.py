@@ -44,12 +44,12 @@ from .hook_handlers import HookHandlers
 from .block import Block
 from .crosscheck import compare, identical
 from .history import LAZY_VALUE_LIMIT
-from .magnitudes import SUMMING_OPS, value_terms, within_rounding
+from .magnitudes import SUMMING_OPS, moments_overflow, value_terms, within_rounding
 from .masks import TorchMasks, call_dtype, feature_noise_shape, only_cpu, replayed
 from .state import StateHandlers, _first_tensor
 from .twins import Rec, Session, TooLarge, Twin, copy_numpy, map_tensors, numpy_dtype, to_numpy
 from .values import summarize
-from .precision import working_dtype
+from .precision import internal_steps, working_dtype
 
 _Tensor = torch.Tensor
 _BF16 = torch.bfloat16  # mirrored as float32: compared with bfloat16's tolerances
@@ -280,6 +280,8 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
             res = compare(engine, ref, self.b.rtol, self.b.atol, _BF16 if t.dtype is _BF16 else None)
             if res[0] == "differ" and ref.dtype.kind == "f":  # a composite working in float32?
                 res = self._within_working_precision(res, rec, engine, ref)
+            if res[0] == "differ" and rec.enode is not None:  # a variance beyond float32's range?
+                res = self._variance_overflow(res, rec)
             if res[0] == "differ" and self.last_call is not None:  # (also ±inf/NaN: overflow?)
                 res = within_rounding(res, engine, ref, self._value_terms(rec),  # a sum whose terms
                                       summed=rec.op in SUMMING_OPS)  # cancel (or overflow)
@@ -308,6 +310,14 @@ class Recorder(StateHandlers, BackwardHandlers, HookHandlers, FunctionHandlers, 
             return res
         return again[:5] + (f"within {narrow.name} rounding: torch computes part of this call in "
                             f"{narrow.name} before promoting to {ref.dtype.name}",)
+
+    def _variance_overflow(self, res: tuple, rec: Rec) -> tuple:
+        """``res`` made ``unchecked``, with why, when the call normalizes (itself, or a step of it:
+        instance_norm is batch_norm between reshapes) an input whose variance leaves its dtype's
+        range (``magnitudes.moments_overflow``); unchanged otherwise."""
+        nodes = [rec.enode, *(step for step, _ in internal_steps(rec.enode, self.s.by_node))]
+        why = next((w for w in map(moments_overflow, nodes) if w is not None), None)
+        return res if why is None else ("unchecked", None, None, res[3], res[4], why)
 
     def _value_terms(self, rec: Rec) -> Any:
         """Σ|terms| of the value just computed: the same call on the absolute values of its

@@ -10,7 +10,7 @@ values a call's internal steps (the engine nodes adopted as ``"internal"`` recor
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -36,19 +36,25 @@ def working_dtype(node: Any, by_node: dict) -> Optional[np.dtype]:
     True
     """
     narrow: Optional[np.dtype] = None
+    for _, value in internal_steps(node, by_node):
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and dtype.kind == "f" and (narrow is None or dtype.itemsize < narrow.itemsize):
+            narrow = dtype
+    return narrow
+
+
+def internal_steps(node: Any, by_node: dict) -> Iterator[tuple]:
+    """``(step, its output as the node using it stored it)`` for each internal step of the call
+    whose output is engine ``node`` (a step used twice comes once)."""
     stack, seen = [node], {id(node)}
     while stack:
         n = stack.pop()
         for parent, value in zip(n.parents, n.raw_inputs()):
-            if parent is None or type(parent) is ETensor:
+            if parent is None or type(parent) is ETensor or id(parent) in seen:
                 continue
             rec = by_node.get(id(parent))
             if rec is None or rec.kind != "internal":
                 continue
-            dtype = getattr(value, "dtype", None)  # (the step's output, as ``n`` stored it)
-            if dtype is not None and dtype.kind == "f" and (narrow is None or dtype.itemsize < narrow.itemsize):
-                narrow = dtype
-            if id(parent) not in seen:
-                seen.add(id(parent))
-                stack.append(parent)
-    return narrow
+            seen.add(id(parent))
+            stack.append(parent)
+            yield parent, value

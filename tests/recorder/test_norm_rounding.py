@@ -163,3 +163,44 @@ def test_batch_norm_values_far_from_zero_are_float32_rounding():
     for wrong in (-y.data, y.data - beta.numpy().reshape(1, -1, 1, 1)):
         res = compare(wrong, t32)
         assert within_rounding(res, wrong, t32, value_terms(y.grad_fn))[0] == "differ"
+
+
+# ----- a variance beyond float32's range (fuzz program 215090) ---------------------------------
+_HUGE = [[[3.4e38, 1.0, 2.0], [0.5, 1.0, 1.0], [1.0, 1.0, 3.4e38]], [[1.0, 2.0, 1.0], [0.25, 0.5, 1.0], [2.0, 1.0, 1.0]]]
+_NORMS = {
+    "group_norm": lambda x, w, b: F.group_norm(x, 1, w, b, 1e-5),
+    "layer_norm": lambda x, w, b: F.layer_norm(x, (3, 3)),
+    "batch_norm": lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+    "instance_norm": lambda x, w, b: F.instance_norm(x, weight=w, bias=b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NORMS))
+def test_a_normalization_whose_variance_overflows_float32_is_unchecked_not_differ(name):
+    """torch's float32 kernels compute the variance in float32: (3.4e38 − μ)² is inf, 1/σ is 0,
+    and the output is β; a kernel computing it wider gives x̂. The value check says why it
+    cannot decide, and never "differ" (nor "agree")."""
+    torch.manual_seed(0)
+    w, b = torch.rand(3), torch.randn(3)
+    with trace(session=Session()) as rep:
+        x = torch.tensor(_HUGE, requires_grad=True)
+        _NORMS[name](x, w, b)
+    assert not rep.mismatches
+    checks = [c for c in rep.checks if c.what == "value" and "variance overflows" in (c.detail or "")]
+    statuses = {c.status for c in rep.checks if c.what == "value"}
+    assert "differ" not in statuses
+    assert checks and all(c.status == "unchecked" for c in checks)
+    assert "float32" in checks[0].detail
+
+
+def test_the_same_normalization_in_range_is_still_checked(monkeypatch):
+    """The allowance needs a squared deviation beyond the range: a wrong layer_norm on ordinary
+    float32 data still differs."""
+    ln = REGISTRY["layer_norm"]
+    right = ln.fwd
+    monkeypatch.setattr(ln, "fwd", lambda *a, **k: right(*a, **k) * 1.01)
+    with trace(session=Session()) as rep:
+        x = torch.randn(2, 3, 3, requires_grad=True)
+        F.layer_norm(x, (3, 3))
+    assert not rep.ok
+    assert any(c.status == "differ" for c in rep.checks if c.what == "value")
