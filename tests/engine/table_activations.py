@@ -19,7 +19,7 @@ PRELU_BACKWARD = [((2, 3), (2, 3), (3,)), ((3,), (3,), (1,)), ((), (), ())]
 
 def _prelu_backward(m: Any, g: Any, x: Any, w: Any) -> tuple:
     if m is ge:
-        return ge.apply("prelu_backward_input", g, x, w), ge.apply("prelu_backward_weight", g, x)
+        return ge.apply("prelu_backward_input", g, x, w), ge.apply("prelu_backward_weight", g, x, w)
     return m.ops.aten._prelu_kernel_backward(g, x, w)
 
 
@@ -62,8 +62,7 @@ TABLE: dict[str, Row] = {
     "prelu_backward_input": Row(lambda m, g, x, w: _prelu_backward(m, g, x, w)[0], 3,
                                 shapes=PRELU_BACKWARD, domains=("real", "away", "real")),
     "prelu_backward_weight": Row(lambda m, g, x, w: _prelu_backward(m, g, x, w)[1], 3,
-                                 shapes=PRELU_BACKWARD, domains=("real", "away", "real"),
-                                 diff=(True, True, False)),
+                                 shapes=PRELU_BACKWARD, domains=("real", "away", "real")),
     # elementwise math
     "sinh": un(lambda m, a: a.sinh()),
     "cosh": un(lambda m, a: m.cosh(a)),

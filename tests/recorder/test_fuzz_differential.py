@@ -512,6 +512,16 @@ t4 = torch.special.xlogy(x2, torch.full((1, 2, 2), 0.5))
 x2.data.add_(torch.ones(2), alpha=-0.21)
 t4.backward(gradient=torch.randn_like(t4))
 """,
+    # engine/ops/activations.py: the slope's gradient is a node with w among its inputs in torch,
+    # so a backward through it gives w a zero gradient; the engine's gave none (program 216058)
+    "backward_through_prelus_slope_gradient_zeroes_the_slope": """
+x2 = torch.randn((1, 1), requires_grad=True)
+w8 = torch.full((1,), 0.18, requires_grad=True)
+t9 = x2.prelu(w8)
+g11, = torch.autograd.grad(t9.sum(), [w8], create_graph=True)
+loss12 = (g11 * g11).sum()
+loss12.backward()
+""",
 }
 
 

@@ -218,8 +218,8 @@ def _prelu_x(g, ans, x, w):
 
 
 def _prelu_w(g, ans, x, w):
-    gx = call("prelu_backward_weight", g, x)  # torch: slope gets g·x where x <= 0
     shape = _channel_shape(data(x), data(w))
+    gx = call("prelu_backward_weight", g, x, w.reshape(shape))  # torch: slope gets g·x where x <= 0
     axes = tuple(i for i, n in enumerate(shape) if n == 1 or i != 1)
     return call("sum", gx, axis=axes).reshape(data(w).shape) if axes else gx.reshape(data(w).shape)
 
@@ -238,12 +238,16 @@ defop("prelu_backward_input",
            lambda G, ans, grad, x, w: _at_or_above_zero(G, x, grad * G)),
       formulas=("∂/∂grad = g′·(1 if x >= 0 else w)", "∂/∂x = 0", "∂/∂w = g′·grad where x < 0"),
       saves=("x w", "x", "grad x"))
+# (w is an input of torch's node too: a later backward through the slope's gradient gives w a
+# zero gradient, not none)
 defop("prelu_backward_weight",
-      lambda grad, x: np.where(x > 0, 0, x * grad).astype(grad.dtype, copy=False),
+      lambda grad, x, w: np.where(x > 0, 0, x * grad).astype(grad.dtype, copy=False),
       "PreluKernelBackwardBackward0",
-      vjp=(lambda G, ans, grad, x: _at_or_above_zero(G, x, G * x),
-           lambda G, ans, grad, x: _at_or_above_zero(G, x, grad * G)),
-      formulas=("∂/∂grad = g′·x where x < 0", "∂/∂x = g′·grad where x < 0"), saves=("x", "grad x"))
+      vjp=(lambda G, ans, grad, x, w: _at_or_above_zero(G, x, G * x),
+           lambda G, ans, grad, x, w: _at_or_above_zero(G, x, grad * G),
+           lambda G, ans, grad, x, w: _zeros(G, ans, x)),
+      formulas=("∂/∂grad = g′·x where x < 0", "∂/∂x = g′·grad where x < 0", "∂/∂w = 0"),
+      saves=("x", "grad x", ""))
 
 
 defop("prelu", _prelu, "PreluKernelBackward0", vjp=(_prelu_x, _prelu_w),
