@@ -128,6 +128,28 @@ def op_loop_time(iterations: int = 2000, repeats: int = 9) -> float:
     return best
 
 
+def fresh_process_op_loop_time() -> float:
+    """:func:`op_loop_time` in a new Python process that never loaded gradmagic: the reference
+    to compare this process with under the machine's load of the moment (a baseline taken
+    minutes earlier, before a burst of other jobs, would call their load a leak)."""
+    import subprocess
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import torch; "
+            "from soak import op_loop_time; print(op_loop_time())")
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True,
+                         timeout=300, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def speed_against_a_fresh_process(turns: int = 3) -> float:
+    """This process's op loop over a fresh process's, measured in turns (the best of each):
+    above 1.5 or so, something gradmagic left behind slows every torch call here."""
+    here = [op_loop_time() for _ in range(turns)]
+    fresh = [fresh_process_op_loop_time() for _ in range(turns)]
+    return min(here) / min(fresh)
+
+
 def soak_state() -> dict[str, Any]:
     """:func:`global_state` plus torch's global optimizer hooks."""
     from torch.optim import optimizer

@@ -40,8 +40,12 @@ def test_soak_leaves_no_state_behind(ip, soak_module):
     # injected ones did too
     assert res.interrupts_raised > CELLS // 16 and res.interrupted_cells > CELLS // 8
     # the same small op loop, before and after (a leaked mode would make it several times slower;
-    # the bound is loose because a shared machine is noisy)
-    assert res.speed_ratio < 2.0, (res.op_loop_before_s, res.op_loop_after_s)
+    # the bound is loose because a shared machine is noisy); where other jobs' load arrived in
+    # between, this process is compared with a fresh one under the same load instead
+    ratio = res.speed_ratio
+    if ratio >= 2.0:
+        ratio = soak_module.speed_against_a_fresh_process()
+    assert ratio < 2.0, (res.op_loop_before_s, res.op_loop_after_s, ratio)
 
 
 def test_interrupter_drops_a_signal_that_arrives_after_the_block(soak_module):
@@ -57,3 +61,9 @@ def test_interrupter_drops_a_signal_that_arrives_after_the_block(soak_module):
             os.kill(os.getpid(), signal.SIGINT)  # not armed: dropped
             time.sleep(0.01)
     assert interrupter.raised == 1 and not interrupter.armed
+
+
+def test_the_fresh_process_reference_measures_the_same_loop(soak_module):
+    """The fallback comparison (a fresh process under the same load) finds nothing in a process
+    that a leaked recorder does not slow: it stays well below the bound the soak uses."""
+    assert soak_module.speed_against_a_fresh_process(turns=2) < 2.0
