@@ -64,6 +64,6 @@ def test_interrupter_drops_a_signal_that_arrives_after_the_block(soak_module):
 
 
 def test_the_fresh_process_reference_measures_the_same_loop(soak_module):
-    """The fallback comparison (a fresh process under the same load) finds nothing in a process
-    that a leaked recorder does not slow: it stays well below the bound the soak uses."""
+    """The fallback comparison (a fresh process under the same load) finds this test process,
+    which leaked nothing, about as fast as a fresh one: below the bound the soak uses."""
     assert soak_module.speed_against_a_fresh_process(turns=2) < 2.0
