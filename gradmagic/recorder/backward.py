@@ -16,7 +16,8 @@ the first node whose local rule disagrees with finite differences.
 """
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from gradmagic.engine.records import record_backward
 from .block import BackRec, FailedCall
 from .crosscheck import compare, leaf_gradcheck, only_rounding, tolerances, vjp_check
 from .magnitudes import rounding
-from .twins import Session, copy_numpy, to_numpy
+from .twins import Rec, Session, copy_numpy, to_numpy
 
 _Tensor = torch.Tensor
 _BF16 = torch.bfloat16  # mirrored as float32: compared with bfloat16's tolerances
@@ -65,7 +66,7 @@ class BackwardHandlers:
             zero = self._zero_path_leaves(roots, b.get("inputs"))
             if zero:  # (torch's path has a derivative that is identically zero)
                 _sync_leaf_grads(zero)
-                return tws, zero, [], {**b, "zero_path": True}
+                return tws, zero, [], {**b, "zero_path": True, "torch_grads": _grad_states(zero)}
         leaves = _graph_leaves(self.s, tws[0].et)
         if len(tws) > 1:  # the union of the roots' leaves, each once
             seen = {id(et) for et, _ in leaves}
@@ -75,6 +76,7 @@ class BackwardHandlers:
                         seen.add(id(et))
                         leaves.append((et, rec))
         _sync_leaf_grads(leaves)
+        b["torch_grads"] = _grad_states(leaves)
         bypassed = []
         for t in roots:
             known = {id(rec) for rec, _, _ in bypassed}
@@ -122,7 +124,7 @@ class BackwardHandlers:
             out.append((tw.et, tw.rec))
         return out
 
-    def _zero_path(self, call: BackRec, src: Any, leaves: list) -> bool:
+    def _zero_path(self, call: BackRec, src: Any, leaves: list, torch_before: Optional[dict] = None) -> bool:
         """Mirror a backward whose every path has a zero derivative (``_zero_path_leaves``):
         torch either leaves a reached leaf's ``.grad`` as it was (its zero-derivative edges
         carry no tensor) or accumulates exact zeros; the engine does the same. False (the
@@ -143,7 +145,7 @@ class BackwardHandlers:
                 accs.append(_Acc(et, before))
         self.b.note(f"backward at {self._loc(src)}: every path from its root has a derivative that is "
                     f"identically zero, so no leaf's gradient changed, in torch as in the engine.")
-        self._check_accumulations(call, src, accs)
+        self._check_accumulations(call, src, accs, before=torch_before)
         res = ("agree", 0.0, 0.0, None, None, "no gradient reached it: every path has a zero derivative")
         for rec in kept:
             call.checks.append((rec, "grad", res))
@@ -168,7 +170,7 @@ class BackwardHandlers:
         retain = b.get("retain_graph")
         call = self._new_call("backward", [tw.rec for tw in tws], src, grad, retain, create)
         roots = tuple(tw.et for tw in tws)
-        if b.get("zero_path") and self._zero_path(call, src, leaves):
+        if b.get("zero_path") and self._zero_path(call, src, leaves, b.get("torch_grads")):
             self.b.seal()
             return
         # small graphs are replayable step by step; big ones keep per-leaf summaries only
@@ -203,7 +205,7 @@ class BackwardHandlers:
             accs = [_Acc(et, before) for et, before in befores if et.grad is not None]
             self.b.note("backward steps of large graphs are summarised per leaf, not recorded "
                         "step by step.")
-        self._check_accumulations(call, src, accs, roots)
+        self._check_accumulations(call, src, accs, roots, b.get("torch_grads"))
         if self.s.hook_logs:
             self._file_hooks(call)
         _sync_leaf_grads(leaves)  # torch may have given leaves one buffer: share it here too
@@ -287,9 +289,13 @@ class BackwardHandlers:
                 out.append(tw.rec)
         return out
 
-    def _check_accumulations(self, call: BackRec, src: Any, steps: list, roots: tuple = ()) -> None:
+    def _check_accumulations(self, call: BackRec, src: Any, steps: list, roots: tuple = (),
+                             before: Optional[dict] = None) -> None:
         """Compare every gradient the engine accumulated with torch's .grad (``roots``: the
-        engine roots, whose opaque leaves count also when ``inputs=`` skipped them)."""
+        engine roots, whose opaque leaves count also when ``inputs=`` skipped them). ``before``
+        (``_grad_states``): torch's ``.grad`` of each leaf before the call; one this call left
+        as it was (the same tensor, the same version) records no accumulation event, although
+        the engine may have added zeros through an edge torch's graph does not have."""
         unchecked = _below_opaque(self.s, steps, roots) if self.s.opaque else ()
         complex_path = _through_complex(steps)
         recorded = bool(steps) and type(steps[0]) is not _Acc  # BackwardSteps: magnitudes known
@@ -339,7 +345,7 @@ class BackwardHandlers:
                 call.checks.append((rec, "grad", res))
                 statuses.append(res[0])
                 self.b.count(res[0], rec.seq, rec, "grad", res)
-            if rec.hist is not None:
+            if rec.hist is not None and not _untouched(before, rec, tg):
                 after = self.snap(step.after, True)
                 added = after if step.added is step.after else self.snap(step.added, True)
                 self.event(rec, "backward", src, call=call.index, before=self.snap(step.before, True),
@@ -571,6 +577,23 @@ def _unbounded(res: tuple) -> tuple:
             f"off by {rel:.2g} of its largest element, more than the tolerance ({rtol:g}) but within "
             f"what rounding can do here: this backward was too large to record step by step, so the "
             f"size of the terms summed into the gradient (which tells rounding from a wrong rule) is unknown")
+
+
+def _grad_states(leaves: list) -> dict:
+    """id(Rec) -> (weakref to torch's ``.grad``, its ``_version``) of each leaf that has one."""
+    out = {}
+    for _, rec in leaves:
+        tt = rec.tref() if rec.tref is not None else None
+        g = torch_grad(tt) if tt is not None else None
+        if g is not None:
+            out[id(rec)] = (weakref.ref(g), g._version)
+    return out
+
+
+def _untouched(before: Optional[dict], rec: Rec, g: Optional[_Tensor]) -> bool:
+    """Is torch's ``.grad`` ``g`` of leaf ``rec`` the one it had before the call, unchanged?"""
+    state = before.get(id(rec)) if before else None
+    return state is not None and g is not None and state[0]() is g and g._version == state[1]
 
 
 def _sync_leaf_grads(leaves: list) -> None:

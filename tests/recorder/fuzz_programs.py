@@ -64,6 +64,9 @@ class CallFacts:
     maybe: frozenset = frozenset()
     accumulated: frozenset = frozenset()  # reached leaves flagged "accumulated without clearing"
     had_grad: frozenset = frozenset()  # reached leaves whose .grad was not None before the call
+    #: reached leaves whose .grad the call left as it was (the same tensor, the same version):
+    #: torch's edges to them carried no gradient (a derivative that is identically zero)
+    untouched: frozenset = frozenset()
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,7 @@ class Builder:
     def add(self, stmt: Stmt, inputs: tuple = ()) -> bool:
         """Run ``stmt``; keep it (with the callables it called) unless torch raised."""
         facts = self._call_facts(stmt) if stmt.kind in CALL_KINDS else None
+        grads = {x: (self.env[x].grad, self.env[x].grad._version) for x in facts.had_grad} if facts else {}
         mode = _Count()
         try:
             with warnings.catch_warnings():
@@ -305,7 +309,9 @@ class Builder:
         if facts is not None and stmt.kind == "backward":  # a leaf in torch's graph that the
             # call left without a gradient (a double-backward node with no path to it) was not reached
             got = frozenset(x for x in facts.reached if self.env[x].grad is not None)
-            facts = replace(facts, reached=got, tainted=facts.tainted & got, accumulated=facts.accumulated & got)
+            same = frozenset(x for x, (g, v) in grads.items() if self.env[x].grad is g and g._version == v)
+            facts = replace(facts, reached=got, tainted=facts.tainted & got,
+                            accumulated=(facts.accumulated & got) - same, untouched=same)
         kind = "opaque" if mode.opaque and stmt.kind == "op" else stmt.kind
         stmt = Stmt(stmt.src, kind, stmt.target, tuple(mode.names), facts, tuple(inputs))
         self.stmts.append(stmt)
@@ -327,7 +333,7 @@ class Builder:
         if stmt.kind == "autograd_grad":
             self._opaque_grads(stmt)
         if stmt.kind == "backward":
-            for x in stmt.facts.reached:
+            for x in stmt.facts.reached - stmt.facts.untouched:
                 self.since_clear[x] = self.since_clear.get(x, 0) + 1 if x in stmt.facts.had_grad else 1
         if stmt.kind == "grad" and any(p in stmt.src for p in _CLEARING):
             self.since_clear[self.leaf_name(target) or target] = 0

@@ -522,6 +522,18 @@ g11, = torch.autograd.grad(t9.sum(), [w8], create_graph=True)
 loss12 = (g11 * g11).sum()
 loss12.backward()
 """,
+    # recorder/backward.py: a backward whose every path has a zero derivative left torch's x1.grad
+    # as it was (the same tensor, the same version); the engine added zeros and the report said
+    # x1.grad "summed the gradients of two backward calls" (program 230430)
+    "zero_derivative_backward_that_leaves_grad_alone_is_no_accumulation": """
+x1 = torch.tensor([0.25, 0.75], requires_grad=True)
+c2 = torch.randn((3, 2))
+t8 = torch.batch_norm(c2, torch.rand(2, requires_grad=True), x1, torch.zeros(2), torch.ones(2), False, 0.1, 1e-05, False) * torch.linspace(0.5, 1.5, 6).reshape((3, 2))
+loss9 = t8.sum()
+loss9.backward(create_graph=True)
+loss10 = (x1.grad * x1.grad).sum()
+loss10.backward(inputs=[x1])
+""",
 }
 
 
