@@ -144,7 +144,8 @@ def fresh_process_op_loop_time() -> float:
 
 def speed_against_a_fresh_process(turns: int = 3) -> float:
     """This process's op loop over a fresh process's, measured in turns (the best of each):
-    above 1.5 or so, something gradmagic left behind slows every torch call here."""
+    about 1 when nothing was left behind; a leaked recorder on the mode stack makes it several
+    times that (a bare leaked ``TorchFunctionMode``: ~1.6, which the soak's state checks catch)."""
     here = [op_loop_time() for _ in range(turns)]
     fresh = [fresh_process_op_loop_time() for _ in range(turns)]
     return min(here) / min(fresh)

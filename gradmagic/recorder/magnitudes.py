@@ -251,7 +251,7 @@ def _channel(w: np.ndarray, ndim: int) -> np.ndarray:
 
 def _bn_terms(i, gm, x, w=None, b=None, eps=1e-5):
     """batch_norm (batch statistics): Σ|terms| of ∂/∂x and ∂/∂γ; None: the plain rule (∂/∂β)."""
-    axes = (0,) + tuple(range(2, x.ndim))
+    _, axes = _statistics_axes("batch_norm", x, {})
     xb, rstd = _xhat_bound(x, axes, eps)
     if i == 0:
         return _dx_terms(gm if w is None else gm * _channel(w, x.ndim), xb, rstd, axes)
@@ -260,7 +260,7 @@ def _bn_terms(i, gm, x, w=None, b=None, eps=1e-5):
 
 def _ln_terms(i, gm, x, w=None, b=None, normalized_shape=(), eps=1e-5):
     """layer_norm: as ``_bn_terms`` over the last ``len(normalized_shape)`` dims."""
-    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    _, axes = _statistics_axes("layer_norm", x, {"normalized_shape": normalized_shape})
     xb, rstd = _xhat_bound(x, axes, eps)
     if i == 0:
         return _dx_terms(gm if w is None else gm * np.abs(w), xb, rstd, axes)
@@ -269,11 +269,11 @@ def _ln_terms(i, gm, x, w=None, b=None, normalized_shape=(), eps=1e-5):
 
 def _gn_terms(i, gm, x, w=None, b=None, num_groups=1, eps=1e-5):
     """group_norm: as ``_bn_terms`` per sample and group."""
-    grouped = (x.shape[0], num_groups, -1)
-    xb, rstd = _xhat_bound(x.reshape(grouped), (2,), eps)
+    xg, axes = _statistics_axes("group_norm", x, {"num_groups": num_groups})
+    xb, rstd = _xhat_bound(xg, axes, eps)
     if i == 0:
         gw = gm if w is None else gm * _channel(w, x.ndim)
-        return _dx_terms(gw.reshape(grouped), xb, rstd, (2,)).reshape(x.shape)
+        return _dx_terms(gw.reshape(xg.shape), xb, rstd, axes).reshape(x.shape)
     if i == 1:
         return (gm * xb.reshape(x.shape)).sum(axis=(0,) + tuple(range(2, x.ndim)))
     return None
@@ -300,7 +300,9 @@ def value_terms(node: Any) -> Any:
 
 
 def _statistics_axes(op: str, x: np.ndarray, params: dict) -> tuple:
-    """(x shaped for the normalization's statistics, the axes they are taken over)."""
+    """(x shaped for the normalization's statistics, the axes they are taken over): per channel
+    (batch_norm), over the last ``len(normalized_shape)`` dims (layer_norm), per sample and
+    group (group_norm)."""
     if op == "group_norm":
         return x.reshape(x.shape[0], params.get("num_groups", 1), -1), (2,)
     k = len(params.get("normalized_shape", ())) if op == "layer_norm" else None
